@@ -1,0 +1,19 @@
+//! The pure domain of Countersign: proposed actions, tiers and statuses, the policy engine,
+//! the approval lifecycle, the SLA ladder and the audit chain's hashing.
+//!
+//! Nothing here does IO: no clock (time is passed in), no network, no database, no
+//! randomness. The server stores and transports what this crate decides, and tests run here
+//! in microseconds.
+
+pub mod action;
+pub mod audit;
+pub mod duration;
+pub mod glob;
+pub mod lifecycle;
+pub mod policy;
+pub mod sla;
+pub mod tier;
+
+pub use action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
+pub use policy::{Classification, Policy};
+pub use tier::{Status, Tier};
