@@ -108,7 +108,8 @@ pub struct Classification {
     pub rule: Option<usize>,
     /// The first rule whose `actions`, `agents` and `when` all matched.
     pub matched: Option<usize>,
-    /// The first condition that failed to evaluate on the way, if any.
+    /// The condition that failed to evaluate on the way and raised the tier the most, if
+    /// any (the first of those that raised it equally).
     pub failure: Option<EvaluationFailure>,
     pub low_confidence: Option<LowConfidence>,
 }
@@ -164,11 +165,11 @@ impl Fold {
             Try::Failed(error) => {
                 // The rule might have matched: the result must be at least as strict as if it
                 // had, and at least `approve`; later rules still run in case they are stricter.
+                // The failure reported is the one that set the floor: the strictest, first
+                // among equals.
                 let tier = policy.rules[index].tier.max(Tier::Approve);
                 if self.floor.is_none_or(|(t, _)| tier > t) {
                     self.floor = Some((tier, index));
-                }
-                if self.failure.is_none() {
                     self.failure = Some(EvaluationFailure { rule: index, error });
                 }
                 false
@@ -181,7 +182,7 @@ impl Fold {
             .matched
             .map_or(policy.defaults.tier, |i| policy.rules[i].tier);
         let (mut tier, rule) = match self.floor {
-            Some((floor, failed)) if floor > base => (floor, Some(failed)),
+            Some((floor, failed)) if floor >= base => (floor, Some(failed)),
             _ => (base, self.matched),
         };
         let minimum = match rule.and_then(|i| policy.rules[i].min_confidence) {
@@ -294,7 +295,7 @@ impl Policy {
         let mut parts = Vec::new();
         if let Some(failure) = &classification.failure {
             parts.push(format!(
-                "the condition of rule {:?} could not be evaluated ({}), so the action is treated as needing approval",
+                "the condition of rule {:?} could not be evaluated ({}), so the action is treated as if that rule matched, and needs approval at least",
                 self.rules[failure.rule].name, failure.error
             ));
         }

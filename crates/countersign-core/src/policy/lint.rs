@@ -54,9 +54,11 @@ pub(super) fn check_rules(
                 ),
             );
         }
-        check_timeout(report, defaults, default_spans, rule, span);
-        check_effects(report, rule, span);
-        check_shadowing(report, &rules[..j], rule, span);
+        if !span.tier_unknown {
+            check_timeout(report, defaults, default_spans, rule, span);
+            check_effects(report, rule, span);
+        }
+        check_shadowing(report, &rules[..j], &spans[..j], rule, span);
     }
 }
 
@@ -157,11 +159,26 @@ fn always_takes(earlier: &Rule, rule: &Rule, pattern: &crate::glob::Glob) -> boo
     unconditional && agents_covered && earlier.actions.iter().any(|e| e.covers(pattern))
 }
 
-fn check_shadowing(report: &mut Reporter<'_>, earlier: &[Rule], rule: &Rule, span: &RuleSpans) {
+fn check_shadowing(
+    report: &mut Reporter<'_>,
+    earlier: &[Rule],
+    earlier_spans: &[RuleSpans],
+    rule: &Rule,
+    span: &RuleSpans,
+) {
+    if span.broken || rule.actions.is_empty() {
+        return;
+    }
     let blockers: Vec<Option<&Rule>> = rule
         .actions
         .iter()
-        .map(|pattern| earlier.iter().find(|e| always_takes(e, rule, pattern)))
+        .map(|pattern| {
+            earlier
+                .iter()
+                .zip(earlier_spans)
+                .find(|(e, s)| !s.broken && always_takes(e, rule, pattern))
+                .map(|(e, _)| e)
+        })
         .collect();
     if blockers.iter().all(Option::is_some) {
         let first = blockers[0].expect("checked above");

@@ -55,6 +55,11 @@ pub(super) struct RuleSpans {
     pub tier: Range<usize>,
     pub actions: Vec<Range<usize>>,
     pub on_timeout: Option<Range<usize>>,
+    /// The rule had errors of its own: it is linted against the others (names, timeouts)
+    /// but never trusted to shadow them.
+    pub broken: bool,
+    /// Its tier was missing or invalid (a placeholder stands in).
+    pub tier_unknown: bool,
 }
 
 /// The same for `[defaults]`.
@@ -123,6 +128,7 @@ pub(super) fn parse(source: &str) -> Checked {
 
     let mut rules = Vec::new();
     let mut rule_spans = Vec::new();
+    let mut complete = true;
     if let Some(value) = root.get("rules") {
         match value.get_ref() {
             DeValue::Array(items) => {
@@ -136,6 +142,7 @@ pub(super) fn parse(source: &str) -> Checked {
                                 item.span(),
                                 had_syntax_errors,
                             ) {
+                                complete &= !spans.broken;
                                 rules.push(rule);
                                 rule_spans.push(spans);
                             }
@@ -165,7 +172,7 @@ pub(super) fn parse(source: &str) -> Checked {
     lint::check_defaults(&mut report, &defaults, &default_spans);
     lint::check_rules(&mut report, &defaults, &default_spans, &rules, &rule_spans);
 
-    let policy = (!report.has_errors()).then(|| Policy::new(defaults, rules, source));
+    let policy = (complete && !report.has_errors()).then(|| Policy::new(defaults, rules, source));
     Checked {
         policy,
         diagnostics: report.finish(),
@@ -604,10 +611,8 @@ fn parse_rule(
     let review_sample = fields.fraction(report, "review_sample");
 
     let (name, name_span) = name?;
-    let (tier, tier_span) = tier?;
-    if !ok {
-        return None;
-    }
+    let tier_unknown = tier.is_none();
+    let (tier, tier_span) = tier.unwrap_or((Tier::Approve, header.clone()));
     let rule = Rule {
         name,
         description,
@@ -632,6 +637,8 @@ fn parse_rule(
         tier: tier_span,
         actions: action_spans,
         on_timeout: on_timeout.map(|(_, s)| s),
+        broken: !ok,
+        tier_unknown,
     };
     Some((rule, spans))
 }
@@ -643,9 +650,15 @@ fn describe_rule(name: &Option<(String, Range<usize>)>, line: usize) -> String {
     }
 }
 
-/// The span of a `[[rules]]` header: the table's span may start at its first key, so look
-/// back for the header line.
+/// The span of a `[[rules]]` header: the entry's span is the header itself for `[[rules]]`
+/// tables; for anything else (an inline table) look back for the header line.
 fn header_span(source: &str, span: Range<usize>) -> Range<usize> {
+    if source
+        .get(span.clone())
+        .is_some_and(|s| s.starts_with("[["))
+    {
+        return span;
+    }
     let before = &source[..span.start.min(source.len())];
     match before.rfind("[[") {
         Some(start) if source[start..].starts_with("[[") => {

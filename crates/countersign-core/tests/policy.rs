@@ -1,0 +1,738 @@
+//! The policy engine through its public API: `policy check` diagnostics with their
+//! positions, classification tables, fail-closed evaluation, the shipped example policy,
+//! and a property test that the indexed engine and the naive baseline always agree.
+
+use chrono::{DateTime, Utc};
+use countersign_core::policy::{self, NaivePolicy, OnTimeout, Policy};
+use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Tier};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn request(action: &str, agent: &str, args: Value, confidence: Option<f64>) -> ProposedAction {
+    let mut r = ProposedAction::new(
+        ActionName::parse(action).unwrap(),
+        AgentName::parse(agent).unwrap(),
+    );
+    r.args = args.as_object().unwrap().clone();
+    r.confidence = confidence.map(|c| Confidence::new(c).unwrap());
+    r
+}
+
+/// Checks `source` and returns `(code, line, column)` of every diagnostic.
+fn diagnostics(source: &str) -> Vec<(&'static str, usize, usize)> {
+    policy::check(source)
+        .diagnostics
+        .iter()
+        .map(|d| (d.code, d.line, d.column))
+        .collect()
+}
+
+#[track_caller]
+fn check_diagnostics(source: &str, expected: &[(&str, usize, usize)]) {
+    let found = diagnostics(source);
+    let found: Vec<(&str, usize, usize)> = found.iter().map(|(c, l, col)| (*c, *l, *col)).collect();
+    assert_eq!(found, expected, "diagnostics of:\n{source}");
+}
+
+#[test]
+fn check_reports_each_problem_with_its_position() {
+    let cases: &[(&str, &[(&str, usize, usize)])] = &[
+        ("version = 1\n", &[]),
+        ("", &[("missing-version", 1, 1)]),
+        ("version = 2\n", &[("unsupported-version", 1, 11)]),
+        ("version = 1\n[[rules]\n", &[("toml-syntax", 2, 9)]),
+        ("version = 1\nfoo = 1\n", &[("unknown-key", 2, 1)]),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntire = \"auto\"\n",
+            &[("missing-tier", 2, 1), ("unknown-key", 4, 1)],
+        ),
+        (
+            "version = 1\n[[rules]]\ntier = \"auto\"\n",
+            &[("missing-name", 2, 1)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"sometimes\"\n",
+            &[("unknown-tier", 4, 8)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = 3\n",
+            &[("wrong-type", 4, 8)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nactions = [\"a b\"]\ntier = \"auto\"\n",
+            &[("bad-glob", 4, 12)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nactions = []\ntier = \"auto\"\n",
+            &[("empty-actions", 4, 11)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nagents = [\"\"]\ntier = \"auto\"\n",
+            &[("bad-glob", 4, 11)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nwhen = \"args.x >\"\ntier = \"auto\"\n",
+            &[("cel-syntax", 4, 17)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nwhen = \"args.x > 1 && user == 'x'\"\ntier = \"auto\"\n",
+            &[("cel-unknown-variable", 4, 23)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\nactions = [\"x\"]\ntier = \"auto\"\n[[rules]]\nname = \"a\"\nactions = [\"y\"]\ntier = \"auto\"\n",
+            &[("duplicate-rule-name", 7, 8)],
+        ),
+        (
+            "version = 1\n[defaults]\nsla = \"15 min\"\n",
+            &[("bad-duration", 3, 7)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\nescalation_sla = \"0s\"\n",
+            &[("bad-duration", 5, 18)],
+        ),
+        (
+            "version = 1\n[defaults]\nreview_sample = 1.5\n",
+            &[("out-of-range", 3, 17)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"logged\"\nreview_sample = -0.1\n",
+            &[("out-of-range", 5, 17)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\nmin_confidence = 2\n",
+            &[("out-of-range", 5, 18)],
+        ),
+        (
+            "version = 1\n[defaults]\non_timeout = \"approve\"\n",
+            &[("unsafe-on-timeout", 3, 14)],
+        ),
+        (
+            "version = 1\n[defaults]\non_timeout = \"approve\"\nallow_auto_approve = true\n",
+            &[],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\non_timeout = \"approve\"\n",
+            &[("unsafe-on-timeout", 5, 14)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\non_timeout = \"approve\"\nallow_auto_approve = true\n",
+            &[],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"confirm\"\non_timeout = \"approve\"\nallow_auto_approve = true\n",
+            &[("unsafe-on-timeout", 5, 14)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\non_timeout = \"escalate\"\n",
+            &[("escalate-without-groups", 5, 14)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"confirm\"\napprovals = 1\n",
+            &[("confirm-needs-two", 4, 8)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\nreview_sample = 0.5\n",
+            &[("no-effect", 4, 8)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"reads\"\nactions = [\"*.get\"]\ntier = \"auto\"\n[[rules]]\nname = \"orders\"\nactions = [\"order.get\"]\ntier = \"approve\"\n",
+            &[("unreachable-rule", 6, 1)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"reads\"\nactions = [\"*.get\"]\nwhen = \"args.x > 1\"\ntier = \"auto\"\n[[rules]]\nname = \"orders\"\nactions = [\"order.get\"]\ntier = \"approve\"\n",
+            &[],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"reads\"\nactions = [\"*.get\"]\ntier = \"auto\"\n[[rules]]\nname = \"users\"\nactions = [\"user.get\", \"user.put\"]\ntier = \"approve\"\n",
+            &[("unreachable-pattern", 8, 12)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"bots\"\nagents = [\"bot-*\"]\ntier = \"auto\"\n[[rules]]\nname = \"bot 1\"\nagents = [\"bot-1\"]\ntier = \"approve\"\n[[rules]]\nname = \"anyone\"\ntier = \"approve\"\n",
+            &[("unreachable-rule", 6, 1)],
+        ),
+    ];
+    for (source, expected) in cases {
+        check_diagnostics(source, expected);
+    }
+}
+
+#[test]
+fn check_reports_all_problems_at_once() {
+    let source = "version = 1\n[defaults]\ntier = \"aprove\"\nsla = \"1 hour\"\n[[rules]]\nname = \"a\"\ntire = \"auto\"\n[[rules]]\nname = \"b\"\ntier = \"auto\"\nwhen = \"arg.x\"\n";
+    let checked = policy::check(source);
+    assert!(checked.policy.is_none());
+    let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "unknown-tier",
+            "bad-duration",
+            "missing-tier",
+            "unknown-key",
+            "cel-unknown-variable"
+        ]
+    );
+    let typo = &checked.diagnostics[3];
+    assert_eq!(typo.help.as_deref(), Some("did you mean `tier`?"));
+    let rendered = typo.render("p.toml", source);
+    assert!(rendered.contains("--> p.toml:7:1"), "{rendered}");
+    assert!(
+        rendered.contains("7 | tire = \"auto\"\n  | ^^^^"),
+        "{rendered}"
+    );
+}
+
+const POLICY: &str = r#"
+version = 1
+
+[defaults]
+tier = "approve"
+min_confidence = 0.7
+
+[[rules]]
+name = "lookups"
+actions = ["*.get", "*.list"]
+tier = "auto"
+
+[[rules]]
+name = "small refunds"
+actions = ["refund.create"]
+when = "args.amount <= 100"
+tier = "logged"
+review_sample = 0.1
+
+[[rules]]
+name = "large refunds"
+actions = ["refund.create"]
+agents = ["support-*"]
+when = "args.amount > 100"
+tier = "approve"
+approvers = ["support-leads"]
+min_confidence = 0.9
+sla = "15m"
+on_timeout = "escalate"
+escalate_to = ["finance"]
+escalation_sla = "1h"
+
+[[rules]]
+name = "closures"
+actions = ["account.close"]
+tier = "confirm"
+approvers = ["admins"]
+
+[[rules]]
+name = "drops"
+actions = ["db.drop"]
+tier = "deny"
+
+[[rules]]
+name = "arith"
+actions = ["calc.*"]
+when = "args.n + 1 == 3"
+tier = "auto"
+"#;
+
+#[test]
+fn classification_table() {
+    let policy = Policy::parse(POLICY).unwrap();
+    // (action, agent, args, confidence) -> (tier, rule, reason fragment)
+    let cases: &[(&str, &str, Value, Option<f64>, Tier, Option<&str>, &str)] = &[
+        (
+            "order.get",
+            "bot",
+            json!({}),
+            None,
+            Tier::Auto,
+            Some("lookups"),
+            "rule \"lookups\" matched",
+        ),
+        (
+            "order.get.extra",
+            "bot",
+            json!({}),
+            None,
+            Tier::Approve,
+            None,
+            "no rule matched",
+        ),
+        (
+            "refund.create",
+            "support-bot",
+            json!({"amount": 50}),
+            Some(0.95),
+            Tier::Logged,
+            Some("small refunds"),
+            "matched",
+        ),
+        (
+            "refund.create",
+            "support-bot",
+            json!({"amount": 500}),
+            Some(0.95),
+            Tier::Approve,
+            Some("large refunds"),
+            "matched",
+        ),
+        (
+            "refund.create",
+            "sales-bot",
+            json!({"amount": 500}),
+            Some(0.95),
+            Tier::Approve,
+            None,
+            "no rule matched",
+        ),
+        (
+            "refund.create",
+            "support-bot",
+            json!({"amount": 500}),
+            Some(0.62),
+            Tier::Approve,
+            Some("large refunds"),
+            "confidence 0.62 is below 0.9 (rule \"large refunds\")",
+        ),
+        (
+            "refund.create",
+            "support-bot",
+            json!({"amount": 50}),
+            Some(0.5),
+            Tier::Approve,
+            Some("small refunds"),
+            "confidence 0.5 is below 0.7 (policy default)",
+        ),
+        (
+            "refund.create",
+            "support-bot",
+            json!({"amount": 50}),
+            None,
+            Tier::Logged,
+            Some("small refunds"),
+            "matched",
+        ),
+        (
+            "order.get",
+            "bot",
+            json!({}),
+            Some(0.1),
+            Tier::Approve,
+            Some("lookups"),
+            "below 0.7",
+        ),
+        (
+            "account.close",
+            "bot",
+            json!({}),
+            None,
+            Tier::Confirm,
+            Some("closures"),
+            "matched",
+        ),
+        (
+            "db.drop",
+            "bot",
+            json!({}),
+            Some(0.1),
+            Tier::Deny,
+            Some("drops"),
+            "matched",
+        ),
+        (
+            "calc.add",
+            "bot",
+            json!({"n": 2}),
+            None,
+            Tier::Auto,
+            Some("arith"),
+            "matched",
+        ),
+        (
+            "calc.add",
+            "bot",
+            json!({"n": 5}),
+            None,
+            Tier::Approve,
+            None,
+            "no rule matched",
+        ),
+        // Fail closed: a missing key never relaxes the outcome.
+        (
+            "refund.create",
+            "support-bot",
+            json!({}),
+            None,
+            Tier::Approve,
+            Some("small refunds"),
+            "could not be evaluated",
+        ),
+        (
+            "calc.add",
+            "bot",
+            json!({}),
+            None,
+            Tier::Approve,
+            Some("arith"),
+            "no such key",
+        ),
+        (
+            "calc.add",
+            "bot",
+            json!({"n": "two"}),
+            None,
+            Tier::Approve,
+            Some("arith"),
+            "could not be evaluated",
+        ),
+    ];
+    for (action, agent, args, confidence, tier, rule, reason) in cases {
+        let r = request(action, agent, args.clone(), *confidence);
+        let c = policy.classify(&r, now());
+        let context = format!("{action} by {agent} with {args} at {confidence:?}");
+        assert_eq!(c.tier, *tier, "{context}");
+        assert_eq!(policy.rule_name(&c), *rule, "{context}");
+        let text = policy.reason(&c);
+        assert!(
+            text.contains(reason),
+            "{context}: reason {text:?} lacks {reason:?}"
+        );
+        assert_eq!(
+            NaivePolicy::new(&policy).classify(&r, now()).tier,
+            *tier,
+            "naive: {context}"
+        );
+    }
+}
+
+#[test]
+fn failed_conditions_take_the_strictest_rule_they_might_have_hit() {
+    let policy = Policy::parse(
+        r#"version = 1
+[[rules]]
+name = "maybe deny"
+when = "args.flag"
+tier = "deny"
+[[rules]]
+name = "everything else"
+tier = "auto"
+"#,
+    )
+    .unwrap();
+    let c = policy.classify(&request("x.y", "bot", json!({}), None), now());
+    assert_eq!(
+        c.tier,
+        Tier::Deny,
+        "an error on a deny rule must not let the action through"
+    );
+    assert_eq!(policy.rule_name(&c), Some("maybe deny"));
+    let c = policy.classify(&request("x.y", "bot", json!({"flag": false}), None), now());
+    assert_eq!(c.tier, Tier::Auto);
+}
+
+#[test]
+fn review_settings_follow_rule_then_defaults() {
+    let policy = Policy::parse(POLICY).unwrap();
+    let c = policy.classify(
+        &request(
+            "refund.create",
+            "support-bot",
+            json!({"amount": 500}),
+            Some(0.95),
+        ),
+        now(),
+    );
+    let s = policy.review_settings(&c);
+    assert_eq!(s.approvers, ["support-leads"]);
+    assert_eq!(s.approvals_required, 1);
+    assert_eq!(s.sla.to_string(), "15m");
+    assert_eq!(s.on_timeout, OnTimeout::Escalate);
+    assert_eq!(s.escalate_to, ["finance"]);
+    assert_eq!(s.escalation_sla.to_string(), "1h");
+    let c = policy.classify(&request("account.close", "bot", json!({}), None), now());
+    let s = policy.review_settings(&c);
+    assert_eq!((s.approvals_required, s.on_timeout), (2, OnTimeout::Reject));
+    assert_eq!(s.sla.to_string(), "30m");
+}
+
+#[test]
+fn auto_approve_on_timeout_only_when_allowed_and_never_after_escalation_for_safety() {
+    let policy = Policy::parse(
+        r#"version = 1
+[defaults]
+min_confidence = 0.5
+[[rules]]
+name = "pings"
+actions = ["net.ping"]
+when = "args.n > 0"
+tier = "approve"
+on_timeout = "approve"
+allow_auto_approve = true
+"#,
+    )
+    .unwrap();
+    let settings = |args: Value, confidence| {
+        let c = policy.classify(&request("net.ping", "bot", args, confidence), now());
+        policy.review_settings(&c).on_timeout
+    };
+    assert_eq!(settings(json!({"n": 1}), None), OnTimeout::Approve);
+    assert_eq!(
+        settings(json!({"n": 1}), Some(0.1)),
+        OnTimeout::Reject,
+        "low confidence"
+    );
+    assert_eq!(
+        settings(json!({}), None),
+        OnTimeout::Reject,
+        "failed condition"
+    );
+}
+
+#[test]
+fn builtin_policy_reads_are_auto_everything_else_needs_approval() {
+    let policy = Policy::builtin();
+    for (action, tier) in [
+        ("order.get", Tier::Auto),
+        ("customer.list", Tier::Auto),
+        ("kb.search", Tier::Auto),
+        ("file.read", Tier::Auto),
+        ("instance.describe", Tier::Auto),
+        ("refund.create", Tier::Approve),
+        ("get", Tier::Approve),
+        ("order.getter", Tier::Approve),
+    ] {
+        let c = policy.classify(&request(action, "bot", json!({}), None), now());
+        assert_eq!(c.tier, tier, "{action}");
+    }
+}
+
+#[test]
+fn example_policy_and_its_cases_pass() {
+    let source = include_str!("../../../examples/support-desk.toml");
+    let checked = policy::check(source);
+    assert_eq!(checked.diagnostics, [], "the example policy is clean");
+    let policy = checked.policy.unwrap();
+    let cases = include_str!("../../../examples/support-desk.cases.toml");
+    let report = policy::run_cases(&policy, cases, now()).unwrap();
+    assert!(report.total >= 10);
+    assert_eq!(report.failures, [], "{}", report.render("cases"));
+}
+
+#[test]
+fn policy_test_reports_failures_as_a_diff() {
+    let policy = Policy::parse(POLICY).unwrap();
+    let cases = r#"
+[[cases]]
+name = "wrong expectation"
+action = "refund.create"
+agent = "support-bot"
+args = { amount = 5000 }
+confidence = 0.95
+tier = "logged"
+rule = "small refunds"
+
+[[cases]]
+action = "order.get"
+tier = "auto"
+rule = "lookups"
+"#;
+    let report = policy::run_cases(&policy, cases, now()).unwrap();
+    assert_eq!((report.total, report.failures.len()), (2, 1));
+    let rendered = report.render("cases.toml");
+    assert!(
+        rendered.contains("FAIL \"wrong expectation\" (cases.toml:2)"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("tier: - logged\n          + approve"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("rule: - \"small refunds\"\n          + \"large refunds\""),
+        "{rendered}"
+    );
+    assert!(rendered.contains("1 passed, 1 failed"), "{rendered}");
+
+    let bad = "[[cases]]\naction = \"a b\"\ntier = \"auto\"\n[[cases]]\naction = \"x\"\ntier = \"sometimes\"\n";
+    let errors = policy::run_cases(&policy, bad, now()).unwrap_err();
+    let positions: Vec<(usize, usize)> = errors.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(positions, [(2, 10), (6, 8)]);
+    let unknown = policy::run_cases(
+        &policy,
+        "[[cases]]\naction = \"x\"\ntier = \"auto\"\nexpect = 1\n",
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!((unknown[0].line, unknown[0].code), (4, "cases-syntax"));
+}
+
+// --- the fast engine agrees with the naive baseline on random policies -------------------
+
+const ACTION_PATTERNS: &[&str] = &[
+    "a.get", "a.put", "b.get", "b.del", "c", "*.get", "a.*", "*", "?.get", "b*",
+];
+const AGENT_PATTERNS: &[&str] = &["bot-1", "bot-*", "*", "x"];
+const CONDITIONS: &[&str] = &[
+    "args.n > 5",
+    "args.n + 1 == 3",
+    "args.s == 'x'",
+    "has(args.n)",
+    "confidence < 0.5",
+    "hints.destructive",
+    "args.missing > 1",
+    "context.k == 1",
+    "action.startsWith('a')",
+    "agent.endsWith('1')",
+    "true",
+    "false",
+    "args.n",
+];
+const TIERS: &[&str] = &["auto", "logged", "approve", "confirm", "deny"];
+
+#[derive(Clone, Debug)]
+struct GenRule {
+    actions: Vec<usize>,
+    agents: Option<Vec<usize>>,
+    when: Option<usize>,
+    tier: usize,
+    min_confidence: Option<u8>,
+}
+
+fn rule_strategy() -> impl Strategy<Value = GenRule> {
+    (
+        prop::collection::vec(0..ACTION_PATTERNS.len(), 1..3),
+        prop::option::weighted(0.3, prop::collection::vec(0..AGENT_PATTERNS.len(), 1..3)),
+        prop::option::weighted(0.8, 0..CONDITIONS.len()),
+        0..TIERS.len(),
+        prop::option::weighted(0.2, 0u8..=10),
+    )
+        .prop_map(|(actions, agents, when, tier, min_confidence)| GenRule {
+            actions,
+            agents,
+            when,
+            tier,
+            min_confidence,
+        })
+}
+
+fn render(rules: &[GenRule], default_tier: usize) -> String {
+    let mut out = format!(
+        "version = 1\n[defaults]\ntier = \"{}\"\nmin_confidence = 0.3\n",
+        TIERS[default_tier]
+    );
+    for (i, r) in rules.iter().enumerate() {
+        let list = |idx: &[usize], names: &[&str]| {
+            idx.iter()
+                .map(|i| format!("\"{}\"", names[*i]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!("[[rules]]\nname = \"r{i}\"\n"));
+        out.push_str(&format!(
+            "actions = [{}]\n",
+            list(&r.actions, ACTION_PATTERNS)
+        ));
+        if let Some(agents) = &r.agents {
+            out.push_str(&format!("agents = [{}]\n", list(agents, AGENT_PATTERNS)));
+        }
+        if let Some(w) = r.when {
+            out.push_str(&format!("when = \"{}\"\n", CONDITIONS[w]));
+        }
+        out.push_str(&format!("tier = \"{}\"\n", TIERS[r.tier]));
+        if let Some(m) = r.min_confidence {
+            out.push_str(&format!("min_confidence = {}\n", f64::from(m) / 10.0));
+        }
+    }
+    out
+}
+
+/// A generated policy with the rules that the checker finds unreachable dropped.
+fn build(mut rules: Vec<GenRule>, default_tier: usize) -> Policy {
+    loop {
+        let source = render(&rules, default_tier);
+        let checked = policy::check(&source);
+        if let Some(policy) = checked.policy {
+            return policy;
+        }
+        let dead: Vec<String> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| {
+                assert_eq!(
+                    d.code, "unreachable-rule",
+                    "generated policy error: {d}\n{source}"
+                );
+                d.message.split('"').nth(1).unwrap().to_owned()
+            })
+            .collect();
+        let mut i = 0;
+        rules.retain(|_| {
+            i += 1;
+            !dead.contains(&format!("r{}", i - 1))
+        });
+    }
+}
+
+fn request_strategy() -> impl Strategy<Value = ProposedAction> {
+    (
+        prop::sample::select(vec![
+            "a.get", "a.put", "b.get", "b.del", "c", "z.get", "ab", "bb.x",
+        ]),
+        prop::sample::select(vec!["bot-1", "bot-2", "x"]),
+        prop::option::of(-3i64..8),
+        prop::option::of(prop::sample::select(vec!["x", "y"])),
+        prop::option::of(0u8..=10),
+        prop::option::of(any::<bool>()),
+        any::<bool>(),
+    )
+        .prop_map(|(action, agent, n, s, confidence, destructive, k)| {
+            let mut args = serde_json::Map::new();
+            if let Some(n) = n {
+                args.insert("n".into(), json!(n));
+            }
+            if let Some(s) = s {
+                args.insert("s".into(), json!(s));
+            }
+            let mut r = request(
+                action,
+                agent,
+                Value::Object(args),
+                confidence.map(|c| f64::from(c) / 10.0),
+            );
+            r.hints.destructive = destructive;
+            if k {
+                r.context.insert("k".into(), json!(1));
+            }
+            r
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_engine_agrees_with_naive_baseline(
+        rules in prop::collection::vec(rule_strategy(), 0..25),
+        default_tier in 0..TIERS.len(),
+        requests in prop::collection::vec(request_strategy(), 1..12),
+    ) {
+        let policy = build(rules, default_tier);
+        let naive = NaivePolicy::new(&policy);
+        for r in &requests {
+            let fast = policy.classify(r, now());
+            let slow = naive.classify(r, now());
+            prop_assert_eq!(fast.tier, slow.tier, "tier for {:?}", r);
+            prop_assert_eq!(fast.rule, slow.rule, "rule for {:?}", r);
+            prop_assert_eq!(fast.matched, slow.matched);
+            prop_assert_eq!(fast.failure.map(|f| f.rule), slow.failure.map(|f| f.rule));
+            prop_assert_eq!(fast.low_confidence, slow.low_confidence);
+            let explained = policy.explain(r, now()).classification;
+            prop_assert_eq!(explained.tier, fast.tier);
+            prop_assert_eq!(explained.rule, fast.rule);
+        }
+    }
+}
