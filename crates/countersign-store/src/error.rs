@@ -1,0 +1,67 @@
+//! The store's one error type: domain refusals (which the server turns into 4xx answers)
+//! kept apart from storage failures (5xx).
+
+use countersign_core::lifecycle::{DecideError, StateError};
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No action with this id.
+    #[error("no action with id {0:?}")]
+    NotFound(String),
+    /// The lifecycle refused the decision (see [`DecideError::kind`] for its class).
+    #[error(transparent)]
+    Decide(#[from] DecideError),
+    /// The lifecycle refused a cancellation or outcome.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// An idempotency key was reused with a different request body.
+    #[error(
+        "idempotency key {key:?} was already used with a different request body; use a new key for a new request"
+    )]
+    IdempotencyMismatch { key: String },
+    /// An outcome was already reported for this action.
+    #[error("an outcome was already reported for this action")]
+    OutcomeAlreadyRecorded,
+    /// The action is not in the post-hoc review queue (it was not sampled).
+    #[error("this action was not sampled for post-hoc review")]
+    NotInReviewQueue,
+    /// The post-hoc review of this action is already done.
+    #[error("this action was already reviewed")]
+    AlreadyReviewed,
+    /// No token with this id.
+    #[error("no token with id {0:?}")]
+    TokenNotFound(String),
+    /// A pagination cursor that this store did not hand out.
+    #[error("the cursor {0:?} is not one this server handed out")]
+    BadCursor(String),
+    /// A database URL this build cannot open.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or a file path")]
+    UnsupportedUrl(String),
+    /// A stored row that does not decode (the file was edited by hand, or a bug).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database failed (IO, locking, full disk...).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed to apply.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The writer task is gone (the store was closed, or it failed to commit).
+    #[error("the store's writer stopped: {0}")]
+    WriterGone(String),
+}
+
+impl StoreError {
+    /// Is this a refusal caused by the request (as opposed to a storage failure)?
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::Corrupt(_)
+                | StoreError::Database(_)
+                | StoreError::Migrate(_)
+                | StoreError::WriterGone(_)
+                | StoreError::UnsupportedUrl(_)
+        )
+    }
+}

@@ -1,0 +1,201 @@
+//! The one crate that knows SQL: a [`Store`] named by domain operations, with SQLite as the
+//! first backend.
+//!
+//! Every write goes through one writer task per store that batches concurrent commands into
+//! one transaction (group commit): one fsync acknowledges many requests, and an answer is
+//! sent only after the commit returned. Lifecycle rules are `countersign_core`'s, applied
+//! inside the writer's transaction so that no two writers can act on a stale state. The
+//! audit chain is linked in the same transaction as the change it records.
+//!
+//! The server holds an `Arc<dyn Store>`; a PostgreSQL backend will implement the same trait
+//! and run the same [`conformance`] story.
+
+mod audit_log;
+mod canonical;
+mod error;
+mod ids;
+mod record;
+pub mod sqlite;
+mod token;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use countersign_core::lifecycle::DecisionRequest;
+use tokio::sync::broadcast;
+
+pub use audit_log::{AuditEntry, ChainReport, CommitStats, NewAuditEntry, SYSTEM_ACTOR, kind};
+pub use canonical::request_hash;
+pub use error::StoreError;
+pub use record::{
+    ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
+    Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery, ReviewState, ReviewVerdict,
+    Submitted,
+};
+pub use sqlite::{SqliteOptions, SqliteStore, verify_file};
+pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
+
+/// A boxed, sendable future: what [`Store`] methods return, so that the trait can be used
+/// as `Arc<dyn Store>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What the server asks of storage, by domain operation. Writes return only after their
+/// transaction committed durably.
+pub trait Store: Send + Sync + 'static {
+    // ---- actions -------------------------------------------------------------------------
+
+    /// Stores a classified submission. With an idempotency key already used by the same
+    /// agent: the first answer again (`replayed`), or [`StoreError::IdempotencyMismatch`]
+    /// if the body differs. Concurrent duplicates resolve to one action.
+    fn submit(&self, action: NewAction) -> BoxFuture<'_, StoreResult<Submitted>>;
+
+    /// The earlier submission under `(agent, key)`, if any, without writing anything: the
+    /// cheap path for replays. [`Store::submit`] makes the same check authoritatively.
+    fn replay<'a>(
+        &'a self,
+        agent: &'a str,
+        idempotency: &'a Idempotency,
+    ) -> BoxFuture<'a, StoreResult<Option<Submitted>>>;
+
+    /// One action.
+    fn action<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<ActionRecord>>>;
+
+    /// The pending queue, oldest deadline first (ties by id).
+    fn queue(&self, query: QueueQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>>;
+
+    /// Actions of any status, newest first.
+    fn actions(&self, query: ActionQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>>;
+
+    /// Applies a reviewer's verdict with `countersign_core::lifecycle::decide`, inside the
+    /// write transaction.
+    fn decide(
+        &self,
+        id: String,
+        reviewer: Actor,
+        request: DecisionRequest,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
+
+    /// The agent withdraws a pending action (`actor`: the agent's token name).
+    fn cancel(
+        &self,
+        id: String,
+        actor: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
+
+    /// The agent reports what happened when it ran the action (once).
+    fn record_outcome(
+        &self,
+        id: String,
+        actor: String,
+        outcome: NewOutcome,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
+
+    // ---- the SLA ladder ------------------------------------------------------------------
+
+    /// The earliest deadline among pending actions (for the SLA worker to sleep until).
+    fn next_deadline(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>>;
+
+    /// Pending actions whose deadline is at or before `now`, earliest first.
+    fn due_deadlines(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> BoxFuture<'_, StoreResult<Vec<DueDeadline>>>;
+
+    /// Applies the SLA step due for action `id` at `now` (`countersign_core::sla::due`),
+    /// inside the write transaction. `None` when nothing is due (any more).
+    fn apply_sla(
+        &self,
+        id: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Option<ActionRecord>>>;
+
+    /// Applies every SLA step due at `now`, up to `limit` actions, in one transaction;
+    /// returns the changed actions.
+    fn sweep_sla(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> BoxFuture<'_, StoreResult<Vec<ActionRecord>>>;
+
+    // ---- post-hoc review -----------------------------------------------------------------
+
+    /// The post-hoc review queue: sampled `logged` actions, oldest first.
+    fn reviews(&self, query: ReviewQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>>;
+
+    /// Records a post-hoc review (once per action).
+    fn review(
+        &self,
+        id: String,
+        reviewer: Actor,
+        review: NewReview,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
+
+    // ---- audit ---------------------------------------------------------------------------
+
+    /// Appends an entry for an event outside the action lifecycle.
+    fn append_audit(&self, entry: NewAuditEntry) -> BoxFuture<'_, StoreResult<AuditEntry>>;
+
+    /// Entries with `seq > after`, in order.
+    fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>>;
+
+    /// Verifies the whole chain and names the first changed, removed or reordered entry.
+    fn verify_audit(&self) -> BoxFuture<'_, StoreResult<ChainReport>>;
+
+    // ---- tokens --------------------------------------------------------------------------
+
+    fn create_token(&self, token: NewToken) -> BoxFuture<'_, StoreResult<CreatedToken>>;
+
+    /// The live token with this secret; `None` for unknown and revoked tokens.
+    fn authenticate<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, StoreResult<Option<Token>>>;
+
+    fn tokens(&self) -> BoxFuture<'_, StoreResult<Vec<Token>>>;
+
+    fn revoke_token(
+        &self,
+        id: String,
+        actor: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Token>>;
+
+    // ---- watching ------------------------------------------------------------------------
+
+    /// Every action changed by a committed write, sent after the commit. A receiver that
+    /// lags (`RecvError::Lagged`) should re-read the actions it watches.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<ActionRecord>>;
+
+    /// Group-commit counters.
+    fn commit_stats(&self) -> CommitStats;
+}
+
+/// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a plain path
+/// (created if missing, migrated).
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        rest
+    } else if url.contains("://") {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    } else {
+        url
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    }
+    let store = SqliteStore::open(path, SqliteOptions::default()).await?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,589 @@
+//! The write operations, each run by the writer inside its batch transaction (under its own
+//! savepoint). Lifecycle rules come from `countersign_core`; this file only loads, applies
+//! and stores, and records every change in the audit chain in the same transaction.
+
+use chrono::{DateTime, Utc};
+use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, TimeoutPlan};
+use countersign_core::sla::{self, SlaStep};
+use countersign_core::{Status, Tier};
+use serde_json::{Value, json};
+use sqlx::{Row, SqliteConnection};
+
+use super::chain::{self, Head};
+use super::rows::{self, ACTION_COLUMNS, millis, to_json};
+use crate::audit_log::{AuditEntry, NewAuditEntry, SYSTEM_ACTOR, kind};
+use crate::error::StoreError;
+use crate::ids;
+use crate::record::{
+    ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, Outcome, Review,
+    ReviewState, Submitted,
+};
+use crate::token::{self, CreatedToken, NewToken, Token};
+
+type Conn = SqliteConnection;
+
+pub(crate) async fn load_action(conn: &mut Conn, id: &str) -> Result<ActionRecord, StoreError> {
+    let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+    rows::action_from_row(&row)
+}
+
+/// Writes the fields that change after submission.
+async fn update_action(conn: &mut Conn, record: &ActionRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE actions SET status = ?, args = ?, original_args = ?, approvers = ?, \
+         escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
+         review_state = ?, review = ?, outcome = ?, decided_at = ?, version = ? WHERE id = ?",
+    )
+    .bind(record.status.as_str())
+    .bind(to_json(&record.args))
+    .bind(record.original_args.as_ref().map(to_json))
+    .bind(to_json(&record.approvers))
+    .bind(to_json(&record.escalated_to))
+    .bind(record.escalated)
+    .bind(i64::from(record.approvals_required))
+    .bind(rows::decisions_json(&record.decisions))
+    .bind(record.deadline.map(millis))
+    .bind(rows::review_state_column(&record.review))
+    .bind(match &record.review {
+        ReviewState::Reviewed(review) => Some(rows::review_json(review)),
+        _ => None,
+    })
+    .bind(record.outcome.as_ref().map(rows::outcome_json))
+    .bind(record.decided_at.map(millis))
+    .bind(record.version as i64)
+    .bind(&record.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The first answer to a submission, rebuilt from the current record and what the
+/// idempotency row kept of that answer.
+pub(crate) fn first_answer(
+    mut record: ActionRecord,
+    response: &str,
+) -> Result<ActionRecord, StoreError> {
+    let first: Value = serde_json::from_str(response)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
+    record.status = first["status"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
+    record.deadline = first["deadline"]
+        .as_i64()
+        .map(rows::from_millis)
+        .transpose()?;
+    record.decided_at = first["decided_at"]
+        .as_i64()
+        .map(rows::from_millis)
+        .transpose()?;
+    if let Some(original) = record.original_args.take() {
+        record.args = original;
+    }
+    record.decisions.clear();
+    record.escalated = false;
+    record.escalated_to.clear();
+    record.outcome = None;
+    if record.review != ReviewState::NotSampled {
+        record.review = ReviewState::Open;
+    }
+    record.version = 1;
+    Ok(record)
+}
+
+/// Looks up an earlier submission under the same idempotency key.
+pub(crate) async fn find_replay(
+    conn: &mut Conn,
+    agent: &str,
+    idempotency: &Idempotency,
+) -> Result<Option<Submitted>, StoreError> {
+    let row = sqlx::query(
+        "SELECT body_hash, action_id, response FROM idempotency WHERE agent = ? AND key = ?",
+    )
+    .bind(agent)
+    .bind(&idempotency.key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let body_hash: String = row.try_get(0)?;
+    if body_hash != idempotency.body_hash {
+        return Err(StoreError::IdempotencyMismatch {
+            key: idempotency.key.clone(),
+        });
+    }
+    let action_id: String = row.try_get(1)?;
+    let response: String = row.try_get(2)?;
+    let record = load_action(conn, &action_id).await?;
+    Ok(Some(Submitted {
+        record: first_answer(record, &response)?,
+        replayed: true,
+    }))
+}
+
+/// The record a submission creates.
+fn new_record(new: NewAction) -> ActionRecord {
+    let id = ids::new_id(new.at);
+    let status = new.tier.initial_status();
+    let gated = new.tier.is_human_gated();
+    let settings = new.settings;
+    let sampled = new.tier == Tier::Logged
+        && status == Status::Allowed
+        && ids::sampled(&id, settings.review_sample);
+    ActionRecord {
+        action: new.proposal.action.as_str().to_owned(),
+        agent: new.proposal.agent.as_str().to_owned(),
+        owner: new.owner,
+        status,
+        tier: new.tier,
+        rule: new.rule,
+        reason: new.reason,
+        args: new.proposal.args,
+        original_args: None,
+        reasoning: new.reasoning,
+        context: new.proposal.context,
+        confidence: new.proposal.confidence.map(|c| c.value()),
+        hints: new.proposal.hints,
+        idempotency_key: new.idempotency.map(|i| i.key),
+        approvers: if gated {
+            settings.approvers
+        } else {
+            Vec::new()
+        },
+        escalated_to: Vec::new(),
+        escalated: false,
+        approvals_required: if gated {
+            settings.approvals_required
+        } else {
+            0
+        },
+        decisions: Vec::new(),
+        deadline: gated.then(|| new.at + settings.sla.as_chrono()),
+        timeout: gated.then(|| TimeoutPlan {
+            on_timeout: settings.on_timeout,
+            escalate_to: settings.escalate_to,
+            escalation_sla: settings.escalation_sla,
+        }),
+        policy_hash: new.policy_hash,
+        review_sample: settings.review_sample,
+        review: if sampled {
+            ReviewState::Open
+        } else {
+            ReviewState::NotSampled
+        },
+        outcome: None,
+        created_at: new.at,
+        decided_at: status.is_final().then_some(new.at),
+        version: 1,
+        id,
+    }
+}
+
+pub(crate) async fn submit(
+    conn: &mut Conn,
+    head: &mut Head,
+    new: NewAction,
+) -> Result<(Submitted, Option<ActionRecord>), StoreError> {
+    let agent = new.proposal.agent.as_str().to_owned();
+    if let Some(idempotency) = &new.idempotency
+        && let Some(replay) = find_replay(conn, &agent, idempotency).await?
+    {
+        return Ok((replay, None));
+    }
+    let idempotency = new.idempotency.clone();
+    let at = new.at;
+    let record = new_record(new);
+    let sql = format!(
+        "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&record.id)
+        .bind(&record.action)
+        .bind(&record.agent)
+        .bind(&record.owner)
+        .bind(record.status.as_str())
+        .bind(record.tier.as_str())
+        .bind(&record.rule)
+        .bind(&record.reason)
+        .bind(to_json(&record.args))
+        .bind(Option::<String>::None)
+        .bind(&record.reasoning)
+        .bind(to_json(&record.context))
+        .bind(record.confidence)
+        .bind(to_json(&record.hints))
+        .bind(&record.idempotency_key)
+        .bind(to_json(&record.approvers))
+        .bind(to_json(&record.escalated_to))
+        .bind(record.escalated)
+        .bind(i64::from(record.approvals_required))
+        .bind(rows::decisions_json(&record.decisions))
+        .bind(record.deadline.map(millis))
+        .bind(record.timeout.as_ref().map(rows::timeout_json))
+        .bind(&record.policy_hash)
+        .bind(record.review_sample)
+        .bind(rows::review_state_column(&record.review))
+        .bind(Option::<String>::None)
+        .bind(Option::<String>::None)
+        .bind(millis(record.created_at))
+        .bind(record.decided_at.map(millis))
+        .bind(record.version as i64)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(idempotency) = &idempotency {
+        let response = json!({
+            "status": record.status.as_str(),
+            "deadline": record.deadline.map(millis),
+            "decided_at": record.decided_at.map(millis),
+        });
+        sqlx::query(
+            "INSERT INTO idempotency (agent, key, body_hash, action_id, response, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.agent)
+        .bind(&idempotency.key)
+        .bind(&idempotency.body_hash)
+        .bind(&record.id)
+        .bind(response.to_string())
+        .bind(millis(at))
+        .execute(&mut *conn)
+        .await?;
+    }
+    let submitted = json!({
+        "action": record.action,
+        "args": record.args,
+        "reasoning": record.reasoning,
+        "context": record.context,
+        "confidence": record.confidence,
+        "hints": record.hints,
+        "idempotency_key": record.idempotency_key,
+    });
+    chain::append(
+        conn,
+        head,
+        at,
+        kind::SUBMITTED,
+        &record.agent,
+        &record.id,
+        submitted.to_string(),
+    )
+    .await?;
+    let classified = json!({
+        "tier": record.tier.as_str(),
+        "status": record.status.as_str(),
+        "rule": record.rule,
+        "reason": record.reason,
+        "policy_hash": record.policy_hash,
+        "approvers": record.approvers,
+        "approvals_required": record.approvals_required,
+        "deadline": record.deadline.map(millis),
+        "on_timeout": record.timeout.as_ref().map(|t| t.on_timeout.as_str()),
+        "review_sampled": record.review == ReviewState::Open,
+    });
+    chain::append(
+        conn,
+        head,
+        at,
+        kind::CLASSIFIED,
+        SYSTEM_ACTOR,
+        &record.id,
+        classified.to_string(),
+    )
+    .await?;
+    let answer = Submitted {
+        record: record.clone(),
+        replayed: false,
+    };
+    Ok((answer, Some(record)))
+}
+
+pub(crate) async fn decide(
+    conn: &mut Conn,
+    head: &mut Head,
+    id: &str,
+    reviewer: &Actor,
+    request: DecisionRequest,
+    now: DateTime<Utc>,
+) -> Result<ActionRecord, StoreError> {
+    let mut record = load_action(conn, id).await?;
+    let decided = lifecycle::decide(
+        &record.gate(),
+        &Reviewer {
+            name: &reviewer.name,
+            groups: &reviewer.groups,
+        },
+        request,
+        now,
+    )?;
+    let body = json!({
+        "verdict": decided.decision.verdict.as_str(),
+        "args": decided.decision.args,
+        "reason": decided.decision.reason,
+        "status": decided.status.as_str(),
+    });
+    record.decisions.push(decided.decision);
+    record.status = decided.status;
+    record.args = decided.args;
+    record.original_args = decided.original_args;
+    record.decided_at = decided.decided_at;
+    record.version += 1;
+    update_action(conn, &record).await?;
+    chain::append(
+        conn,
+        head,
+        now,
+        kind::DECIDED,
+        &reviewer.name,
+        id,
+        body.to_string(),
+    )
+    .await?;
+    Ok(record)
+}
+
+pub(crate) async fn cancel(
+    conn: &mut Conn,
+    head: &mut Head,
+    id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<ActionRecord, StoreError> {
+    let mut record = load_action(conn, id).await?;
+    record.status = lifecycle::cancel(&record.gate())?;
+    record.decided_at = Some(now);
+    record.version += 1;
+    update_action(conn, &record).await?;
+    let body = json!({"status": record.status.as_str()});
+    chain::append(
+        conn,
+        head,
+        now,
+        kind::CANCELLED,
+        actor,
+        id,
+        body.to_string(),
+    )
+    .await?;
+    Ok(record)
+}
+
+pub(crate) async fn record_outcome(
+    conn: &mut Conn,
+    head: &mut Head,
+    id: &str,
+    actor: &str,
+    outcome: NewOutcome,
+    now: DateTime<Utc>,
+) -> Result<ActionRecord, StoreError> {
+    let mut record = load_action(conn, id).await?;
+    lifecycle::check_outcome(record.status)?;
+    if record.outcome.is_some() {
+        return Err(StoreError::OutcomeAlreadyRecorded);
+    }
+    let body = json!({"status": outcome.status.as_str(), "detail": outcome.detail});
+    record.outcome = Some(Outcome {
+        status: outcome.status,
+        detail: outcome.detail,
+        reported_by: actor.to_owned(),
+        at: now,
+    });
+    record.version += 1;
+    update_action(conn, &record).await?;
+    chain::append(conn, head, now, kind::OUTCOME, actor, id, body.to_string()).await?;
+    Ok(record)
+}
+
+pub(crate) async fn apply_sla(
+    conn: &mut Conn,
+    head: &mut Head,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ActionRecord>, StoreError> {
+    let mut record = load_action(conn, id).await?;
+    let Some(step) = sla::due(&record.gate(), now) else {
+        return Ok(None);
+    };
+    let missed = record.deadline.map(millis);
+    let (kind, body) = match &step {
+        SlaStep::Escalate { groups, deadline } => {
+            for group in groups {
+                if !record.escalated_to.contains(group) {
+                    record.escalated_to.push(group.clone());
+                }
+            }
+            record.escalated = true;
+            record.deadline = Some(*deadline);
+            (
+                kind::ESCALATED,
+                json!({"groups": groups, "missed_deadline": missed, "deadline": millis(*deadline)}),
+            )
+        }
+        SlaStep::Expire => (kind::EXPIRED, json!({"missed_deadline": missed})),
+        SlaStep::AutoApprove => (kind::AUTO_APPROVED, json!({"missed_deadline": missed})),
+    };
+    record.status = step.status();
+    if record.status.is_final() {
+        record.decided_at = Some(now);
+    }
+    record.version += 1;
+    update_action(conn, &record).await?;
+    chain::append(conn, head, now, kind, SYSTEM_ACTOR, id, body.to_string()).await?;
+    Ok(Some(record))
+}
+
+pub(crate) async fn sweep_sla(
+    conn: &mut Conn,
+    head: &mut Head,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<ActionRecord>, StoreError> {
+    let due = super::read::due_deadlines(&mut *conn, now, limit).await?;
+    let mut changed = Vec::with_capacity(due.len());
+    for item in due {
+        if let Some(record) = apply_sla(conn, head, &item.id, now).await? {
+            changed.push(record);
+        }
+    }
+    Ok(changed)
+}
+
+pub(crate) async fn review(
+    conn: &mut Conn,
+    head: &mut Head,
+    id: &str,
+    reviewer: &Actor,
+    review: NewReview,
+    now: DateTime<Utc>,
+) -> Result<ActionRecord, StoreError> {
+    let mut record = load_action(conn, id).await?;
+    match record.review {
+        ReviewState::NotSampled => return Err(StoreError::NotInReviewQueue),
+        ReviewState::Reviewed(_) => return Err(StoreError::AlreadyReviewed),
+        ReviewState::Open => {}
+    }
+    let body = json!({"verdict": review.verdict.as_str(), "note": review.note});
+    record.review = ReviewState::Reviewed(Review {
+        reviewer: reviewer.name.clone(),
+        verdict: review.verdict,
+        note: review.note,
+        at: now,
+    });
+    record.version += 1;
+    update_action(conn, &record).await?;
+    chain::append(
+        conn,
+        head,
+        now,
+        kind::REVIEWED,
+        &reviewer.name,
+        id,
+        body.to_string(),
+    )
+    .await?;
+    Ok(record)
+}
+
+pub(crate) async fn append_audit(
+    conn: &mut Conn,
+    head: &mut Head,
+    entry: NewAuditEntry,
+) -> Result<AuditEntry, StoreError> {
+    chain::append(
+        conn,
+        head,
+        entry.at,
+        &entry.kind,
+        &entry.actor,
+        entry.action_id.as_deref().unwrap_or(""),
+        entry.body.to_string(),
+    )
+    .await
+}
+
+pub(crate) async fn create_token(
+    conn: &mut Conn,
+    head: &mut Head,
+    new: NewToken,
+) -> Result<CreatedToken, StoreError> {
+    let secret = token::new_secret();
+    let token = Token {
+        id: ids::new_id(new.at),
+        name: new.name,
+        role: new.role,
+        groups: new.groups,
+        owner: new.owner,
+        created_at: new.at,
+        revoked: false,
+    };
+    sqlx::query(
+        "INSERT INTO tokens (id, name, role, groups, owner, secret_hash, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&token.id)
+    .bind(&token.name)
+    .bind(token.role.as_str())
+    .bind(to_json(&token.groups))
+    .bind(&token.owner)
+    .bind(&token::secret_hash(&secret)[..])
+    .bind(millis(token.created_at))
+    .execute(&mut *conn)
+    .await?;
+    let body = json!({
+        "token_id": token.id,
+        "name": token.name,
+        "role": token.role.as_str(),
+        "groups": token.groups,
+        "owner": token.owner,
+    });
+    chain::append(
+        conn,
+        head,
+        new.at,
+        kind::TOKEN_CREATED,
+        &new.created_by,
+        "",
+        body.to_string(),
+    )
+    .await?;
+    Ok(CreatedToken { secret, token })
+}
+
+pub(crate) async fn revoke_token(
+    conn: &mut Conn,
+    head: &mut Head,
+    id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Token, StoreError> {
+    let token = super::read::token(&mut *conn, id)
+        .await?
+        .ok_or_else(|| StoreError::TokenNotFound(id.to_owned()))?;
+    if token.revoked {
+        return Ok(token);
+    }
+    sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ?")
+        .bind(millis(now))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let body = json!({"token_id": token.id, "name": token.name});
+    chain::append(
+        conn,
+        head,
+        now,
+        kind::TOKEN_REVOKED,
+        actor,
+        "",
+        body.to_string(),
+    )
+    .await?;
+    Ok(Token {
+        revoked: true,
+        ..token
+    })
+}

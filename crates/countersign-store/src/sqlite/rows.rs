@@ -1,0 +1,275 @@
+//! Row wrappers: SQL rows to domain records and back. Keeps SQL types (millis, JSON text,
+//! status strings) out of everything else.
+
+use chrono::{DateTime, Utc};
+use countersign_core::action::Hints;
+use countersign_core::duration::ReviewDuration;
+use countersign_core::lifecycle::{Decision, TimeoutPlan, Verdict};
+use countersign_core::policy::OnTimeout;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::audit_log::AuditEntry;
+use crate::error::StoreError;
+use crate::record::{ActionRecord, Outcome, OutcomeStatus, Review, ReviewState, ReviewVerdict};
+use crate::token::{Role, Token};
+
+/// The columns of `actions`, in the order [`action_from_row`] reads them.
+pub(crate) const ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule, reason, args, \
+     original_args, reasoning, context, confidence, hints, idempotency_key, approvers, \
+     escalated_to, escalated, approvals_required, decisions, deadline, timeout_plan, \
+     policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version";
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| corrupt(format!("time {millis}")))
+}
+
+fn opt_time(millis: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    millis.map(from_millis).transpose()
+}
+
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Serialising plain data (maps, strings, numbers) cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(text: &str, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("column {column}: {e}")))
+}
+
+fn object(text: &str, column: &str) -> Result<Map<String, Value>, StoreError> {
+    from_json(text, column)
+}
+
+/// A decision as stored in the `decisions` JSON array.
+#[derive(Serialize, Deserialize)]
+struct DecisionJson {
+    reviewer: String,
+    verdict: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    args: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    at: i64,
+}
+
+pub(crate) fn decisions_json(decisions: &[Decision]) -> String {
+    let list: Vec<DecisionJson> = decisions
+        .iter()
+        .map(|d| DecisionJson {
+            reviewer: d.reviewer.clone(),
+            verdict: d.verdict.as_str().to_owned(),
+            args: d.args.clone(),
+            reason: d.reason.clone(),
+            at: millis(d.at),
+        })
+        .collect();
+    to_json(&list)
+}
+
+fn decisions_from(text: &str) -> Result<Vec<Decision>, StoreError> {
+    let list: Vec<DecisionJson> = from_json(text, "decisions")?;
+    list.into_iter()
+        .map(|d| {
+            Ok(Decision {
+                verdict: Verdict::parse(&d.verdict)
+                    .ok_or_else(|| corrupt(format!("verdict {:?}", d.verdict)))?,
+                reviewer: d.reviewer,
+                args: d.args,
+                reason: d.reason,
+                at: from_millis(d.at)?,
+            })
+        })
+        .collect()
+}
+
+#[derive(Serialize, Deserialize)]
+struct TimeoutJson {
+    on_timeout: String,
+    escalate_to: Vec<String>,
+    escalation_sla_seconds: u64,
+}
+
+pub(crate) fn timeout_json(plan: &TimeoutPlan) -> String {
+    to_json(&TimeoutJson {
+        on_timeout: plan.on_timeout.as_str().to_owned(),
+        escalate_to: plan.escalate_to.clone(),
+        escalation_sla_seconds: plan.escalation_sla.seconds(),
+    })
+}
+
+fn timeout_from(text: &str) -> Result<TimeoutPlan, StoreError> {
+    let t: TimeoutJson = from_json(text, "timeout_plan")?;
+    Ok(TimeoutPlan {
+        on_timeout: t.on_timeout.parse::<OnTimeout>().map_err(corrupt)?,
+        escalate_to: t.escalate_to,
+        escalation_sla: ReviewDuration::from_seconds(t.escalation_sla_seconds)
+            .ok_or_else(|| corrupt("escalation sla"))?,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReviewJson {
+    reviewer: String,
+    verdict: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    at: i64,
+}
+
+pub(crate) fn review_json(review: &Review) -> String {
+    to_json(&ReviewJson {
+        reviewer: review.reviewer.clone(),
+        verdict: review.verdict.as_str().to_owned(),
+        note: review.note.clone(),
+        at: millis(review.at),
+    })
+}
+
+/// The `review_state` column for a state.
+pub(crate) fn review_state_column(state: &ReviewState) -> Option<&'static str> {
+    match state {
+        ReviewState::NotSampled => None,
+        ReviewState::Open => Some("open"),
+        ReviewState::Reviewed(_) => Some("done"),
+    }
+}
+
+fn review_from(state: Option<&str>, review: Option<&str>) -> Result<ReviewState, StoreError> {
+    match (state, review) {
+        (None, _) => Ok(ReviewState::NotSampled),
+        (Some("open"), _) => Ok(ReviewState::Open),
+        (Some("done"), Some(text)) => {
+            let r: ReviewJson = from_json(text, "review")?;
+            Ok(ReviewState::Reviewed(Review {
+                verdict: ReviewVerdict::parse(&r.verdict)
+                    .ok_or_else(|| corrupt(format!("review verdict {:?}", r.verdict)))?,
+                reviewer: r.reviewer,
+                note: r.note,
+                at: from_millis(r.at)?,
+            }))
+        }
+        (Some(other), _) => Err(corrupt(format!("review state {other:?}"))),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutcomeJson {
+    status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<Value>,
+    reported_by: String,
+    at: i64,
+}
+
+pub(crate) fn outcome_json(outcome: &Outcome) -> String {
+    to_json(&OutcomeJson {
+        status: outcome.status.as_str().to_owned(),
+        detail: outcome.detail.clone(),
+        reported_by: outcome.reported_by.clone(),
+        at: millis(outcome.at),
+    })
+}
+
+fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
+    let o: OutcomeJson = from_json(text, "outcome")?;
+    Ok(Outcome {
+        status: OutcomeStatus::parse(&o.status)
+            .ok_or_else(|| corrupt(format!("outcome status {:?}", o.status)))?,
+        detail: o.detail,
+        reported_by: o.reported_by,
+        at: from_millis(o.at)?,
+    })
+}
+
+/// Reads a row selected with [`ACTION_COLUMNS`].
+pub(crate) fn action_from_row(row: &SqliteRow) -> Result<ActionRecord, StoreError> {
+    let text = |i: usize| row.try_get::<String, _>(i);
+    let opt_text = |i: usize| row.try_get::<Option<String>, _>(i);
+    let original_args = opt_text(9)?;
+    let timeout = opt_text(21)?;
+    let review_state = opt_text(24)?;
+    let review = opt_text(25)?;
+    let outcome = opt_text(26)?;
+    Ok(ActionRecord {
+        id: text(0)?,
+        action: text(1)?,
+        agent: text(2)?,
+        owner: opt_text(3)?,
+        status: text(4)?.parse().map_err(corrupt)?,
+        tier: text(5)?.parse().map_err(corrupt)?,
+        rule: opt_text(6)?,
+        reason: text(7)?,
+        args: object(&text(8)?, "args")?,
+        original_args: original_args
+            .map(|t| object(&t, "original_args"))
+            .transpose()?,
+        reasoning: opt_text(10)?,
+        context: object(&text(11)?, "context")?,
+        confidence: row.try_get::<Option<f64>, _>(12)?,
+        hints: from_json::<Hints>(&text(13)?, "hints")?,
+        idempotency_key: opt_text(14)?,
+        approvers: from_json(&text(15)?, "approvers")?,
+        escalated_to: from_json(&text(16)?, "escalated_to")?,
+        escalated: row.try_get::<bool, _>(17)?,
+        approvals_required: u32::try_from(row.try_get::<i64, _>(18)?)
+            .map_err(|_| corrupt("approvals_required"))?,
+        decisions: decisions_from(&text(19)?)?,
+        deadline: opt_time(row.try_get::<Option<i64>, _>(20)?)?,
+        timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
+        policy_hash: text(22)?,
+        review_sample: row.try_get::<f64, _>(23)?,
+        review: review_from(review_state.as_deref(), review.as_deref())?,
+        outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
+        created_at: from_millis(row.try_get::<i64, _>(27)?)?,
+        decided_at: opt_time(row.try_get::<Option<i64>, _>(28)?)?,
+        version: u64::try_from(row.try_get::<i64, _>(29)?).map_err(|_| corrupt("version"))?,
+    })
+}
+
+/// The columns of `tokens`, in the order [`token_from_row`] reads them.
+pub(crate) const TOKEN_COLUMNS: &str =
+    "id, name, role, groups, owner, created_at, revoked_at, secret_hash";
+
+pub(crate) fn token_from_row(row: &SqliteRow) -> Result<Token, StoreError> {
+    Ok(Token {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        role: row
+            .try_get::<String, _>(2)?
+            .parse::<Role>()
+            .map_err(corrupt)?,
+        groups: from_json(&row.try_get::<String, _>(3)?, "groups")?,
+        owner: row.try_get(4)?,
+        created_at: from_millis(row.try_get(5)?)?,
+        revoked: row.try_get::<Option<i64>, _>(6)?.is_some(),
+    })
+}
+
+/// The columns of `audit`, in the order [`audit_from_row`] reads them.
+pub(crate) const AUDIT_COLUMNS: &str = "seq, at, kind, actor, action_id, body, prev, hash";
+
+pub(crate) fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    let prev: Vec<u8> = row.try_get(6)?;
+    let hash: Vec<u8> = row.try_get(7)?;
+    Ok(AuditEntry {
+        seq: u64::try_from(row.try_get::<i64, _>(0)?).map_err(|_| corrupt("seq"))?,
+        at: from_millis(row.try_get(1)?)?,
+        kind: row.try_get(2)?,
+        actor: row.try_get(3)?,
+        action_id: row.try_get(4)?,
+        body: row.try_get(5)?,
+        prev: countersign_core::audit::hex(&prev),
+        hash: countersign_core::audit::hex(&hash),
+    })
+}

@@ -1,0 +1,326 @@
+//! The single writer: one task owns the write connection and commits in groups. It waits
+//! for a command, drains whatever else is queued (up to a cap), runs them all in one
+//! transaction — each under its own savepoint, so a refused command does not fail its
+//! neighbours — commits once (one fsync), and only then answers each caller and tells
+//! subscribers what changed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use countersign_core::lifecycle::DecisionRequest;
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::chain::{self, Head};
+use super::ops;
+use crate::audit_log::{AuditEntry, CommitStats, NewAuditEntry};
+use crate::error::StoreError;
+use crate::record::{ActionRecord, Actor, NewAction, NewOutcome, NewReview, Submitted};
+use crate::token::{CreatedToken, NewToken, Token};
+
+/// What a caller asks the writer to do.
+pub(crate) enum Op {
+    Submit(Box<NewAction>),
+    Decide {
+        id: String,
+        reviewer: Actor,
+        request: DecisionRequest,
+        now: DateTime<Utc>,
+    },
+    Cancel {
+        id: String,
+        actor: String,
+        now: DateTime<Utc>,
+    },
+    Outcome {
+        id: String,
+        actor: String,
+        outcome: NewOutcome,
+        now: DateTime<Utc>,
+    },
+    ApplySla {
+        id: String,
+        now: DateTime<Utc>,
+    },
+    SweepSla {
+        now: DateTime<Utc>,
+        limit: u32,
+    },
+    Review {
+        id: String,
+        reviewer: Actor,
+        review: NewReview,
+        now: DateTime<Utc>,
+    },
+    AppendAudit(NewAuditEntry),
+    CreateToken(NewToken),
+    RevokeToken {
+        id: String,
+        actor: String,
+        now: DateTime<Utc>,
+    },
+}
+
+/// The writer's answer to an [`Op`].
+pub(crate) enum Reply {
+    Submitted(Submitted),
+    Record(ActionRecord),
+    MaybeRecord(Option<ActionRecord>),
+    Records(Vec<ActionRecord>),
+    Audit(AuditEntry),
+    CreatedToken(CreatedToken),
+    Token(Token),
+}
+
+pub(crate) enum Command {
+    Run {
+        op: Op,
+        reply: oneshot::Sender<Result<Reply, StoreError>>,
+    },
+    /// Finish the queued work, close the connection, then answer.
+    Close(oneshot::Sender<()>),
+}
+
+/// The counters behind [`CommitStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    commits: AtomicU64,
+    commands: AtomicU64,
+    refused: AtomicU64,
+    failed_batches: AtomicU64,
+    max_batch: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> CommitStats {
+        CommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            commands: self.commands.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            max_batch: self.max_batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    pub conn: SqliteConnection,
+    pub commands: mpsc::Receiver<Command>,
+    pub changes: broadcast::Sender<Arc<ActionRecord>>,
+    pub counters: Arc<Counters>,
+    pub max_batch: usize,
+}
+
+type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
+
+impl Writer {
+    pub async fn run(mut self) {
+        let mut close_reply = None;
+        while let Some(first) = self.commands.recv().await {
+            let mut batch: Vec<Pending> = Vec::new();
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Run { op, reply } => batch.push((op, reply)),
+                    Command::Close(reply) => {
+                        close_reply = Some(reply);
+                        break;
+                    }
+                }
+                if batch.len() < self.max_batch {
+                    next = self.commands.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.run_batch(batch).await;
+            }
+            if close_reply.is_some() {
+                break;
+            }
+        }
+        // Commands that raced with the close are answered, not dropped silently.
+        self.commands.close();
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Run { reply, .. } = command {
+                let _ = reply.send(Err(StoreError::WriterGone("the store was closed".into())));
+            }
+        }
+        let _ = self.conn.close().await;
+        if let Some(reply) = close_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    async fn exec(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::query(sql).execute(&mut self.conn).await?;
+        Ok(())
+    }
+
+    async fn run_batch(&mut self, batch: Vec<Pending>) {
+        let size = batch.len() as u64;
+        self.counters.commands.fetch_add(size, Ordering::Relaxed);
+        self.counters.max_batch.fetch_max(size, Ordering::Relaxed);
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut changed: Vec<ActionRecord> = Vec::new();
+        let result = self.transact(batch, &mut outcomes, &mut changed).await;
+        match result {
+            Ok(()) => {
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                for (reply, outcome) in outcomes {
+                    let _ = reply.send(outcome);
+                }
+                if self.changes.receiver_count() > 0 {
+                    for record in changed {
+                        let _ = self.changes.send(Arc::new(record));
+                    }
+                }
+            }
+            Err(error) => {
+                // Nothing of the batch is on disk: every caller hears so, including those
+                // whose command itself went fine.
+                self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                let _ = self.exec("ROLLBACK").await;
+                let message = error.to_string();
+                for (reply, _) in outcomes {
+                    let _ = reply.send(Err(StoreError::WriterGone(format!(
+                        "the write was not committed: {message}"
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Runs the batch in one transaction. Per-command results go to `outcomes` (replies are
+    /// held back until the commit returned); an `Err` means the batch did not commit.
+    async fn transact(
+        &mut self,
+        batch: Vec<Pending>,
+        outcomes: &mut Vec<(
+            oneshot::Sender<Result<Reply, StoreError>>,
+            Result<Reply, StoreError>,
+        )>,
+        changed: &mut Vec<ActionRecord>,
+    ) -> Result<(), StoreError> {
+        let mut batch = batch.into_iter();
+        // Answer every command if the batch fails before they run.
+        let begin = async {
+            self.exec("BEGIN IMMEDIATE").await?;
+            chain::load_head(&mut self.conn).await
+        }
+        .await;
+        let mut head = match begin {
+            Ok(head) => head,
+            Err(error) => {
+                outcomes.extend(
+                    batch.map(|(_, reply)| (reply, Err(StoreError::WriterGone(String::new())))),
+                );
+                return Err(error);
+            }
+        };
+        while let Some((op, reply)) = batch.next() {
+            let saved = head;
+            if let Err(error) = self.exec("SAVEPOINT command").await {
+                outcomes.push((reply, Err(StoreError::WriterGone(String::new()))));
+                outcomes.extend(
+                    batch.map(|(_, reply)| (reply, Err(StoreError::WriterGone(String::new())))),
+                );
+                return Err(error);
+            }
+            let result = run_op(&mut self.conn, &mut head, op).await;
+            let finish = match &result {
+                Ok(_) => self.exec("RELEASE command").await,
+                Err(_) => {
+                    head = saved;
+                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    match self.exec("ROLLBACK TO command").await {
+                        Ok(()) => self.exec("RELEASE command").await,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match result {
+                Ok((reply_value, records)) => {
+                    changed.extend(records);
+                    outcomes.push((reply, Ok(reply_value)));
+                }
+                Err(error) => outcomes.push((reply, Err(error))),
+            }
+            if let Err(error) = finish {
+                outcomes.extend(
+                    batch.map(|(_, reply)| (reply, Err(StoreError::WriterGone(String::new())))),
+                );
+                return Err(error);
+            }
+        }
+        self.exec("COMMIT").await
+    }
+}
+
+/// Runs one operation; returns its reply and the actions it changed.
+async fn run_op(
+    conn: &mut SqliteConnection,
+    head: &mut Head,
+    op: Op,
+) -> Result<(Reply, Vec<ActionRecord>), StoreError> {
+    Ok(match op {
+        Op::Submit(new) => {
+            let (submitted, created) = ops::submit(conn, head, *new).await?;
+            (Reply::Submitted(submitted), created.into_iter().collect())
+        }
+        Op::Decide {
+            id,
+            reviewer,
+            request,
+            now,
+        } => {
+            let record = ops::decide(conn, head, &id, &reviewer, request, now).await?;
+            (Reply::Record(record.clone()), vec![record])
+        }
+        Op::Cancel { id, actor, now } => {
+            let record = ops::cancel(conn, head, &id, &actor, now).await?;
+            (Reply::Record(record.clone()), vec![record])
+        }
+        Op::Outcome {
+            id,
+            actor,
+            outcome,
+            now,
+        } => {
+            let record = ops::record_outcome(conn, head, &id, &actor, outcome, now).await?;
+            (Reply::Record(record.clone()), vec![record])
+        }
+        Op::ApplySla { id, now } => {
+            let record = ops::apply_sla(conn, head, &id, now).await?;
+            (
+                Reply::MaybeRecord(record.clone()),
+                record.into_iter().collect(),
+            )
+        }
+        Op::SweepSla { now, limit } => {
+            let records = ops::sweep_sla(conn, head, now, limit).await?;
+            (Reply::Records(records.clone()), records)
+        }
+        Op::Review {
+            id,
+            reviewer,
+            review,
+            now,
+        } => {
+            let record = ops::review(conn, head, &id, &reviewer, review, now).await?;
+            (Reply::Record(record.clone()), vec![record])
+        }
+        Op::AppendAudit(entry) => (
+            Reply::Audit(ops::append_audit(conn, head, entry).await?),
+            vec![],
+        ),
+        Op::CreateToken(token) => (
+            Reply::CreatedToken(ops::create_token(conn, head, token).await?),
+            vec![],
+        ),
+        Op::RevokeToken { id, actor, now } => (
+            Reply::Token(ops::revoke_token(conn, head, &id, &actor, now).await?),
+            vec![],
+        ),
+    })
+}

@@ -1,0 +1,147 @@
+//! API tokens: `cs_` + 32 random bytes in base64url. Only the SHA-256 of a token is stored;
+//! a presented token is hashed and looked up by that hash, and the stored hash is compared
+//! again in constant time before it counts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use countersign_core::tier::UnknownName;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::ids;
+
+/// The prefix of every token (it makes leaked tokens easy to find by secret scanners).
+pub const TOKEN_PREFIX: &str = "cs_";
+
+/// What a token may do (SPEC section 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Submits actions, reads its own, cancels them, reports outcomes.
+    Agent,
+    /// Reads and decides on actions, reviews.
+    Reviewer,
+    /// Everything, including tokens.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Agent, Role::Reviewer, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                expected: "\"agent\", \"reviewer\", \"admin\"",
+                found: s.to_owned(),
+            })
+    }
+}
+
+/// A stored token (without its secret, which is never stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    /// The identity the audit log records for whoever uses the token.
+    pub name: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+    /// For agent tokens: the person responsible for the agent.
+    pub owner: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+/// A token to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+    pub owner: Option<String>,
+    /// Who creates it, for the audit log (e.g. an admin's token name, or `cli`).
+    pub created_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A freshly created token: the secret is shown once, here, and never again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CreatedToken {
+    pub secret: String,
+    pub token: Token,
+}
+
+impl fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("secret", &"<redacted>")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// A new random token secret.
+pub(crate) fn new_secret() -> String {
+    format!(
+        "{TOKEN_PREFIX}{}",
+        ids::base64url(&ids::random_bytes::<32>())
+    )
+}
+
+/// The stored form of a token secret.
+pub(crate) fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Constant-time equality of a stored hash with a computed one.
+pub(crate) fn hashes_match(stored: &[u8], computed: &[u8; 32]) -> bool {
+    stored.len() == computed.len() && bool::from(stored.ct_eq(computed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_prefixed_and_long() {
+        let secret = new_secret();
+        assert!(secret.starts_with("cs_"));
+        assert_eq!(secret.len(), 3 + 43);
+        assert_ne!(secret, new_secret());
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn hash_comparison() {
+        let h = secret_hash("cs_x");
+        assert!(hashes_match(&h, &h));
+        assert!(!hashes_match(&h[..31], &h));
+        assert!(!hashes_match(&secret_hash("cs_y"), &h));
+    }
+}
