@@ -55,7 +55,10 @@ fn bench(c: &mut Criterion) {
         let request = request(rules);
         let fast = policy.classify(&request, now);
         assert_eq!(fast, naive.classify(&request, now), "engines disagree");
-        assert_eq!(policy.rule_name(&fast), Some(format!("rule {}", rules - 1).as_str()));
+        assert_eq!(
+            policy.rule_name(&fast),
+            Some(format!("rule {}", rules - 1).as_str())
+        );
         group.bench_with_input(BenchmarkId::new("indexed", rules), &request, |b, r| {
             b.iter(|| black_box(policy.classify(black_box(r), now)))
         });

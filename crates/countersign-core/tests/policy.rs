@@ -42,7 +42,8 @@ fn check_diagnostics(source: &str, expected: &[(&str, usize, usize)]) {
 
 #[test]
 fn check_reports_each_problem_with_its_position() {
-    let cases: &[(&str, &[(&str, usize, usize)])] = &[
+    type Expected<'a> = &'a [(&'a str, usize, usize)];
+    let cases: &[(&str, Expected)] = &[
         ("version = 1\n", &[]),
         ("", &[("missing-version", 1, 1)]),
         ("version = 2\n", &[("unsupported-version", 1, 11)]),
@@ -242,7 +243,17 @@ tier = "auto"
 fn classification_table() {
     let policy = Policy::parse(POLICY).unwrap();
     // (action, agent, args, confidence) -> (tier, rule, reason fragment)
-    let cases: &[(&str, &str, Value, Option<f64>, Tier, Option<&str>, &str)] = &[
+    // (action, agent, args, confidence) -> (tier, rule, reason fragment)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Value,
+        Option<f64>,
+        Tier,
+        Option<&'a str>,
+        &'a str,
+    );
+    let cases: &[Case] = &[
         (
             "order.get",
             "bot",

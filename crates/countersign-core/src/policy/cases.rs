@@ -146,19 +146,19 @@ pub fn run_cases(
                 classification.tier.to_string(),
             ));
         }
-        if let Some(expected_rule) = &case.rule {
-            if expected_rule != rule {
-                differences.push(("rule", format!("{expected_rule:?}"), format!("{rule:?}")));
-            }
+        if let Some(expected_rule) = &case.rule
+            && expected_rule != rule
+        {
+            differences.push(("rule", format!("{expected_rule:?}"), format!("{rule:?}")));
         }
-        if let Some(fragment) = &case.reason_contains {
-            if !reason.contains(fragment.as_str()) {
-                differences.push((
-                    "reason",
-                    format!("contains {fragment:?}"),
-                    format!("{reason:?}"),
-                ));
-            }
+        if let Some(fragment) = &case.reason_contains
+            && !reason.contains(fragment.as_str())
+        {
+            differences.push((
+                "reason",
+                format!("contains {fragment:?}"),
+                format!("{reason:?}"),
+            ));
         }
         if !differences.is_empty() {
             failures.push(CaseFailure {

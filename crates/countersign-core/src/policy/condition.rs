@@ -118,7 +118,7 @@ impl Condition {
                 .map(|e| ConditionError::Syntax {
                     message: clean_cel_message(&e.msg),
                     line: usize::try_from(e.pos.0).unwrap_or(1).max(1),
-                    column: usize::try_from(e.pos.1).unwrap_or(0).max(0) + 1,
+                    column: usize::try_from(e.pos.1).unwrap_or(0) + 1,
                 })
                 .collect::<Vec<_>>()
         })?;

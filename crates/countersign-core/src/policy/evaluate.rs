@@ -190,15 +190,16 @@ impl Fold {
             None => policy.defaults.min_confidence.map(|m| (m, false)),
         };
         let mut low_confidence = None;
-        if let (Some(confidence), Some((minimum, from_rule))) = (request.confidence, minimum) {
-            if confidence.value() < minimum && tier != Tier::Deny {
-                tier = tier.max(Tier::Approve);
-                low_confidence = Some(LowConfidence {
-                    confidence: confidence.value(),
-                    minimum,
-                    from_rule,
-                });
-            }
+        if let (Some(confidence), Some((minimum, from_rule))) = (request.confidence, minimum)
+            && confidence.value() < minimum
+            && tier != Tier::Deny
+        {
+            tier = tier.max(Tier::Approve);
+            low_confidence = Some(LowConfidence {
+                confidence: confidence.value(),
+                minimum,
+                from_rule,
+            });
         }
         Classification {
             tier,

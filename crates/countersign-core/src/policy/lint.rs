@@ -109,9 +109,11 @@ fn check_timeout(
 }
 
 fn check_effects(report: &mut Reporter<'_>, rule: &Rule, span: &RuleSpans) {
-    if let Some(approvals) = rule.approvals {
-        if rule.tier == Tier::Confirm && approvals < 2 {
-            report.error(
+    if let Some(approvals) = rule.approvals
+        && rule.tier == Tier::Confirm
+        && approvals < 2
+    {
+        report.error(
                 "confirm-needs-two",
                 span.tier.clone(),
                 format!(
@@ -119,7 +121,6 @@ fn check_effects(report: &mut Reporter<'_>, rule: &Rule, span: &RuleSpans) {
                     rule.name
                 ),
             );
-        }
     }
     if rule.review_sample.is_some_and(|s| s > 0.0) && rule.tier != Tier::Logged {
         report.warning(
