@@ -105,7 +105,7 @@ fn diagnostics_json(path: &Path, diagnostics: &[Diagnostic]) -> Value {
 fn print_diagnostics(path: &Path, source: &str, diagnostics: &[Diagnostic]) {
     let name = path.display().to_string();
     for d in diagnostics {
-        eprint!("{}\n", d.render(&name, source));
+        eprintln!("{}", d.render(&name, source));
     }
 }
 
