@@ -747,3 +747,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Whatever the file holds, `check` reports instead of panicking, positions stay inside
+    /// the file, rendering works, and a policy that loads can classify.
+    #[test]
+    fn check_never_panics_on_damaged_policies(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::sample::select(vec![
+            "\"", "'", "[", "]", "=", "\n", "é", "{", "}", "#", "*", "args.", "&&", "\\", "1e999", " ", "tier",
+        ])), 1..6),
+    ) {
+        let mut source = include_str!("../../../examples/support-desk.toml").to_owned();
+        for (at, op, text) in edits {
+            let boundaries: Vec<usize> = (0..=source.len()).filter(|i| source.is_char_boundary(*i)).collect();
+            let i = boundaries[at.index(boundaries.len())];
+            match op {
+                0 => source.insert_str(i, text),
+                1 => {
+                    let end = boundaries.iter().copied().find(|&e| e > i + text.len()).unwrap_or(source.len());
+                    source.replace_range(i..end, "");
+                }
+                _ => source.insert_str(i, "\n[[rules]]\n"),
+            }
+        }
+        let checked = policy::check(&source);
+        let lines = source.lines().count().max(1);
+        for d in &checked.diagnostics {
+            prop_assert!(d.line >= 1 && d.line <= lines + 1, "{d} outside {lines} lines");
+            let _ = d.render("p.toml", &source);
+        }
+        if let Some(policy) = checked.policy {
+            let r = request("refund.create", "support-bot", json!({"amount": 5}), Some(0.8));
+            let _ = policy.classify(&r, now());
+        }
+    }
+}

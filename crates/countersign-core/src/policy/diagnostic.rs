@@ -47,7 +47,13 @@ impl Diagnostic {
                 let line_end = text.len();
                 let start_in_line = column_byte_offset(text, self.column);
                 let end = (start_in_line + self.span.len()).min(line_end);
-                text[start_in_line..end].chars().count().max(1)
+                // A span may end inside a multi-byte character (positions inside CEL
+                // conditions are one byte wide): widen to the next boundary.
+                let end = (end..=line_end)
+                    .find(|&e| text.is_char_boundary(e))
+                    .unwrap_or(line_end);
+                text.get(start_in_line..end)
+                    .map_or(1, |s| s.chars().count().max(1))
             };
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{} | {}", self.line, text);
