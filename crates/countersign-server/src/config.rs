@@ -1,0 +1,205 @@
+//! Server configuration (SPEC section 5): a TOML file, overridden by environment variables,
+//! overridden by command-line flags. Parsed once into [`ServerConfig`]; a bad file is
+//! refused with the line and column of the problem.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE: &str = "sqlite://countersign.db";
+
+/// Everything `serve` needs, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub database: String,
+    /// `None`: the built-in default policy.
+    pub policy: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub limits: Limits,
+    /// Whether `/metrics` answers without a token.
+    pub metrics_public: bool,
+}
+
+/// Limits on what callers may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body accepted; larger answers `413`.
+    pub max_body_bytes: usize,
+    /// Largest `args` (as JSON) a person can be asked to review; larger answers `422`.
+    pub max_args_bytes: usize,
+    /// Longest `?wait=` honoured, in seconds; longer waits are shortened to this.
+    pub max_wait_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_args_bytes: 64 * 1024,
+            max_wait_seconds: 300,
+        }
+    }
+}
+
+/// Settings from one layer (environment or flags); `None` leaves the layer below in force.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database: Option<String>,
+    pub policy: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// The `COUNTERSIGN_*` variables, read through `var` so tests need not touch the
+    /// process environment.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Overrides {
+        let get = |name: &str| var(name).filter(|v| !v.is_empty());
+        Overrides {
+            listen: get("COUNTERSIGN_LISTEN"),
+            database: get("COUNTERSIGN_DB"),
+            policy: get("COUNTERSIGN_POLICY").map(PathBuf::from),
+        }
+    }
+}
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database: Option<String>,
+    policy: Option<PathBuf>,
+    public_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_args_bytes: Option<usize>,
+    max_wait_seconds: Option<u64>,
+    metrics_public: Option<bool>,
+    /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
+    #[serde(default)]
+    notify: Vec<toml::Table>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("invalid config file {path}:\n{error}")]
+    Parse {
+        path: String,
+        error: toml::de::Error,
+    },
+    #[error("invalid listen address {0:?}: expected host:port, e.g. 127.0.0.1:7878")]
+    Listen(String),
+    #[error("invalid {name}: {message}")]
+    Value { name: &'static str, message: String },
+}
+
+/// Resolves the configuration: `file` (path of the optional config file), then `env`,
+/// then `flags`.
+pub fn resolve(
+    file: Option<&Path>,
+    env: Overrides,
+    flags: Overrides,
+) -> Result<ServerConfig, ConfigError> {
+    let (file_config, base_dir) = match file {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                path: shown.clone(),
+                error,
+            })?;
+            let parsed =
+                parse_file(&text).map_err(|error| ConfigError::Parse { path: shown, error })?;
+            (parsed, path.parent().map(Path::to_path_buf))
+        }
+        None => (FileConfig::default(), None),
+    };
+    if !file_config.notify.is_empty() {
+        tracing::warn!(
+            count = file_config.notify.len(),
+            "[[notify]] entries are accepted but notifications are not sent by this version"
+        );
+    }
+    // A policy path in the file is relative to the file, as users of config files expect.
+    let file_policy = file_config.policy.map(|p| match &base_dir {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    });
+    let listen = flags
+        .listen
+        .or(env.listen)
+        .or(file_config.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen: SocketAddr = listen.parse().map_err(|_| ConfigError::Listen(listen))?;
+    let database = flags
+        .database
+        .or(env.database)
+        .or(file_config.database)
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_body_bytes: file_config
+            .max_body_bytes
+            .unwrap_or(defaults.max_body_bytes),
+        max_args_bytes: file_config
+            .max_args_bytes
+            .unwrap_or(defaults.max_args_bytes),
+        max_wait_seconds: file_config
+            .max_wait_seconds
+            .unwrap_or(defaults.max_wait_seconds),
+    };
+    if limits.max_body_bytes < 1024 {
+        return Err(ConfigError::Value {
+            name: "max_body_bytes",
+            message: format!("expected at least 1024, found {}", limits.max_body_bytes),
+        });
+    }
+    Ok(ServerConfig {
+        listen,
+        database,
+        policy: flags.policy.or(env.policy).or(file_policy),
+        public_url: file_config.public_url,
+        limits,
+        metrics_public: file_config.metrics_public.unwrap_or(true),
+    })
+}
+
+fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
+    toml::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_and_errors() {
+        let none = resolve(None, Overrides::default(), Overrides::default()).unwrap();
+        assert_eq!(none.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(none.database, DEFAULT_DATABASE);
+        assert_eq!(none.policy, None);
+
+        let env = Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            database: Some("sqlite://env.db".into()),
+            policy: None,
+        };
+        let flags = Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            ..Overrides::default()
+        };
+        let both = resolve(None, env, flags).unwrap();
+        assert_eq!(both.listen.port(), 2);
+        assert_eq!(both.database, "sqlite://env.db");
+
+        let error = parse_file("listen = \"x\"\nbogus = 1\n").unwrap_err();
+        assert!(error.to_string().contains("line 2"), "{error}");
+        assert!(parse_file("[[notify]]\nkind = \"webhook\"\n").is_ok());
+    }
+}

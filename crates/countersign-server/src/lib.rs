@@ -1,0 +1,67 @@
+//! The one crate that knows HTTP: the Countersign API of SPEC section 3, its access rules,
+//! long-poll and Server-Sent Events, policy hot-reload and the SLA worker.
+//!
+//! [`app`] builds the router (tests drive it with `oneshot` or on port 0); [`serve`] runs
+//! it with its background workers until a shutdown signal. Everything the API decides about
+//! the domain is `countersign_core`'s; everything it keeps is the store's.
+
+mod auth;
+pub mod clock;
+pub mod config;
+mod error;
+mod extract;
+mod metrics;
+mod openapi;
+pub mod policy_source;
+mod routes;
+pub use routes::tokens::parse_new_token;
+mod sla_worker;
+mod state;
+pub mod views;
+mod watch;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Limits, ServerConfig};
+pub use error::AppError;
+pub use policy_source::{PolicyLoadError, PolicySource};
+pub use state::AppState;
+
+/// The HTTP API as a router.
+pub fn app(state: AppState) -> axum::Router {
+    routes::router(state)
+}
+
+/// The OpenAPI 3.1 document of the API, as served at `/v1/openapi.json`.
+pub fn openapi_json() -> String {
+    openapi::document_json()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, with the SLA worker and policy
+/// hot-reload running alongside. In-flight requests finish; long-polls and event streams
+/// end at once.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stopping = state.stopping();
+    let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
+    let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
+    let router = app(state.clone());
+    let signal_state = state.clone();
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            signal_state.begin_shutdown();
+        })
+        .await;
+    state.begin_shutdown();
+    let _ = sla.await;
+    let _ = policy.await;
+    result
+}

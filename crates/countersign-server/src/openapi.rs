@@ -1,0 +1,61 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
+//! the wire types' schemas as the router is built, so that it cannot drift from the API.
+
+use std::sync::OnceLock;
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Countersign",
+        description = "A human-in-the-loop approval gateway for AI agents: agents submit proposed actions, a policy sorts them into tiers, people approve, modify or reject what needs them.",
+    ),
+    tags(
+        (name = "actions", description = "Submitting, reading and watching actions"),
+        (name = "decisions", description = "Verdicts, cancellation and outcomes"),
+        (name = "reviews", description = "Post-hoc review of sampled logged actions"),
+        (name = "audit", description = "The tamper-evident audit log"),
+        (name = "tokens", description = "API tokens"),
+        (name = "operations", description = "Health, metrics and this document"),
+    ),
+)]
+struct ApiDoc;
+
+/// The base document the router adds its paths to.
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Adds what the route annotations cannot say: the bearer-token scheme.
+pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token from `countersign token create` (roles: agent, reviewer, admin)",
+                    ))
+                    .build(),
+            ),
+        );
+    openapi
+}
+
+/// The document as JSON, built once.
+pub fn document_json() -> String {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let (_, openapi) = crate::routes::api().split_for_parts();
+            finish(openapi)
+                .to_pretty_json()
+                .unwrap_or_else(|_| "{}".to_owned())
+        })
+        .clone()
+}

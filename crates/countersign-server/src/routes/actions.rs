@@ -1,0 +1,350 @@
+//! Actions: submit, read (with long-poll), watch (Server-Sent Events) and list.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use countersign_core::action::{ACTION_NAME_CHARS, is_action_name_char};
+use countersign_core::glob::Glob;
+use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Status};
+use countersign_store::{ActionQuery, ActionRecord, Idempotency, NewAction, QueueQuery};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::{Caller, not_found};
+use crate::error::{AppError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::views::{ActionPage, ActionView, SubmitBody};
+use crate::watch::{ActionWatch, Next};
+
+/// The longest idempotency key accepted.
+const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// Submits a proposed action; the policy decides at once whether it may run.
+#[utoipa::path(
+    post, path = "/v1/actions", tag = "actions",
+    request_body = SubmitBody,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Retry-safe submission: a repeated key with the same body returns the first answer")),
+    responses(
+        (status = 201, description = "A new action, classified", body = ActionView),
+        (status = 200, description = "An idempotent replay: the first answer", body = ActionView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, description = "Invalid action name, args too large, or an idempotency key reused with another body", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SubmitBody>,
+) -> Result<(StatusCode, Json<ActionView>), AppError> {
+    caller.require_agent("submitting an action")?;
+    let idempotency = idempotency(&headers, &body)?;
+    let action = ActionName::parse(&body.action).map_err(|e| {
+        AppError::invalid(
+            "invalid_action_name",
+            format!("invalid action name {:?}: {e}", body.action),
+        )
+    })?;
+    let agent = AgentName::parse(caller.name()).map_err(|e| {
+        AppError::invalid(
+            "invalid_agent_name",
+            format!("this token's name cannot name an agent: {e}"),
+        )
+    })?;
+    let confidence = body
+        .confidence
+        .map(Confidence::new)
+        .transpose()
+        .map_err(|e| AppError::invalid("invalid_confidence", e.to_string()))?;
+    let args = body.args.clone().unwrap_or_default();
+    check_args_size(&state, &args)?;
+
+    let agent_name = caller.name().to_owned();
+    if let Some(idempotency) = &idempotency {
+        if let Some(earlier) = state.store().replay(&agent_name, idempotency).await? {
+            state.metrics().replayed();
+            return Ok((StatusCode::OK, Json(ActionView::from(&earlier.record))));
+        }
+    }
+    let proposal = ProposedAction {
+        action,
+        agent,
+        args,
+        context: body.context.clone().unwrap_or_default(),
+        confidence,
+        hints: body.hints.unwrap_or_default().into(),
+    };
+    let now = state.clock().now();
+    let policy = state.policy().current();
+    let mut new_action = NewAction::classify(&policy, proposal, now);
+    new_action.reasoning = body.reasoning;
+    new_action.owner = caller.token.owner.clone();
+    new_action.idempotency = idempotency;
+    let submitted = state.store().submit(new_action).await?;
+    let record = &submitted.record;
+    if submitted.replayed {
+        state.metrics().replayed();
+        return Ok((StatusCode::OK, Json(ActionView::from(record))));
+    }
+    state.metrics().submitted(record.tier);
+    if record.status == Status::Pending {
+        state.nudge_sla();
+    }
+    tracing::info!(id = %record.id, action = %record.action, agent = %record.agent,
+        tier = %record.tier, status = %record.status, "action submitted");
+    Ok((StatusCode::CREATED, Json(ActionView::from(record))))
+}
+
+/// The key from the `Idempotency-Key` header or the body (they must agree), with the hash
+/// of the request it came with.
+fn idempotency(headers: &HeaderMap, body: &SubmitBody) -> Result<Option<Idempotency>, AppError> {
+    let header = match headers.get("idempotency-key") {
+        Some(value) => Some(value.to_str().map_err(|_| {
+            AppError::bad_request(
+                "invalid_idempotency_key",
+                "the Idempotency-Key header must be visible ASCII",
+            )
+        })?),
+        None => None,
+    };
+    let key = match (header, body.idempotency_key.as_deref()) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(AppError::invalid(
+                "invalid_idempotency_key",
+                format!(
+                    "the Idempotency-Key header {h:?} differs from the body's idempotency_key {b:?}"
+                ),
+            ));
+        }
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => return Ok(None),
+    };
+    if key.is_empty() || key.chars().count() > IDEMPOTENCY_KEY_MAX {
+        return Err(AppError::invalid(
+            "invalid_idempotency_key",
+            format!(
+                "an idempotency key has 1 to {IDEMPOTENCY_KEY_MAX} characters, this one has {}",
+                key.chars().count()
+            ),
+        ));
+    }
+    // The hash covers what the request asks for, not how the key was sent; absent `args`
+    // and `{}` are the same request.
+    let canonical = SubmitBody {
+        action: body.action.clone(),
+        args: Some(body.args.clone().unwrap_or_default()),
+        reasoning: body.reasoning.clone(),
+        context: body.context.clone(),
+        confidence: body.confidence,
+        hints: body.hints,
+        idempotency_key: None,
+    };
+    let value = serde_json::to_value(&canonical).map_err(|e| AppError::internal(&e))?;
+    Ok(Some(Idempotency {
+        key: key.to_owned(),
+        body_hash: countersign_store::request_hash(&value),
+    }))
+}
+
+/// Refuses arguments too large for a person to review.
+pub fn check_args_size(
+    state: &AppState,
+    args: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), AppError> {
+    let limit = state.limits().max_args_bytes;
+    let size = serde_json::to_string(args).map_or(usize::MAX, |s| s.len());
+    if size > limit {
+        return Err(AppError::invalid(
+            "args_too_large",
+            format!("args are {size} bytes as JSON; at most {limit} bytes can be sent for review"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ShowQuery {
+    /// Wait up to this many seconds for the status to leave `pending` (capped by the server).
+    wait: Option<u64>,
+}
+
+/// One action; with `wait`, answers as soon as its status leaves `pending`, or when the
+/// wait ends.
+#[utoipa::path(
+    get, path = "/v1/actions/{id}", tag = "actions",
+    params(("id" = String, Path, description = "The action id"), ShowQuery),
+    responses(
+        (status = 200, description = "The action", body = ActionView),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ShowQuery>,
+) -> Result<Json<ActionView>, AppError> {
+    let wait = query.wait.unwrap_or(0).min(state.limits().max_wait_seconds);
+    if wait == 0 {
+        let record = state
+            .store()
+            .action(&id)
+            .await?
+            .ok_or_else(|| not_found(&id))?;
+        caller.check_read(&record)?;
+        return Ok(Json(ActionView::from(&record)));
+    }
+    let mut watch = ActionWatch::start(&state, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    caller.check_read(watch.current())?;
+    let waited = tokio::time::timeout(Duration::from_secs(wait), async {
+        while watch.current().status == Status::Pending {
+            if let Next::Stopped = watch.next().await? {
+                break;
+            }
+        }
+        Ok::<(), countersign_store::StoreError>(())
+    })
+    .await;
+    if let Ok(Err(error)) = waited {
+        return Err(error.into());
+    }
+    Ok(Json(ActionView::from(watch.current())))
+}
+
+/// Server-Sent Events: one `status` event per change of the action, carrying the action
+/// object. The first event is the action as it is now; the stream ends after the event
+/// that carries a final status.
+#[utoipa::path(
+    get, path = "/v1/actions/{id}/events", tag = "actions",
+    params(("id" = String, Path, description = "The action id")),
+    responses(
+        (status = 200, description = "An event stream of `status` events whose data is the action object",
+            content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let watch = ActionWatch::start(&state, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    caller.check_read(watch.current())?;
+    let first = watch.current().clone();
+    let stream = stream::unfold(Some((watch, Some(first))), |step| async move {
+        let (mut watch, first) = step?;
+        let record = match first {
+            Some(record) => record,
+            None => match watch.next().await {
+                Ok(Next::Changed(record)) => record,
+                Ok(Next::Stopped) => return None,
+                Err(error) => {
+                    tracing::warn!(%error, "event stream ended by a store error");
+                    return None;
+                }
+            },
+        };
+        let event = status_event(&record);
+        let next = (!record.status.is_final()).then_some((watch, None));
+        Some((Ok(event), next))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn status_event(record: &ActionRecord) -> Event {
+    let data = serde_json::to_string(&ActionView::from(record)).unwrap_or_default();
+    Event::default()
+        .event("status")
+        .id(record.version.to_string())
+        .data(data)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `pending` (the default: the review queue, oldest deadline first) or another status
+    /// (newest first).
+    status: Option<String>,
+    /// A glob on the action name, e.g. `refund.*`.
+    action: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The review queue: pending actions, oldest deadline first. With another `status`, the
+/// actions in that status, newest first.
+#[utoipa::path(
+    get, path = "/v1/actions", tag = "actions",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of actions", body = ActionPage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ActionPage>, AppError> {
+    caller.require_reviewer("listing actions")?;
+    let status = match query.status.as_deref() {
+        None => Status::Pending,
+        Some(text) => text
+            .parse::<Status>()
+            .map_err(|e| AppError::bad_request("invalid_query", format!("status: {e}")))?,
+    };
+    let action = query
+        .action
+        .as_deref()
+        .map(|pattern| Glob::parse(pattern, is_action_name_char, ACTION_NAME_CHARS))
+        .transpose()
+        .map_err(|e| AppError::bad_request("invalid_query", format!("action: {e}")))?;
+    let limit = query.limit.unwrap_or(0);
+    let page = if status == Status::Pending {
+        state
+            .store()
+            .queue(QueueQuery {
+                action,
+                limit,
+                cursor: query.cursor,
+            })
+            .await?
+    } else {
+        state
+            .store()
+            .actions(ActionQuery {
+                status: Some(status),
+                action,
+                agent: None,
+                limit,
+                cursor: query.cursor,
+            })
+            .await?
+    };
+    Ok(Json(ActionPage {
+        items: page.items.iter().map(ActionView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}

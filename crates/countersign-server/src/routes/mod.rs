@@ -1,0 +1,56 @@
+//! The router: every endpoint, registered through utoipa-axum so that the OpenAPI document
+//! is built from the same list, plus the body limit and the JSON fallbacks.
+
+pub mod actions;
+mod audit;
+pub mod decisions;
+mod ops;
+mod reviews;
+pub mod tokens;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+/// Every documented endpoint.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(actions::submit, actions::list))
+        .routes(routes!(actions::show))
+        .routes(routes!(actions::events))
+        .routes(routes!(decisions::decide))
+        .routes(routes!(decisions::cancel))
+        .routes(routes!(decisions::outcome))
+        .routes(routes!(reviews::list))
+        .routes(routes!(reviews::review))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+        .routes(routes!(tokens::create))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    let (router, _) = api().split_for_parts();
+    let limit = state.limits().max_body_bytes;
+    router
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), count_errors))
+        .with_state(state)
+}
+
+/// Counts 4xx answers for `/metrics`.
+async fn count_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status().is_client_error() {
+        state.metrics().client_error();
+    }
+    response
+}

@@ -1,0 +1,58 @@
+//! Operations endpoints: health, Prometheus metrics and the OpenAPI document.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// `200` while the server is serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Serving", body = serde_json::Value)))]
+pub async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Prometheus text format. Public unless the server is configured otherwise.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    if !state.metrics_public() {
+        let (mut parts, _) = request.into_parts();
+        if let Err(error) = Caller::from_request_parts(&mut parts, &state).await {
+            return error.into_response();
+        }
+    }
+    let text = state.metrics().render(state.store().commit_stats());
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// The OpenAPI 3.1 description of this API.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = serde_json::Value)))]
+pub async fn openapi() -> Response {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
+        .into_response()
+}
+
+/// Unknown paths answer in the API's error format.
+pub async fn not_found() -> AppError {
+    AppError::not_found("no such endpoint")
+}
+
+pub async fn method_not_allowed() -> AppError {
+    AppError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}

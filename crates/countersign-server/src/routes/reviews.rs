@@ -1,0 +1,107 @@
+//! Post-hoc review: the queue of allowed `logged` actions drawn by `review_sample`, and a
+//! reviewer's verdict on one of them.
+
+use axum::Json;
+use axum::extract::State;
+use countersign_store::{NewReview, ReviewQuery, ReviewVerdict};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::error::{AppError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::views::{ActionPage, ActionView, ReviewBody, ReviewVerdictBody};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewsQuery {
+    /// `open` (the default) or `done`.
+    status: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// The post-hoc review queue, oldest first.
+#[utoipa::path(
+    get, path = "/v1/reviews", tag = "reviews",
+    params(ReviewsQuery),
+    responses(
+        (status = 200, description = "A page of sampled actions", body = ActionPage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ReviewsQuery>,
+) -> Result<Json<ActionPage>, AppError> {
+    caller.require_reviewer("listing reviews")?;
+    let reviewed = match query.status.as_deref() {
+        None | Some("open") => false,
+        Some("done") => true,
+        Some(other) => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("status: expected \"open\" or \"done\", found {other:?}"),
+            ));
+        }
+    };
+    let page = state
+        .store()
+        .reviews(ReviewQuery {
+            reviewed,
+            limit: query.limit.unwrap_or(0),
+            cursor: query.cursor,
+        })
+        .await?;
+    Ok(Json(ActionPage {
+        items: page.items.iter().map(ActionView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Records a post-hoc review: `ok`, or `flag` (the policy let through something it should
+/// not have).
+#[utoipa::path(
+    post, path = "/v1/actions/{id}/review", tag = "reviews",
+    params(("id" = String, Path, description = "The action id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "The reviewed action", body = ActionView),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not sampled for review, or already reviewed", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReviewBody>,
+) -> Result<Json<ActionView>, AppError> {
+    caller.require_reviewer("reviewing an action")?;
+    let verdict = match body.verdict {
+        ReviewVerdictBody::Ok => ReviewVerdict::Ok,
+        ReviewVerdictBody::Flag => ReviewVerdict::Flag,
+    };
+    let now = state.clock().now();
+    let record = state
+        .store()
+        .review(
+            id,
+            caller.actor(),
+            NewReview {
+                verdict,
+                note: body.note,
+            },
+            now,
+        )
+        .await?;
+    Ok(Json(ActionView::from(&record)))
+}

@@ -1,0 +1,121 @@
+//! What every handler shares: the store, the policy in force, the clock, the limits, the
+//! metrics and the shutdown signal.
+
+use std::sync::Arc;
+
+use countersign_store::Store;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::policy_source::PolicySource;
+
+/// The shared state of the API. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    policy: Arc<PolicySource>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    metrics_public: bool,
+    metrics: Metrics,
+    /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
+    sla_wake: Notify,
+    stop_sender: watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: Arc<PolicySource>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> AppState {
+        let (stop_sender, _) = watch::channel(false);
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                policy,
+                clock,
+                limits,
+                metrics_public: true,
+                metrics: Metrics::default(),
+                sla_wake: Notify::new(),
+                stop_sender,
+            }),
+        }
+    }
+
+    /// Requires a token for `/metrics` (by default it is public).
+    pub fn with_private_metrics(self) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner {
+                metrics_public: false,
+                ..inner
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    pub fn policy(&self) -> Arc<PolicySource> {
+        self.inner.policy.clone()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    pub(crate) fn metrics_public(&self) -> bool {
+        self.inner.metrics_public
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Asks the SLA worker to look at deadlines now.
+    pub fn nudge_sla(&self) {
+        self.inner.sla_wake.notify_one();
+    }
+
+    pub(crate) fn sla_wake(&self) -> &Notify {
+        &self.inner.sla_wake
+    }
+
+    /// Ends long-polls, event streams and workers.
+    pub fn begin_shutdown(&self) {
+        self.inner.stop_sender.send_replace(true);
+    }
+
+    pub(crate) fn stopping(&self) -> Stopping {
+        Stopping(self.inner.stop_sender.subscribe())
+    }
+}
+
+/// Resolves when the server begins to shut down.
+#[derive(Clone)]
+pub(crate) struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    pub async fn wait(&mut self) {
+        // An error means the sender is gone: the state was dropped, which is a stop too.
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+
+    pub async fn wait_owned(mut self) {
+        self.wait().await;
+    }
+}

@@ -1,0 +1,347 @@
+//! The wire shapes of the API: request bodies as callers send them and the objects the API
+//! answers with. Conversion from and to the domain types is explicit and lives here, so
+//! that no JSON detail leaks into the core or the store.
+
+use chrono::{DateTime, Utc};
+use countersign_core::lifecycle::Decision;
+use countersign_store::{ActionRecord, AuditEntry, ChainReport, Outcome, ReviewState, Token};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// `POST /v1/actions`: a proposed action.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBody {
+    /// Letters, digits and `._-:/`, at most 200 characters, e.g. `refund.create`.
+    pub action: String,
+    /// The arguments the agent wants to run the action with; default `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub args: Option<Map<String, Value>>,
+    /// Why the agent wants to do it, for the reviewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+    /// Anything the reviewer should see alongside (customer, ticket...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Map<String, Value>>,
+    /// The agent's confidence, 0 to 1. Below the policy's minimum, the action needs approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<HintsBody>,
+    /// The same as the `Idempotency-Key` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// What the caller says about the tool, as MCP tool annotations have it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HintsBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destructive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_world: Option<bool>,
+}
+
+impl From<HintsBody> for countersign_core::Hints {
+    fn from(h: HintsBody) -> Self {
+        countersign_core::Hints {
+            read_only: h.read_only,
+            destructive: h.destructive,
+            idempotent: h.idempotent,
+            open_world: h.open_world,
+        }
+    }
+}
+
+/// A reviewer's verdict on a pending action.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VerdictBody {
+    Approve,
+    Reject,
+    Modify,
+}
+
+/// `POST /v1/actions/{id}/decisions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub verdict: VerdictBody,
+    /// With `modify` only: the arguments approved instead of the agent's.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub args: Option<Map<String, Value>>,
+    /// Why; shown to the agent and kept in the audit log.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The action name, re-typed: required to approve a `confirm`-tier action.
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+/// `POST /v1/actions/{id}/outcome`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeBody {
+    pub status: OutcomeStatusBody,
+    /// Anything the agent wants to record about the run.
+    #[serde(default)]
+    pub detail: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeStatusBody {
+    Succeeded,
+    Failed,
+}
+
+/// `POST /v1/actions/{id}/review`: a post-hoc review of an allowed `logged` action.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    pub verdict: ReviewVerdictBody,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewVerdictBody {
+    Ok,
+    Flag,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// `agent`, `reviewer` or `admin`.
+    pub role: String,
+    /// The identity the audit log records.
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// For agent tokens: the person responsible, who may never approve the agent's actions.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// The action object: every response about an action.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActionView {
+    pub id: String,
+    pub action: String,
+    /// The name of the agent token that submitted it.
+    pub agent: String,
+    /// `allowed`, `denied`, `pending`, `approved`, `rejected`, `expired` or `cancelled`.
+    pub status: String,
+    /// `auto`, `logged`, `approve`, `confirm` or `deny`.
+    pub tier: String,
+    /// The policy rule that decided; `null`: the policy's defaults.
+    pub rule: Option<String>,
+    pub reason: String,
+    /// The arguments to run with (a reviewer's after `modify`).
+    #[schema(value_type = Object)]
+    pub args: Map<String, Value>,
+    /// The agent's own arguments, after a `modify` replaced them.
+    #[schema(value_type = Option<Object>)]
+    pub original_args: Option<Map<String, Value>>,
+    pub approvals_required: u32,
+    pub decisions: Vec<DecisionView>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reasoning: Option<String>,
+    #[schema(value_type = Object)]
+    pub context: Map<String, Value>,
+    pub confidence: Option<f64>,
+    /// Groups whose members may decide (empty: any reviewer), escalation groups included.
+    pub approvers: Vec<String>,
+    /// SHA-256 of the policy version that classified the action.
+    pub policy_hash: String,
+    /// Post-hoc review: `null` (not sampled), `open`, `ok` or `flag`.
+    pub review: Option<String>,
+    pub outcome: Option<OutcomeView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    pub reviewer: String,
+    /// `approve`, `reject` or `modify`.
+    pub verdict: String,
+    #[schema(value_type = Option<Object>)]
+    pub args: Option<Map<String, Value>>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutcomeView {
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub detail: Option<Value>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&Decision> for DecisionView {
+    fn from(d: &Decision) -> Self {
+        DecisionView {
+            reviewer: d.reviewer.clone(),
+            verdict: d.verdict.as_str().to_owned(),
+            args: d.args.clone(),
+            reason: d.reason.clone(),
+            at: d.at,
+        }
+    }
+}
+
+impl From<&Outcome> for OutcomeView {
+    fn from(o: &Outcome) -> Self {
+        OutcomeView {
+            status: o.status.as_str().to_owned(),
+            detail: o.detail.clone(),
+            at: o.at,
+        }
+    }
+}
+
+impl From<&ActionRecord> for ActionView {
+    fn from(r: &ActionRecord) -> Self {
+        ActionView {
+            id: r.id.clone(),
+            action: r.action.clone(),
+            agent: r.agent.clone(),
+            status: r.status.as_str().to_owned(),
+            tier: r.tier.as_str().to_owned(),
+            rule: r.rule.clone(),
+            reason: r.reason.clone(),
+            args: r.args.clone(),
+            original_args: r.original_args.clone(),
+            approvals_required: r.approvals_required,
+            decisions: r.decisions.iter().map(DecisionView::from).collect(),
+            deadline: r.deadline,
+            created_at: r.created_at,
+            decided_at: r.decided_at,
+            reasoning: r.reasoning.clone(),
+            context: r.context.clone(),
+            confidence: r.confidence,
+            approvers: r.gate().deciding_groups(),
+            policy_hash: r.policy_hash.clone(),
+            review: match &r.review {
+                ReviewState::NotSampled => None,
+                ReviewState::Open => Some("open".to_owned()),
+                ReviewState::Reviewed(review) => Some(review.verdict.as_str().to_owned()),
+            },
+            outcome: r.outcome.as_ref().map(OutcomeView::from),
+        }
+    }
+}
+
+/// A page of actions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActionPage {
+    pub items: Vec<ActionView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryView {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub actor: String,
+    /// Empty for entries not about an action.
+    pub action_id: String,
+    /// The entry's JSON body.
+    pub body: Value,
+    /// Hex SHA-256 of the previous entry.
+    pub prev: String,
+    /// Hex SHA-256 of this entry.
+    pub hash: String,
+}
+
+impl From<&AuditEntry> for AuditEntryView {
+    fn from(e: &AuditEntry) -> Self {
+        AuditEntryView {
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            action_id: e.action_id.clone(),
+            body: e.body_json(),
+            prev: e.prev.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+/// A page of audit entries.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntryView>,
+    /// Pass as `after` for the next page; `null` when this page was not full.
+    pub next_after: Option<u64>,
+}
+
+/// The result of verifying the audit chain.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyView {
+    pub ok: bool,
+    /// Entries verified good.
+    pub entries: u64,
+    /// Hex hash of the last good entry.
+    pub head: String,
+    /// The first changed, removed or reordered entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl From<&ChainReport> for VerifyView {
+    fn from(r: &ChainReport) -> Self {
+        VerifyView {
+            ok: r.ok(),
+            entries: r.entries,
+            head: r.head.clone(),
+            first_bad_seq: r.first_bad_seq(),
+            message: r.broken.as_ref().map(|b| b.describe()),
+        }
+    }
+}
+
+/// A token as created: the secret is shown here once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedTokenView {
+    /// The bearer secret. It is not stored and cannot be shown again.
+    pub token: String,
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub groups: Vec<String>,
+    pub owner: Option<String>,
+}
+
+impl CreatedTokenView {
+    pub fn new(secret: String, token: &Token) -> CreatedTokenView {
+        CreatedTokenView {
+            token: secret,
+            id: token.id.clone(),
+            name: token.name.clone(),
+            role: token.role.as_str().to_owned(),
+            groups: token.groups.clone(),
+            owner: token.owner.clone(),
+        }
+    }
+}
