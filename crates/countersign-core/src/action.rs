@@ -141,6 +141,43 @@ impl Hints {
     }
 }
 
+/// The longest idempotency key accepted.
+pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// A client's idempotency key: 1 to 255 printable ASCII characters (as the `Idempotency-Key`
+/// header allows), e.g. `run-77/step-4` or a UUID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdempotencyKeyError {
+    #[error("an idempotency key must not be empty")]
+    Empty,
+    #[error("an idempotency key is at most {IDEMPOTENCY_KEY_MAX} characters, this one has {0}")]
+    TooLong(usize),
+    #[error("an idempotency key may hold printable ASCII only; found {0:?}")]
+    BadCharacter(char),
+}
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<IdempotencyKey, IdempotencyKeyError> {
+        if text.is_empty() {
+            return Err(IdempotencyKeyError::Empty);
+        }
+        if let Some(c) = text.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+            return Err(IdempotencyKeyError::BadCharacter(c));
+        }
+        if text.len() > IDEMPOTENCY_KEY_MAX {
+            return Err(IdempotencyKeyError::TooLong(text.len()));
+        }
+        Ok(IdempotencyKey(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A confidence in `0.0..=1.0`.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Confidence(f64);
@@ -216,6 +253,20 @@ mod tests {
         assert!(ActionName::parse(&"a".repeat(200)).is_ok());
         assert_eq!(ActionName::parse("order.get").unwrap().verb(), "get");
         assert_eq!(ActionName::parse("ping").unwrap().verb(), "ping");
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(IdempotencyKey::parse("run-77/step-4").is_ok());
+        assert_eq!(IdempotencyKey::parse(""), Err(IdempotencyKeyError::Empty));
+        assert_eq!(
+            IdempotencyKey::parse("a\nb"),
+            Err(IdempotencyKeyError::BadCharacter('\n'))
+        );
+        assert_eq!(
+            IdempotencyKey::parse(&"k".repeat(256)),
+            Err(IdempotencyKeyError::TooLong(256))
+        );
     }
 
     #[test]

@@ -31,10 +31,10 @@ impl SlaStep {
     }
 }
 
-/// The step due for `gate` at `now`, if any. A deadline that passed long ago (the server was
-/// down) gives one step, computed from the deadline, not from `now`, except that a new
-/// deadline is never in the past: escalation always gives the new groups their full window
-/// from `now` at the earliest... unless it already ran out, when the next call expires it.
+/// The step due for `gate` at `now`, if any: one step per call. Escalation gives the added
+/// groups their full `escalation_sla` from `now` — if the server was down when the deadline
+/// passed, nobody could have answered in the meantime — and the next step after it is
+/// expiry.
 pub fn due(gate: &Gate, now: DateTime<Utc>) -> Option<SlaStep> {
     if gate.status != Status::Pending {
         return None;
@@ -50,7 +50,7 @@ pub fn due(gate: &Gate, now: DateTime<Utc>) -> Option<SlaStep> {
         OnTimeout::Escalate if !gate.escalated && !plan.escalate_to.is_empty() => {
             SlaStep::Escalate {
                 groups: plan.escalate_to.clone(),
-                deadline: deadline + plan.escalation_sla.as_chrono(),
+                deadline: now + plan.escalation_sla.as_chrono(),
             }
         }
         OnTimeout::Approve if gate.tier != Tier::Confirm && !gate.escalated => SlaStep::AutoApprove,
