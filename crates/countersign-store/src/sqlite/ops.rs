@@ -164,7 +164,7 @@ fn new_record(new: NewAction) -> ActionRecord {
         },
         decisions: Vec::new(),
         deadline: gated.then(|| new.at + settings.sla.as_chrono()),
-        timeout: gated.then(|| TimeoutPlan {
+        timeout: gated.then_some(TimeoutPlan {
             on_timeout: settings.on_timeout,
             escalate_to: settings.escalate_to,
             escalation_sla: settings.escalation_sla,

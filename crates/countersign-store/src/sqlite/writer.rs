@@ -112,7 +112,10 @@ pub(crate) struct Writer {
     pub max_batch: usize,
 }
 
-type Pending = (Op, oneshot::Sender<Result<Reply, StoreError>>);
+type ReplyTo = oneshot::Sender<Result<Reply, StoreError>>;
+type Pending = (Op, ReplyTo);
+/// A command's result, held until the batch committed.
+type Outcome = (ReplyTo, Result<Reply, StoreError>);
 
 impl Writer {
     pub async fn run(mut self) {
@@ -196,10 +199,7 @@ impl Writer {
     async fn transact(
         &mut self,
         batch: Vec<Pending>,
-        outcomes: &mut Vec<(
-            oneshot::Sender<Result<Reply, StoreError>>,
-            Result<Reply, StoreError>,
-        )>,
+        outcomes: &mut Vec<Outcome>,
         changed: &mut Vec<ActionRecord>,
     ) -> Result<(), StoreError> {
         let mut batch = batch.into_iter();

@@ -1,0 +1,402 @@
+//! The store's integration tests, on real SQLite files: the conformance story, group commit
+//! under concurrency, idempotency and decision races, audit tamper detection, and restarts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::TimeDelta;
+use countersign_core::Status;
+use countersign_core::audit::ChainBreak;
+use countersign_core::lifecycle::{DecideError, DecisionRequest, Verdict};
+use countersign_store::conformance::{self, new_action, policy, t0};
+use countersign_store::{
+    Actor, Idempotency, QueueQuery, SqliteOptions, SqliteStore, Store, StoreError, request_hash,
+    verify_file,
+};
+use serde_json::json;
+use sqlx::{ConnectOptions, Connection};
+
+/// A fresh directory for one test's database, removed when dropped.
+struct TempDb {
+    dir: PathBuf,
+}
+
+impl TempDb {
+    fn new(name: &str) -> TempDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "countersign-store-{}-{}-{name}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("countersign.db")
+    }
+
+    async fn open(&self) -> Arc<SqliteStore> {
+        Arc::new(
+            SqliteStore::open(self.path(), SqliteOptions::default())
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn reviewer(name: &str) -> Actor {
+    Actor {
+        name: name.into(),
+        groups: vec![],
+    }
+}
+
+fn approve() -> DecisionRequest {
+    DecisionRequest {
+        verdict: Verdict::Approve,
+        args: None,
+        reason: None,
+        confirm: None,
+    }
+}
+
+/// Runs raw SQL on the file, as someone tampering with it would (triggers dropped first).
+async fn tamper(path: &Path, statements: &[&'static str]) {
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER IF EXISTS audit_no_update")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER IF EXISTS audit_no_delete")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for sql in statements {
+        sqlx::query(*sql).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn conformance_story_on_sqlite() {
+    let db = TempDb::new("story");
+    let store = db.open().await;
+    conformance::story(store.as_ref()).await;
+    store.close().await;
+    // The finished file verifies on its own, as `countersign audit verify --db` does it.
+    assert!(verify_file(db.path()).await.unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_acknowledges_every_concurrent_submitter() {
+    let db = TempDb::new("group");
+    let store = db.open().await;
+    let p = Arc::new(policy());
+    let (agents, each) = (64, 20);
+    let mut tasks = Vec::new();
+    for agent in 0..agents {
+        let store = store.clone();
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..each {
+                let new = new_action(
+                    &p,
+                    &format!("agent-{agent}"),
+                    "order.get",
+                    json!({"i": i}),
+                    t0(),
+                );
+                let submitted = store.submit(new).await.unwrap();
+                assert_eq!(submitted.record.status, Status::Allowed);
+                ids.push(submitted.record.id);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.unwrap());
+    }
+    let total = agents * each;
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total);
+    for id in ids.iter().step_by(97) {
+        assert!(store.action(id).await.unwrap().is_some());
+    }
+    let stats = store.commit_stats();
+    assert_eq!(stats.commands, total as u64);
+    assert!(stats.commits <= stats.commands);
+    eprintln!(
+        "{} submissions in {} commits (largest batch {})",
+        stats.commands, stats.commits, stats.max_batch
+    );
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.ok());
+    assert_eq!(report.entries, 2 * total as u64);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicate_submissions_become_one_action() {
+    let db = TempDb::new("idem");
+    let store = db.open().await;
+    let p = Arc::new(policy());
+    let body = json!({"action": "email.send", "args": {"to": "x"}});
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (store, p, body) = (store.clone(), p.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut new = new_action(&p, "bot", "email.send", json!({"to": "x"}), t0());
+            new.idempotency = Some(Idempotency {
+                key: "k-1".into(),
+                body_hash: request_hash(&body),
+            });
+            store.submit(new).await.unwrap()
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|s| !s.replayed).count(), 1);
+    assert!(results.iter().all(|s| s.record == results[0].record));
+    let queue = store.queue(QueueQuery::default()).await.unwrap();
+    assert_eq!(queue.items.len(), 1);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_reviewers_never_exceed_the_quorum() {
+    let db = TempDb::new("race");
+    let store = db.open().await;
+    let p = policy();
+    let single = store
+        .submit(new_action(&p, "bot", "email.send", json!({}), t0()))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let confirm = store
+        .submit(new_action(&p, "bot", "account.close", json!({}), t0()))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        for (id, typed) in [
+            (single.clone(), None),
+            (confirm.clone(), Some("account.close")),
+        ] {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut request = approve();
+                request.confirm = typed.map(str::to_owned);
+                let result = store
+                    .decide(id.clone(), reviewer(&format!("r{n}")), request, t0())
+                    .await;
+                (id, result)
+            }));
+        }
+    }
+    let mut wins = std::collections::HashMap::<String, usize>::new();
+    for task in tasks {
+        let (id, result) = task.await.unwrap();
+        match result {
+            Ok(_) => *wins.entry(id).or_default() += 1,
+            Err(StoreError::Decide(DecideError::NotPending(Status::Approved))) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(wins[&single], 1);
+    assert_eq!(wins[&confirm], 2);
+    let single = store.action(&single).await.unwrap().unwrap();
+    let confirm = store.action(&confirm).await.unwrap().unwrap();
+    assert_eq!(
+        (single.status, single.decisions.len()),
+        (Status::Approved, 1)
+    );
+    assert_eq!(
+        (confirm.status, confirm.decisions.len()),
+        (Status::Approved, 2)
+    );
+
+    // One person racing themselves on a two-person action counts once.
+    let twice = store
+        .submit(new_action(&p, "bot", "account.close", json!({}), t0()))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let mut request = approve();
+    request.confirm = Some("account.close".into());
+    let (a, b) = tokio::join!(
+        store.decide(twice.clone(), reviewer("rita"), request.clone(), t0()),
+        store.decide(twice.clone(), reviewer("rita"), request, t0()),
+    );
+    assert!(a.is_ok() != b.is_ok());
+    assert!(matches!(
+        a.err().or(b.err()),
+        Some(StoreError::Decide(DecideError::AlreadyApproved(_)))
+    ));
+    assert!(store.verify_audit().await.unwrap().ok());
+    store.close().await;
+}
+
+/// A database with a few dozen audit entries, closed.
+async fn audited_db(name: &str) -> TempDb {
+    let db = TempDb::new(name);
+    let store = db.open().await;
+    let p = policy();
+    for i in 0..10 {
+        store
+            .submit(new_action(&p, "bot", "order.get", json!({"i": i}), t0()))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    assert_eq!(verify_file(db.path()).await.unwrap().entries, 20);
+    db
+}
+
+#[tokio::test]
+async fn verify_names_the_first_changed_entry() {
+    let db = audited_db("edit").await;
+    tamper(
+        &db.path(),
+        &["UPDATE audit SET body = '{\"action\":\"order.delete\"}' WHERE seq = 5"],
+    )
+    .await;
+    let report = verify_file(db.path()).await.unwrap();
+    assert_eq!(report.broken, Some(ChainBreak::HashMismatch { seq: 5 }));
+    assert_eq!(report.entries, 4);
+    // The same answer through an open store.
+    let store = db.open().await;
+    assert_eq!(store.verify_audit().await.unwrap().first_bad_seq(), Some(5));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn verify_names_the_first_removed_entry() {
+    let db = audited_db("delete").await;
+    tamper(&db.path(), &["DELETE FROM audit WHERE seq = 7"]).await;
+    let report = verify_file(db.path()).await.unwrap();
+    assert_eq!(report.first_bad_seq(), Some(7));
+    assert!(matches!(report.broken, Some(ChainBreak::Gap { .. })));
+    // Renumbering the rest to hide the gap does not help.
+    tamper(
+        &db.path(),
+        &["UPDATE audit SET seq = seq - 1 WHERE seq > 7"],
+    )
+    .await;
+    assert_eq!(
+        verify_file(db.path()).await.unwrap().broken,
+        Some(ChainBreak::PrevMismatch { seq: 7 })
+    );
+}
+
+#[tokio::test]
+async fn verify_names_the_first_reordered_entry() {
+    let db = audited_db("reorder").await;
+    // Swap entries 3 and 4, keeping the sequence numbers in place.
+    tamper(
+        &db.path(),
+        &[
+            "UPDATE audit SET seq = -3 WHERE seq = 3",
+            "UPDATE audit SET seq = 3 WHERE seq = 4",
+            "UPDATE audit SET seq = 4 WHERE seq = -3",
+        ],
+    )
+    .await;
+    let report = verify_file(db.path()).await.unwrap();
+    assert_eq!(report.first_bad_seq(), Some(3));
+}
+
+#[tokio::test]
+async fn the_log_refuses_careless_edits() {
+    let db = audited_db("triggers").await;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db.path())
+        .connect()
+        .await
+        .unwrap();
+    let result = sqlx::query("DELETE FROM audit WHERE seq = 1")
+        .execute(&mut conn)
+        .await;
+    assert!(result.is_err());
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn pending_actions_deadlines_and_the_chain_survive_a_restart() {
+    let db = TempDb::new("restart");
+    let p = policy();
+    let store = db.open().await;
+    let pending = store
+        .submit(new_action(&p, "bot", "email.send", json!({}), t0()))
+        .await
+        .unwrap()
+        .record;
+    let head = store.verify_audit().await.unwrap();
+    store.close().await;
+    assert!(matches!(
+        store
+            .submit(new_action(&p, "bot", "email.send", json!({}), t0()))
+            .await,
+        Err(StoreError::WriterGone(_))
+    ));
+
+    let store = db.open().await;
+    assert_eq!(
+        store.action(&pending.id).await.unwrap().as_ref(),
+        Some(&pending)
+    );
+    assert_eq!(store.next_deadline().await.unwrap(), pending.deadline);
+    let queue = store.queue(QueueQuery::default()).await.unwrap();
+    assert_eq!(queue.items, std::slice::from_ref(&pending));
+    // The deadline passed while the server was down: acted on once at start.
+    let start = t0() + TimeDelta::hours(5);
+    let expired = store.sweep_sla(start, 100).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].status, Status::Expired);
+    assert!(store.sweep_sla(start, 100).await.unwrap().is_empty());
+    // The chain continues where it stopped.
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.ok());
+    assert_eq!(report.entries, head.entries + 1);
+    let entries = store.audit(head.entries, 10).await.unwrap();
+    assert_eq!(entries[0].prev, head.head);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn opening_by_url() {
+    let db = TempDb::new("url");
+    let url = format!("sqlite://{}", db.path().display());
+    let store = countersign_store::open(&url).await.unwrap();
+    assert!(store.verify_audit().await.unwrap().ok());
+    assert!(matches!(
+        countersign_store::open("postgres://localhost/x").await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+    // Verifying a file that does not exist fails instead of creating it.
+    let missing = db.dir.join("missing.db");
+    assert!(verify_file(&missing).await.is_err());
+    assert!(!missing.exists());
+}
