@@ -267,6 +267,17 @@ async fn queue(store: &dyn Store) {
         .map(|r| r.id.clone())
         .collect();
     assert_eq!(got, expected);
+    // A literal name filters the same way.
+    let literal = store
+        .queue(QueueQuery {
+            action: Some(glob("queue.item")),
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    let got: Vec<String> = literal.items.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(got, expected);
     assert!(matches!(
         store
             .queue(QueueQuery {

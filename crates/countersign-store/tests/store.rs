@@ -99,6 +99,18 @@ async fn conformance_story_on_sqlite() {
     store.close().await;
     // The finished file verifies on its own, as `countersign audit verify --db` does it.
     assert!(verify_file(db.path()).await.unwrap().ok());
+    // The journal mode is the file's own (persistent) setting: WAL.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db.path())
+        .connect()
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

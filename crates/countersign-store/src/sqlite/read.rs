@@ -64,8 +64,13 @@ pub(crate) async fn queue(
     let after = query.cursor.as_deref().map(queue_cursor).transpose()?;
     // Only fixed fragments are spliced in; values are bound.
     let mut sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE status = 'pending'");
-    if query.action.is_some() {
-        sql.push_str(" AND action GLOB ?");
+    // A literal name is an equality, which the `actions_pending_by_action` index answers in
+    // order; a wildcard pattern filters the deadline-ordered scan.
+    let literal = query.action.as_ref().and_then(|glob| glob.literal());
+    match (&query.action, literal) {
+        (_, Some(_)) => sql.push_str(" AND action = ?"),
+        (Some(_), None) => sql.push_str(" AND action GLOB ?"),
+        (None, None) => {}
     }
     if after.is_some() {
         sql.push_str(" AND (deadline, id) > (?, ?)");
@@ -75,7 +80,7 @@ pub(crate) async fn queue(
     if let Some(glob) = &query.action {
         // Action-name globs use only `*` and `?` as wildcards, and name characters are
         // never special to SQLite's GLOB, so the pattern means the same there.
-        q = q.bind(glob.as_str().to_owned());
+        q = q.bind(literal.unwrap_or(glob.as_str()).to_owned());
     }
     if let Some((deadline, id)) = after {
         q = q.bind(deadline).bind(id.to_owned());
