@@ -19,14 +19,6 @@ pub struct ActionWatch {
     current: ActionRecord,
 }
 
-/// What the next change was.
-pub enum Next {
-    /// A newer version of the action.
-    Changed(ActionRecord),
-    /// The server is stopping (or the store closed): stop watching.
-    Stopped,
-}
-
 impl ActionWatch {
     /// Subscribes, then reads the action. `Ok(None)`: no such action.
     pub async fn start(state: &AppState, id: &str) -> Result<Option<ActionWatch>, StoreError> {
@@ -47,11 +39,12 @@ impl ActionWatch {
         &self.current
     }
 
-    /// Waits for the next version of the action that is newer than the current one.
-    pub async fn next(&mut self) -> Result<Next, StoreError> {
+    /// Waits for the next version of the action that is newer than the current one and
+    /// makes it current. `false`: the server is stopping (or the store closed).
+    pub async fn next(&mut self) -> Result<bool, StoreError> {
         loop {
             let received = tokio::select! {
-                () = self.stopping.wait() => return Ok(Next::Stopped),
+                () = self.stopping.wait() => return Ok(false),
                 received = self.changes.recv() => received,
             };
             let candidate = match received {
@@ -60,13 +53,13 @@ impl ActionWatch {
                 // Missed some changes: the stored action is the truth.
                 Err(RecvError::Lagged(_)) => match self.state.store().action(&self.id).await? {
                     Some(record) => record,
-                    None => return Ok(Next::Stopped),
+                    None => return Ok(false),
                 },
-                Err(RecvError::Closed) => return Ok(Next::Stopped),
+                Err(RecvError::Closed) => return Ok(false),
             };
             if candidate.version > self.current.version {
-                self.current = candidate.clone();
-                return Ok(Next::Changed(candidate));
+                self.current = candidate;
+                return Ok(true);
             }
         }
     }

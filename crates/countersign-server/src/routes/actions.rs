@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use countersign_core::action::{ACTION_NAME_CHARS, is_action_name_char};
+use countersign_core::action::{ACTION_NAME_CHARS, IdempotencyKey, is_action_name_char};
 use countersign_core::glob::Glob;
 use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Status};
 use countersign_store::{ActionQuery, ActionRecord, Idempotency, NewAction, QueueQuery};
@@ -20,10 +20,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::{ActionPage, ActionView, SubmitBody};
-use crate::watch::{ActionWatch, Next};
-
-/// The longest idempotency key accepted.
-const IDEMPOTENCY_KEY_MAX: usize = 255;
+use crate::watch::ActionWatch;
 
 /// Submits a proposed action; the policy decides at once whether it may run.
 #[utoipa::path(
@@ -69,11 +66,11 @@ pub async fn submit(
     check_args_size(&state, &args)?;
 
     let agent_name = caller.name().to_owned();
-    if let Some(idempotency) = &idempotency {
-        if let Some(earlier) = state.store().replay(&agent_name, idempotency).await? {
-            state.metrics().replayed();
-            return Ok((StatusCode::OK, Json(ActionView::from(&earlier.record))));
-        }
+    if let Some(idempotency) = &idempotency
+        && let Some(earlier) = state.store().replay(&agent_name, idempotency).await?
+    {
+        state.metrics().replayed();
+        return Ok((StatusCode::OK, Json(ActionView::from(&earlier.record))));
     }
     let proposal = ProposedAction {
         action,
@@ -128,15 +125,8 @@ fn idempotency(headers: &HeaderMap, body: &SubmitBody) -> Result<Option<Idempote
         (Some(k), _) | (None, Some(k)) => k,
         (None, None) => return Ok(None),
     };
-    if key.is_empty() || key.chars().count() > IDEMPOTENCY_KEY_MAX {
-        return Err(AppError::invalid(
-            "invalid_idempotency_key",
-            format!(
-                "an idempotency key has 1 to {IDEMPOTENCY_KEY_MAX} characters, this one has {}",
-                key.chars().count()
-            ),
-        ));
-    }
+    let key = IdempotencyKey::parse(key)
+        .map_err(|e| AppError::invalid("invalid_idempotency_key", e.to_string()))?;
     // The hash covers what the request asks for, not how the key was sent; absent `args`
     // and `{}` are the same request.
     let canonical = SubmitBody {
@@ -150,7 +140,7 @@ fn idempotency(headers: &HeaderMap, body: &SubmitBody) -> Result<Option<Idempote
     };
     let value = serde_json::to_value(&canonical).map_err(|e| AppError::internal(&e))?;
     Ok(Some(Idempotency {
-        key: key.to_owned(),
+        key: key.as_str().to_owned(),
         body_hash: countersign_store::request_hash(&value),
     }))
 }
@@ -212,7 +202,7 @@ pub async fn show(
     caller.check_read(watch.current())?;
     let waited = tokio::time::timeout(Duration::from_secs(wait), async {
         while watch.current().status == Status::Pending {
-            if let Next::Stopped = watch.next().await? {
+            if !watch.next().await? {
                 break;
             }
         }
@@ -253,8 +243,8 @@ pub async fn events(
         let record = match first {
             Some(record) => record,
             None => match watch.next().await {
-                Ok(Next::Changed(record)) => record,
-                Ok(Next::Stopped) => return None,
+                Ok(true) => watch.current().clone(),
+                Ok(false) => return None,
                 Err(error) => {
                     tracing::warn!(%error, "event stream ended by a store error");
                     return None;
