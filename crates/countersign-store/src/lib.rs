@@ -178,6 +178,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Group-commit counters.
     fn commit_stats(&self) -> CommitStats;
+
+    /// Finishes queued writes and closes the database; later calls fail with
+    /// [`StoreError::WriterGone`]. Dropping the store without closing loses nothing
+    /// acknowledged (every answer came after its commit), but closing shuts down cleanly.
+    fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a plain path
@@ -193,7 +198,8 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
         url
     };
     let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() {
+    // Separate writer and reader connections would each see their own in-memory database.
+    if path.is_empty() || path.starts_with(":memory:") || path.contains("mode=memory") {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
     }
     let store = SqliteStore::open(path, SqliteOptions::default()).await?;

@@ -403,6 +403,17 @@ async fn opening_by_url() {
     let url = format!("sqlite://{}", db.path().display());
     let store = countersign_store::open(&url).await.unwrap();
     assert!(store.verify_audit().await.unwrap().ok());
+    store.close().await;
+    assert!(matches!(
+        store.audit(0, 10).await,
+        Err(StoreError::Database(_))
+    ));
+    for unsupported in ["postgres://localhost/x", "sqlite::memory:", "sqlite://"] {
+        assert!(matches!(
+            countersign_store::open(unsupported).await,
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+    }
     assert!(matches!(
         countersign_store::open("postgres://localhost/x").await,
         Err(StoreError::UnsupportedUrl(_))

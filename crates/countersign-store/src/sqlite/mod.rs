@@ -351,4 +351,8 @@ impl Store for SqliteStore {
     fn commit_stats(&self) -> CommitStats {
         self.counters.snapshot()
     }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(SqliteStore::close(self))
+    }
 }
