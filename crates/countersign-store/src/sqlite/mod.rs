@@ -1,6 +1,7 @@
 //! The SQLite backend: a WAL database with `synchronous=FULL`, one writer task doing group
 //! commit on its own connection, and a read-only pool for queries.
 
+mod admin_ops;
 mod chain;
 mod migrations;
 mod ops;

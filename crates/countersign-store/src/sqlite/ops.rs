@@ -11,14 +11,13 @@ use sqlx::{Row, SqliteConnection};
 
 use super::chain::{self, Head};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
-use crate::audit_log::{AuditEntry, NewAuditEntry, SYSTEM_ACTOR, kind};
+use crate::audit_log::{SYSTEM_ACTOR, kind};
 use crate::error::StoreError;
 use crate::ids;
 use crate::record::{
     ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, Outcome, Review,
     ReviewState, Submitted,
 };
-use crate::token::{self, CreatedToken, NewToken, Token};
 
 type Conn = SqliteConnection;
 
@@ -486,104 +485,4 @@ pub(crate) async fn review(
     )
     .await?;
     Ok(record)
-}
-
-pub(crate) async fn append_audit(
-    conn: &mut Conn,
-    head: &mut Head,
-    entry: NewAuditEntry,
-) -> Result<AuditEntry, StoreError> {
-    chain::append(
-        conn,
-        head,
-        entry.at,
-        &entry.kind,
-        &entry.actor,
-        entry.action_id.as_deref().unwrap_or(""),
-        entry.body.to_string(),
-    )
-    .await
-}
-
-pub(crate) async fn create_token(
-    conn: &mut Conn,
-    head: &mut Head,
-    new: NewToken,
-) -> Result<CreatedToken, StoreError> {
-    let secret = token::new_secret();
-    let token = Token {
-        id: ids::new_id(new.at),
-        name: new.name,
-        role: new.role,
-        groups: new.groups,
-        owner: new.owner,
-        created_at: new.at,
-        revoked: false,
-    };
-    sqlx::query(
-        "INSERT INTO tokens (id, name, role, groups, owner, secret_hash, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&token.id)
-    .bind(&token.name)
-    .bind(token.role.as_str())
-    .bind(to_json(&token.groups))
-    .bind(&token.owner)
-    .bind(&token::secret_hash(&secret)[..])
-    .bind(millis(token.created_at))
-    .execute(&mut *conn)
-    .await?;
-    let body = json!({
-        "token_id": token.id,
-        "name": token.name,
-        "role": token.role.as_str(),
-        "groups": token.groups,
-        "owner": token.owner,
-    });
-    chain::append(
-        conn,
-        head,
-        new.at,
-        kind::TOKEN_CREATED,
-        &new.created_by,
-        "",
-        body.to_string(),
-    )
-    .await?;
-    Ok(CreatedToken { secret, token })
-}
-
-pub(crate) async fn revoke_token(
-    conn: &mut Conn,
-    head: &mut Head,
-    id: &str,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<Token, StoreError> {
-    let token = super::read::token(&mut *conn, id)
-        .await?
-        .ok_or_else(|| StoreError::TokenNotFound(id.to_owned()))?;
-    if token.revoked {
-        return Ok(token);
-    }
-    sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ?")
-        .bind(millis(now))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    let body = json!({"token_id": token.id, "name": token.name});
-    chain::append(
-        conn,
-        head,
-        now,
-        kind::TOKEN_REVOKED,
-        actor,
-        "",
-        body.to_string(),
-    )
-    .await?;
-    Ok(Token {
-        revoked: true,
-        ..token
-    })
 }

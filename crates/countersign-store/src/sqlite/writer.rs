@@ -13,7 +13,7 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::chain::{self, Head};
-use super::ops;
+use super::{admin_ops, ops};
 use crate::audit_log::{AuditEntry, CommitStats, NewAuditEntry};
 use crate::error::StoreError;
 use crate::record::{ActionRecord, Actor, NewAction, NewOutcome, NewReview, Submitted};
@@ -311,15 +311,15 @@ async fn run_op(
             (Reply::Record(record.clone()), vec![record])
         }
         Op::AppendAudit(entry) => (
-            Reply::Audit(ops::append_audit(conn, head, entry).await?),
+            Reply::Audit(admin_ops::append_audit(conn, head, entry).await?),
             vec![],
         ),
         Op::CreateToken(token) => (
-            Reply::CreatedToken(ops::create_token(conn, head, token).await?),
+            Reply::CreatedToken(admin_ops::create_token(conn, head, token).await?),
             vec![],
         ),
         Op::RevokeToken { id, actor, now } => (
-            Reply::Token(ops::revoke_token(conn, head, &id, &actor, now).await?),
+            Reply::Token(admin_ops::revoke_token(conn, head, &id, &actor, now).await?),
             vec![],
         ),
     })

@@ -1,177 +1,15 @@
-//! The backend-independent story every store must pass. Public (behind the `conformance`
-//! feature) so that each backend's tests run the very same story: a SQLite file today, a
-//! PostgreSQL database next.
+//! The story's action lifecycle chapters: tiers, the queue, decisions, cancellation,
+//! outcomes and the SLA ladder.
 
-use chrono::{DateTime, TimeDelta, Utc};
-use countersign_core::action::{ActionName, AgentName, ProposedAction};
-use countersign_core::glob::Glob;
-use countersign_core::lifecycle::{DecideError, DecisionRequest, Verdict};
-use countersign_core::{Policy, Status, Tier};
-use serde_json::{Map, Value, json};
+use chrono::TimeDelta;
+use countersign_core::lifecycle::{DecideError, Verdict};
+use countersign_core::{Status, Tier};
+use serde_json::{Value, json};
 
-use crate::{
-    ActionQuery, Actor, Idempotency, NewAction, NewAuditEntry, NewOutcome, NewReview, NewToken,
-    OutcomeStatus, QueueQuery, ReviewQuery, ReviewState, ReviewVerdict, Role, Store, StoreError,
-    kind, request_hash,
-};
+use super::{glob, new_action, object, policy, reviewer, t0, verdict};
+use crate::{ActionQuery, NewOutcome, OutcomeStatus, QueueQuery, ReviewState, Store, StoreError};
 
-/// The policy the story classifies with.
-pub const STORY_POLICY: &str = r#"
-version = 1
-
-[defaults]
-tier = "approve"
-sla = "30m"
-
-[[rules]]
-name = "lookups"
-actions = ["*.get"]
-tier = "auto"
-
-[[rules]]
-name = "small refunds"
-actions = ["refund.create"]
-when = "args.amount <= 100"
-tier = "logged"
-review_sample = 1.0
-
-[[rules]]
-name = "large refunds"
-actions = ["refund.create"]
-tier = "approve"
-approvers = ["support-leads"]
-sla = "15m"
-on_timeout = "escalate"
-escalate_to = ["finance"]
-escalation_sla = "1h"
-
-[[rules]]
-name = "closures"
-actions = ["account.close"]
-tier = "confirm"
-
-[[rules]]
-name = "drops"
-actions = ["db.drop"]
-tier = "deny"
-"#;
-
-/// The story's starting time.
-pub fn t0() -> DateTime<Utc> {
-    DateTime::from_timestamp(1_795_000_000, 0).unwrap()
-}
-
-/// The story's policy, parsed.
-pub fn policy() -> Policy {
-    Policy::parse(STORY_POLICY).unwrap()
-}
-
-/// A classified submission of `action` by `agent` with `args`, at `at`.
-pub fn new_action(
-    policy: &Policy,
-    agent: &str,
-    action: &str,
-    args: Value,
-    at: DateTime<Utc>,
-) -> NewAction {
-    let mut proposal = ProposedAction::new(
-        ActionName::parse(action).unwrap(),
-        AgentName::parse(agent).unwrap(),
-    );
-    proposal.args = object(args);
-    let mut new = NewAction::classify(policy, proposal, at);
-    new.owner = Some("olivia".into());
-    new
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
-}
-
-fn reviewer(name: &str, groups: &[&str]) -> Actor {
-    Actor {
-        name: name.into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-    }
-}
-
-fn verdict(verdict: Verdict) -> DecisionRequest {
-    DecisionRequest {
-        verdict,
-        args: None,
-        reason: None,
-        confirm: None,
-    }
-}
-
-fn glob(pattern: &str) -> Glob {
-    Glob::parse(
-        pattern,
-        countersign_core::action::is_action_name_char,
-        countersign_core::action::ACTION_NAME_CHARS,
-    )
-    .unwrap()
-}
-
-/// Runs the story against `store`, which must be empty. Panics (as tests do) on the first
-/// deviation.
-pub async fn story(store: &dyn Store) {
-    tokens(store).await;
-    tiers(store).await;
-    queue(store).await;
-    decisions(store).await;
-    confirm_and_modify(store).await;
-    cancel_and_outcome(store).await;
-    sla_ladder(store).await;
-    post_hoc_review(store).await;
-    idempotency(store).await;
-    audit(store).await;
-}
-
-async fn tokens(store: &dyn Store) {
-    let created = store
-        .create_token(NewToken {
-            name: "support-bot".into(),
-            role: Role::Agent,
-            groups: vec![],
-            owner: Some("olivia".into()),
-            created_by: "cli".into(),
-            at: t0(),
-        })
-        .await
-        .unwrap();
-    assert!(created.secret.starts_with("cs_"));
-    let found = store.authenticate(&created.secret).await.unwrap().unwrap();
-    assert_eq!(found, created.token);
-    assert_eq!(found.owner.as_deref(), Some("olivia"));
-    assert_eq!(store.authenticate("cs_nope").await.unwrap(), None);
-    let other = store
-        .create_token(NewToken {
-            name: "rita".into(),
-            role: Role::Reviewer,
-            groups: vec!["support-leads".into()],
-            owner: None,
-            created_by: "admin".into(),
-            at: t0(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(store.tokens().await.unwrap().len(), 2);
-    let revoked = store
-        .revoke_token(other.token.id.clone(), "admin".into(), t0())
-        .await
-        .unwrap();
-    assert!(revoked.revoked);
-    assert_eq!(store.authenticate(&other.secret).await.unwrap(), None);
-    assert!(matches!(
-        store
-            .revoke_token("nope".into(), "admin".into(), t0())
-            .await,
-        Err(StoreError::TokenNotFound(_))
-    ));
-}
-
-async fn tiers(store: &dyn Store) {
+pub(super) async fn tiers(store: &dyn Store) {
     let p = policy();
     let auto = store
         .submit(new_action(
@@ -221,7 +59,7 @@ async fn tiers(store: &dyn Store) {
     assert_eq!(store.action("no-such-id").await.unwrap(), None);
 }
 
-async fn queue(store: &dyn Store) {
+pub(super) async fn queue(store: &dyn Store) {
     let p = policy();
     let mut ids = Vec::new();
     // Submitted out of deadline order; the queue must put them in order.
@@ -303,7 +141,7 @@ async fn queue(store: &dyn Store) {
     assert!(own.items.windows(2).all(|w| w[0].id > w[1].id));
 }
 
-async fn submit_pending(store: &dyn Store, action: &str, args: Value) -> String {
+pub(super) async fn submit_pending(store: &dyn Store, action: &str, args: Value) -> String {
     store
         .submit(new_action(&policy(), "support-bot", action, args, t0()))
         .await
@@ -312,7 +150,7 @@ async fn submit_pending(store: &dyn Store, action: &str, args: Value) -> String 
         .id
 }
 
-async fn decisions(store: &dyn Store) {
+pub(super) async fn decisions(store: &dyn Store) {
     let id = submit_pending(store, "refund.create", json!({"amount": 500})).await;
     let mut changes = store.subscribe();
     let refusal = |r: Result<_, StoreError>| match r {
@@ -383,7 +221,7 @@ async fn decisions(store: &dyn Store) {
     assert_eq!(change.status, Status::Approved);
 }
 
-async fn confirm_and_modify(store: &dyn Store) {
+pub(super) async fn confirm_and_modify(store: &dyn Store) {
     let id = submit_pending(store, "account.close", json!({"account": "c_9"})).await;
     let mut confirm = verdict(Verdict::Approve);
     confirm.confirm = Some("account.close".into());
@@ -421,7 +259,7 @@ async fn confirm_and_modify(store: &dyn Store) {
     assert_eq!(store.action(&id).await.unwrap().unwrap(), modified);
 }
 
-async fn cancel_and_outcome(store: &dyn Store) {
+pub(super) async fn cancel_and_outcome(store: &dyn Store) {
     let id = submit_pending(store, "email.send", json!({})).await;
     let cancelled = store
         .cancel(id.clone(), "support-bot".into(), t0())
@@ -478,7 +316,7 @@ async fn cancel_and_outcome(store: &dyn Store) {
     ));
 }
 
-async fn sla_ladder(store: &dyn Store) {
+pub(super) async fn sla_ladder(store: &dyn Store) {
     // Far in the past relative to everything else, so these come first in the queue.
     let early = t0() - TimeDelta::days(1);
     let p = policy();
@@ -538,175 +376,4 @@ async fn sla_ladder(store: &dyn Store) {
     assert!(swept.iter().all(|r| r.status == Status::Expired));
     assert!(swept.iter().all(|r| r.decided_at == Some(later)));
     assert!(store.due_deadlines(later, 100).await.unwrap().is_empty());
-}
-
-async fn post_hoc_review(store: &dyn Store) {
-    let p = policy();
-    let sampled = store
-        .submit(new_action(
-            &p,
-            "support-bot",
-            "refund.create",
-            json!({"amount": 20}),
-            t0(),
-        ))
-        .await
-        .unwrap()
-        .record;
-    assert_eq!(
-        (sampled.tier, sampled.status),
-        (Tier::Logged, Status::Allowed)
-    );
-    assert_eq!(sampled.review, ReviewState::Open);
-    let open = store.reviews(ReviewQuery::default()).await.unwrap();
-    assert_eq!(
-        open.items.iter().map(|r| &r.id).collect::<Vec<_>>(),
-        [&sampled.id]
-    );
-    let reviewed = store
-        .review(
-            sampled.id.clone(),
-            reviewer("rita", &[]),
-            NewReview {
-                verdict: ReviewVerdict::Flag,
-                note: Some("refund to a new card".into()),
-            },
-            t0(),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        &reviewed.review,
-        ReviewState::Reviewed(r) if r.verdict == ReviewVerdict::Flag && r.reviewer == "rita"
-    ));
-    assert!(
-        store
-            .reviews(ReviewQuery::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
-    let done = store
-        .reviews(ReviewQuery {
-            reviewed: true,
-            ..ReviewQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(done.items, [reviewed]);
-    let again = NewReview {
-        verdict: ReviewVerdict::Ok,
-        note: None,
-    };
-    assert!(matches!(
-        store
-            .review(
-                sampled.id.clone(),
-                reviewer("sam", &[]),
-                again.clone(),
-                t0()
-            )
-            .await,
-        Err(StoreError::AlreadyReviewed)
-    ));
-    let not_sampled = submit_pending(store, "email.send", json!({})).await;
-    assert!(matches!(
-        store
-            .review(not_sampled, reviewer("sam", &[]), again, t0())
-            .await,
-        Err(StoreError::NotInReviewQueue)
-    ));
-}
-
-async fn idempotency(store: &dyn Store) {
-    let p = policy();
-    let body = json!({"action": "email.send", "args": {"to": "x"}});
-    let keyed = |body: &Value| {
-        let mut new = new_action(&p, "support-bot", "email.send", json!({"to": "x"}), t0());
-        new.idempotency = Some(Idempotency {
-            key: "run-77/step-4".into(),
-            body_hash: request_hash(body),
-        });
-        new
-    };
-    let first = store.submit(keyed(&body)).await.unwrap();
-    assert!(!first.replayed);
-    assert_eq!(
-        first.record.idempotency_key.as_deref(),
-        Some("run-77/step-4")
-    );
-    // The action moves on; a replay still answers what the first answer said.
-    store
-        .decide(
-            first.record.id.clone(),
-            reviewer("rita", &[]),
-            verdict(Verdict::Reject),
-            t0(),
-        )
-        .await
-        .unwrap();
-    let again = store.submit(keyed(&body)).await.unwrap();
-    assert!(again.replayed);
-    assert_eq!(again.record, first.record);
-    let looked_up = store
-        .replay("support-bot", keyed(&body).idempotency.as_ref().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(looked_up.record, first.record);
-    let other_body = json!({"action": "email.send", "args": {"to": "y"}});
-    assert!(matches!(
-        store.submit(keyed(&other_body)).await,
-        Err(StoreError::IdempotencyMismatch { .. })
-    ));
-    // Keys are per agent.
-    let mut other_agent = keyed(&body);
-    other_agent.proposal.agent = AgentName::parse("other-bot").unwrap();
-    let separate = store.submit(other_agent).await.unwrap();
-    assert!(!separate.replayed);
-    assert_ne!(separate.record.id, first.record.id);
-}
-
-async fn audit(store: &dyn Store) {
-    let custom = store
-        .append_audit(NewAuditEntry {
-            kind: "policy_loaded".into(),
-            actor: "system".into(),
-            action_id: None,
-            body: json!({"hash": "abc"}),
-            at: t0(),
-        })
-        .await
-        .unwrap();
-    let entries = store.audit(0, 1000).await.unwrap();
-    assert_eq!(entries.last(), Some(&custom));
-    assert!(entries.windows(2).all(|w| w[1].seq == w[0].seq + 1));
-    assert!(entries.windows(2).all(|w| w[1].prev == w[0].hash));
-    assert_eq!(entries[0].seq, 1);
-    for expected in [
-        kind::TOKEN_CREATED,
-        kind::TOKEN_REVOKED,
-        kind::SUBMITTED,
-        kind::CLASSIFIED,
-        kind::DECIDED,
-        kind::ESCALATED,
-        kind::EXPIRED,
-        kind::CANCELLED,
-        kind::OUTCOME,
-        kind::REVIEWED,
-    ] {
-        assert!(
-            entries.iter().any(|e| e.kind == expected),
-            "no {expected} entry"
-        );
-    }
-    let tail = store.audit(custom.seq - 2, 1000).await.unwrap();
-    assert_eq!(tail.len(), 2);
-    let report = store.verify_audit().await.unwrap();
-    assert!(report.ok(), "{report:?}");
-    assert_eq!(report.entries, custom.seq);
-    assert_eq!(report.head, custom.hash);
-    let stats = store.commit_stats();
-    assert!(stats.commits >= 1 && stats.commands >= stats.commits);
 }
