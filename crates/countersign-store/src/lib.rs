@@ -8,7 +8,8 @@
 //! audit chain is linked in the same transaction as the change it records.
 //!
 //! The server holds an `Arc<dyn Store>`; a PostgreSQL backend will implement the same trait
-//! and run the same [`conformance`] story.
+//! and run the same conformance story (`conformance::story`, behind the `conformance`
+//! feature).
 
 mod audit_log;
 mod canonical;
