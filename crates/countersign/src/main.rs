@@ -1,7 +1,13 @@
 //! The `countersign` binary: parses the command line once and hands each subcommand to the
 //! module that does it. Glue only; the domain lives in the library crates.
 
+mod action_cmd;
+mod audit_cmd;
+mod client;
+mod output;
 mod policy_cmd;
+mod serve_cmd;
+mod token_cmd;
 
 use std::process::ExitCode;
 
@@ -20,6 +26,26 @@ enum Command {
     /// Check, explain and test policy files.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Run the Countersign server.
+    Serve(serve_cmd::ServeArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
+    /// Submit a proposed action (as an agent).
+    Submit(action_cmd::SubmitArgs),
+    /// Show one action.
+    Show(action_cmd::ShowArgs),
+    /// List the pending actions, oldest deadline first.
+    Queue(action_cmd::QueueArgs),
+    /// Approve a pending action.
+    Approve(action_cmd::ApproveArgs),
+    /// Reject a pending action.
+    Reject(action_cmd::RejectArgs),
+    /// Approve a pending action with different arguments.
+    Modify(action_cmd::ModifyArgs),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +64,15 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Policy(command) => policy_cmd::run(command),
+        Command::Serve(args) => serve_cmd::run(args),
+        Command::Token(command) => token_cmd::run(command),
+        Command::Submit(args) => action_cmd::submit(args),
+        Command::Show(args) => action_cmd::show(args),
+        Command::Queue(args) => action_cmd::queue(args),
+        Command::Approve(args) => action_cmd::approve(args),
+        Command::Reject(args) => action_cmd::reject(args),
+        Command::Modify(args) => action_cmd::modify(args),
+        Command::Audit(command) => audit_cmd::run(command),
     };
     match result {
         Ok(code) => code,

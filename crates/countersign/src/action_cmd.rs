@@ -1,0 +1,240 @@
+//! The client commands about actions: `submit`, `show`, `queue`, `approve`, `reject` and
+//! `modify`, with the exit codes of SPEC section 4 for `--wait`.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::Args;
+use serde_json::{Map, Value, json};
+
+use crate::client::{Client, ServerArgs, block_on, json_object};
+use crate::output;
+
+/// The longest single long-poll asked of the server; longer waits are several polls.
+const POLL_SECONDS: u64 = 300;
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The action name, e.g. refund.create.
+    #[arg(long)]
+    action: String,
+    /// The arguments, a JSON object.
+    #[arg(long)]
+    args: Option<String>,
+    /// Why the agent wants to do it.
+    #[arg(long)]
+    reasoning: Option<String>,
+    /// Context for the reviewer, a JSON object.
+    #[arg(long)]
+    context: Option<String>,
+    /// The agent's confidence, 0 to 1.
+    #[arg(long)]
+    confidence: Option<f64>,
+    /// Makes retries safe: the same key and body give the same action.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Wait up to this many seconds for a decision. Exit 0: may run; 2: may not; 3: still
+    /// pending.
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print the action as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let mut body = Map::new();
+    body.insert("action".into(), json!(args.action));
+    if let Some(text) = &args.args {
+        body.insert("args".into(), json_object("--args", text)?);
+    }
+    if let Some(text) = &args.context {
+        body.insert("context".into(), json_object("--context", text)?);
+    }
+    if let Some(reasoning) = &args.reasoning {
+        body.insert("reasoning".into(), json!(reasoning));
+    }
+    if let Some(confidence) = args.confidence {
+        body.insert("confidence".into(), json!(confidence));
+    }
+    if let Some(key) = &args.idempotency_key {
+        body.insert("idempotency_key".into(), json!(key));
+    }
+    let client = Client::new(&args.server)?;
+    block_on(async {
+        let action = client.post("/v1/actions", &Value::Object(body)).await?;
+        finish(&client, action, args.wait, args.json).await
+    })?
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The action id.
+    id: String,
+    /// Wait up to this many seconds for a decision. Exit 0: may run; 2: may not; 3: still
+    /// pending.
+    #[arg(long, value_name = "SECONDS")]
+    wait: Option<u64>,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print the action as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server)?;
+    block_on(async {
+        let action = client.get(&action_path(&args.id)).await?;
+        finish(&client, action, args.wait, args.json).await
+    })?
+}
+
+/// Waits if asked, prints the action, and picks the exit code.
+async fn finish(
+    client: &Client,
+    mut action: Value,
+    wait: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some(seconds) = wait {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while action["status"] == "pending" {
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+            if left == 0 {
+                break;
+            }
+            let id = action["id"].as_str().unwrap_or_default().to_owned();
+            let poll = left.min(POLL_SECONDS);
+            action = client
+                .get(&format!("{}?wait={poll}", action_path(&id)))
+                .await?;
+        }
+    }
+    output::action(&action, json)?;
+    if wait.is_none() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(ExitCode::from(match action["status"].as_str() {
+        Some("allowed" | "approved") => 0,
+        Some("pending") => 3,
+        _ => 2,
+    }))
+}
+
+fn action_path(id: &str) -> String {
+    // Ids are opaque but URL-safe; refuse anything that would change the path.
+    format!("/v1/actions/{}", id.replace(['/', '?', '#'], "_"))
+}
+
+#[derive(Args)]
+pub struct QueueArgs {
+    /// Only actions whose name matches this glob, e.g. 'refund.*'.
+    #[arg(long)]
+    action: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print the page as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server)?;
+    let mut path = format!("/v1/actions?status=pending&limit={}", args.limit);
+    if let Some(glob) = &args.action {
+        if glob.contains(['&', '#', ' ']) {
+            bail!("--action {glob:?} is not a valid action pattern");
+        }
+        path.push_str(&format!("&action={}", glob.replace('?', "%3F")));
+    }
+    let page = block_on(client.get(&path))??;
+    output::queue(&page, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ApproveArgs {
+    /// The action id.
+    id: String,
+    /// A note kept with the decision.
+    #[arg(long)]
+    comment: Option<String>,
+    /// The action name, re-typed: required for confirm-tier actions.
+    #[arg(long)]
+    confirm: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RejectArgs {
+    /// The action id.
+    id: String,
+    /// Why; shown to the agent.
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ModifyArgs {
+    /// The action id.
+    id: String,
+    /// The arguments you approve instead, a JSON object.
+    #[arg(long)]
+    args: String,
+    #[arg(long)]
+    comment: Option<String>,
+    /// The action name, re-typed: required for confirm-tier actions.
+    #[arg(long)]
+    confirm: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    let mut body = json!({"verdict": "approve"});
+    optional(&mut body, "reason", args.comment);
+    optional(&mut body, "confirm", args.confirm);
+    decide(&args.server, &args.id, body, args.json)
+}
+
+pub fn reject(args: RejectArgs) -> anyhow::Result<ExitCode> {
+    let body = json!({"verdict": "reject", "reason": args.reason});
+    decide(&args.server, &args.id, body, args.json)
+}
+
+pub fn modify(args: ModifyArgs) -> anyhow::Result<ExitCode> {
+    let mut body = json!({"verdict": "modify", "args": json_object("--args", &args.args)?});
+    optional(&mut body, "reason", args.comment);
+    optional(&mut body, "confirm", args.confirm);
+    decide(&args.server, &args.id, body, args.json)
+}
+
+fn optional(body: &mut Value, key: &str, value: Option<String>) {
+    if let Some(value) = value {
+        body[key] = json!(value);
+    }
+}
+
+fn decide(server: &ServerArgs, id: &str, body: Value, json: bool) -> anyhow::Result<ExitCode> {
+    let client = Client::new(server)?;
+    let path = format!("{}/decisions", action_path(id));
+    let action = block_on(client.post(&path, &body))??;
+    output::action(&action, json)?;
+    Ok(ExitCode::SUCCESS)
+}

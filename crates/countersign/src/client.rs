@@ -1,0 +1,96 @@
+//! The HTTP client behind the client commands: where the server is, which token to send,
+//! and turning the API's error objects into one-line messages.
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::Args;
+use serde_json::Value;
+
+/// How to reach the server.
+#[derive(Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// The Countersign server.
+    #[arg(long, env = "COUNTERSIGN_URL", default_value = "http://127.0.0.1:7878")]
+    pub server: String,
+    /// The bearer token to send.
+    #[arg(long, env = "COUNTERSIGN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Client> {
+        let token = args
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!("no token: pass --token or set COUNTERSIGN_TOKEN"))?;
+        let http = reqwest::Client::builder()
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client {
+            base: args.server.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .context("the server's answer was cut off")?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        match (
+            value["error"]["code"].as_str(),
+            value["error"]["message"].as_str(),
+        ) {
+            (Some(code), Some(message)) => bail!("{message} ({code}, HTTP {})", status.as_u16()),
+            _ => bail!("the server answered HTTP {}: {value}", status.as_u16()),
+        }
+    }
+}
+
+/// Parses a `--args`/`--context` flag: a JSON object.
+pub fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
+    let value: Value =
+        serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))?;
+    if !value.is_object() {
+        bail!("{flag} must be a JSON object, like '{{\"amount\": 10}}'");
+    }
+    Ok(value)
+}
+
+/// Runs `future` on a fresh runtime: the client commands are one request or a few.
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(future))
+}

@@ -1,0 +1,130 @@
+//! Printing what the server answered: JSON with `--json`, otherwise a short human-readable
+//! form (key-value lines for one action, a table for a list).
+
+use std::io::Write as _;
+
+use serde_json::Value;
+
+/// One action.
+pub fn action(action: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(action);
+    }
+    let text = |key: &str| action[key].as_str().unwrap_or("-").to_owned();
+    let mut lines = vec![
+        ("id", text("id")),
+        ("action", text("action")),
+        ("agent", text("agent")),
+        ("status", text("status")),
+        (
+            "tier",
+            match action["rule"].as_str() {
+                Some(rule) => format!("{} (rule {rule:?})", text("tier")),
+                None => format!("{} (policy default)", text("tier")),
+            },
+        ),
+        ("reason", text("reason")),
+        ("args", action["args"].to_string()),
+    ];
+    if !action["original_args"].is_null() {
+        lines.push(("original args", action["original_args"].to_string()));
+    }
+    if action["status"] == "pending" {
+        let approvals = action["decisions"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["verdict"] != "reject").count());
+        lines.push((
+            "approvals",
+            format!("{approvals} of {}", action["approvals_required"]),
+        ));
+        lines.push(("deadline", text("deadline")));
+    }
+    for decision in action["decisions"].as_array().into_iter().flatten() {
+        let reason = decision["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        lines.push((
+            "decision",
+            format!(
+                "{} by {}{reason}",
+                decision["verdict"].as_str().unwrap_or("?"),
+                decision["reviewer"].as_str().unwrap_or("?")
+            ),
+        ));
+    }
+    let mut out = std::io::stdout().lock();
+    for (key, value) in lines {
+        writeln!(out, "{key:<14}{value}")?;
+    }
+    Ok(())
+}
+
+/// A page of actions, as a table.
+pub fn queue(page: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(page);
+    }
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if items.is_empty() {
+        writeln!(out, "no pending actions")?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = items
+        .iter()
+        .map(|a| {
+            let cell = |key: &str| a[key].as_str().unwrap_or("-").to_owned();
+            [
+                cell("id"),
+                cell("action"),
+                cell("agent"),
+                cell("tier"),
+                cell("deadline"),
+                cell("rule"),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        ["ID", "ACTION", "AGENT", "TIER", "DEADLINE", "RULE"],
+        &rows,
+    )?;
+    if let Some(cursor) = page["next_cursor"].as_str() {
+        writeln!(out, "(more: cursor {cursor})")?;
+    }
+    Ok(())
+}
+
+fn table<const N: usize>(
+    out: &mut impl std::io::Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+pub fn print_json(value: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}

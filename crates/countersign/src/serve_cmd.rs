@@ -1,0 +1,106 @@
+//! `countersign serve`: resolves the configuration (flags over environment over file),
+//! opens the store, loads the policy and runs the server until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use countersign_server::config::{self, Overrides};
+use countersign_server::{AppState, PolicySource, SystemClock};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A TOML config file (SPEC section 5).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The database [default: sqlite://countersign.db].
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    /// The policy file [default: the built-in policy].
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let flags = Overrides {
+        listen: args.listen,
+        database: args.db,
+        policy: args.policy,
+    };
+    let env = Overrides::from_env(|name| std::env::var(name).ok());
+    let config = config::resolve(args.config.as_deref(), env, flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
+    let policy = match &config.policy {
+        Some(path) => PolicySource::load(path)?,
+        None => PolicySource::builtin(),
+    };
+    tracing::info!(hash = %policy.current().hash(),
+        file = %config.policy.as_ref().map_or("built-in".into(), |p| p.display().to_string()),
+        "policy loaded");
+    let store = countersign_store::open(&config.database)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database))?;
+    let mut state = AppState::new(
+        store,
+        Arc::new(policy),
+        Arc::new(SystemClock),
+        config.limits,
+    );
+    if !config.metrics_public {
+        state = state.with_private_metrics();
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %config.database, "countersign is serving");
+    countersign_server::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` picks the level (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
