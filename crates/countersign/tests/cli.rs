@@ -1,0 +1,548 @@
+//! The client commands against a real `countersign serve` process: the approval story with
+//! SPEC exit codes, audit tamper detection with `audit verify`, and a crash test that
+//! `kill -9`s the server while agents submit and decide.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_countersign");
+
+/// A scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "countersign-cli-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    fn db(&self) -> String {
+        self.0.join("countersign.db").display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `countersign serve`.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts the server on a free port in `dir` and waits until it says it is serving.
+    fn start(dir: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", "countersign.db"])
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .env_remove("COUNTERSIGN_POLICY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("address=").nth(1) {
+                    let address = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = sender.send(address);
+                }
+            }
+        });
+        let address = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server reports its address");
+        Server {
+            child,
+            url: format!("http://{address}"),
+        }
+    }
+
+    /// Runs a client command against this server.
+    fn run(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("COUNTERSIGN_URL", &self.url)
+            .env("COUNTERSIGN_TOKEN", token)
+            .output()
+            .unwrap()
+    }
+
+    fn spawn(&self, token: &str, args: &[&str]) -> Child {
+        Command::new(BIN)
+            .args(args)
+            .env("COUNTERSIGN_URL", &self.url)
+            .env("COUNTERSIGN_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn token(&self, admin: &str, args: &[&str]) -> String {
+        let mut all = vec!["token", "create"];
+        all.extend_from_slice(args);
+        let output = self.run(admin, &all);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        stdout(&output).trim().to_owned()
+    }
+
+    /// Sends SIGKILL: no chance to flush or shut down cleanly.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(output), stderr(output)))
+}
+
+fn bootstrap_admin(dir: &TempDir) -> String {
+    let output = Command::new(BIN)
+        .args([
+            "token",
+            "create",
+            "--db",
+            &dir.db(),
+            "--role",
+            "admin",
+            "--name",
+            "ada",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let token = stdout(&output).trim().to_owned();
+    assert!(
+        token.starts_with("cs_") && !token.contains('\n'),
+        "the token alone: {token:?}"
+    );
+    token
+}
+
+/// Waits for a client process to exit, within a generous bound.
+fn exit_code(mut child: Child) -> (i32, String) {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().unwrap();
+            return (status.code().unwrap_or(-1), stdout(&output));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the client did not finish within 60 s");
+}
+
+#[test]
+fn approval_story_with_exit_codes() {
+    let dir = TempDir::new();
+    let admin = bootstrap_admin(&dir);
+    let server = Server::start(&dir.0);
+    let agent = server.token(
+        &admin,
+        &[
+            "--role",
+            "agent",
+            "--name",
+            "support-bot",
+            "--owner",
+            "olivia",
+        ],
+    );
+    let rita = server.token(
+        &admin,
+        &[
+            "--role",
+            "reviewer",
+            "--name",
+            "rita",
+            "--groups",
+            "leads,finance",
+        ],
+    );
+    let olivia = server.token(&admin, &["--role", "reviewer", "--name", "olivia"]);
+
+    // Reads pass at once: exit 0 even with --wait.
+    let read = server.run(
+        &agent,
+        &["submit", "--action", "order.get", "--wait", "5", "--json"],
+    );
+    assert_eq!(read.status.code(), Some(0), "{}", stderr(&read));
+    assert_eq!(json(&read)["status"], "allowed");
+
+    // A waiting submit returns when a reviewer approves it from another terminal.
+    let waiting = server.spawn(
+        &agent,
+        &[
+            "submit",
+            "--action",
+            "refund.create",
+            "--args",
+            r#"{"amount": 2500}"#,
+            "--reasoning",
+            "charged twice",
+            "--wait",
+            "120",
+            "--json",
+        ],
+    );
+    let id = loop {
+        let queue = server.run(&rita, &["queue", "--json"]);
+        assert_eq!(queue.status.code(), Some(0), "{}", stderr(&queue));
+        if let Some(item) = json(&queue)["items"]
+            .as_array()
+            .and_then(|items| items.first().cloned())
+        {
+            break item["id"].as_str().unwrap().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let table = server.run(&rita, &["queue"]);
+    assert!(
+        stdout(&table).starts_with("ID"),
+        "a table by default: {}",
+        stdout(&table)
+    );
+    assert!(stdout(&table).contains(&id));
+
+    let refused = server.run(&olivia, &["approve", &id]);
+    assert_eq!(refused.status.code(), Some(1), "the owner may not approve");
+    assert!(
+        stderr(&refused).contains("own_agent"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let approved = server.run(
+        &rita,
+        &["approve", &id, "--comment", "duplicate charge confirmed"],
+    );
+    assert_eq!(approved.status.code(), Some(0), "{}", stderr(&approved));
+    assert!(stdout(&approved).contains("approved"));
+    let (code, out) = exit_code(waiting);
+    assert_eq!(code, 0, "approved: the agent may run it: {out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "approved"
+    );
+
+    let shown = server.run(&agent, &["show", &id, "--wait", "5"]);
+    assert_eq!(shown.status.code(), Some(0));
+    assert!(
+        stdout(&shown).contains("status        approved"),
+        "{}",
+        stdout(&shown)
+    );
+
+    // Rejected: exit 2.
+    let waiting = server.spawn(
+        &agent,
+        &[
+            "submit",
+            "--action",
+            "email.send",
+            "--wait",
+            "120",
+            "--json",
+        ],
+    );
+    let id = loop {
+        let queue = json(&server.run(&rita, &["queue", "--json", "--action", "email.*"]));
+        if let Some(item) = queue["items"]
+            .as_array()
+            .and_then(|items| items.first().cloned())
+        {
+            break item["id"].as_str().unwrap().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rejected = server.run(&rita, &["reject", &id, "--reason", "not today"]);
+    assert_eq!(rejected.status.code(), Some(0), "{}", stderr(&rejected));
+    assert_eq!(exit_code(waiting).0, 2, "rejected: may not run");
+    assert_eq!(
+        server
+            .run(&agent, &["show", &id, "--wait", "1"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // Modified: runs with the reviewer's arguments.
+    let submitted = json(&server.run(
+        &agent,
+        &[
+            "submit",
+            "--action",
+            "refund.create",
+            "--args",
+            r#"{"amount": 900}"#,
+            "--json",
+        ],
+    ));
+    let id = submitted["id"].as_str().unwrap();
+    let modified = server.run(
+        &rita,
+        &["modify", id, "--args", r#"{"amount": 90}"#, "--json"],
+    );
+    assert_eq!(modified.status.code(), Some(0), "{}", stderr(&modified));
+    assert_eq!(json(&modified)["args"]["amount"], 90);
+    assert_eq!(json(&modified)["original_args"]["amount"], 900);
+
+    // Still pending when the wait ends: exit 3.
+    let pending = server.run(
+        &agent,
+        &["submit", "--action", "file.delete", "--wait", "1"],
+    );
+    assert_eq!(pending.status.code(), Some(3), "{}", stderr(&pending));
+
+    // Errors: exit 1 with a message on stderr.
+    let wrong = server.run("cs_wrong", &["show", "nope"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("unauthorized"),
+        "{}",
+        stderr(&wrong)
+    );
+    let bad_args = server.run(&agent, &["submit", "--action", "a.b", "--args", "[1]"]);
+    assert_eq!(bad_args.status.code(), Some(1));
+    let bad_name = server.run(&agent, &["submit", "--action", "no spaces"]);
+    assert_eq!(bad_name.status.code(), Some(1));
+    assert!(
+        stderr(&bad_name).contains("invalid_action_name"),
+        "{}",
+        stderr(&bad_name)
+    );
+
+    let verify = server.run(&admin, &["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    assert!(stdout(&verify).starts_with("ok: "), "{}", stdout(&verify));
+}
+
+fn sqlite(db: &str, sql: &str) {
+    let output = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 is installed");
+    assert!(output.status.success(), "{sql}: {}", stderr(&output));
+}
+
+fn verify_db(db: &str) -> (i32, Value, String) {
+    let output = Command::new(BIN)
+        .args(["audit", "verify", "--db", db, "--json"])
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        json(&output),
+        stderr(&output),
+    )
+}
+
+#[test]
+fn audit_verify_detects_tampering() {
+    let dir = TempDir::new();
+    let admin = bootstrap_admin(&dir);
+    let server = Server::start(&dir.0);
+    let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
+    let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
+    for n in 0..4 {
+        let args = format!(r#"{{"n": {n}}}"#);
+        let out = json(&server.run(
+            &agent,
+            &[
+                "submit",
+                "--action",
+                "refund.create",
+                "--args",
+                &args,
+                "--json",
+            ],
+        ));
+        let id = out["id"].as_str().unwrap();
+        assert_eq!(server.run(&rita, &["approve", id]).status.code(), Some(0));
+    }
+    drop(server);
+
+    let db = dir.db();
+    let (code, report, _) = verify_db(&db);
+    assert_eq!(code, 0, "{report}");
+    let entries = report["entries"].as_u64().unwrap();
+    assert!(entries >= 10, "{report}");
+
+    // Each kind of tampering on its own copy of the file (checkpointed first, so that the
+    // copy holds everything without its write-ahead log).
+    sqlite(&db, "PRAGMA wal_checkpoint(TRUNCATE);");
+    let copy = |name: &str| {
+        let path = dir.0.join(name).display().to_string();
+        std::fs::copy(&db, &path).unwrap();
+        sqlite(
+            &path,
+            "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;",
+        );
+        path
+    };
+    let edited = copy("edited.db");
+    sqlite(
+        &edited,
+        "UPDATE audit SET body = replace(body, '\"n\":2', '\"n\":3') WHERE body LIKE '%\"n\":2%';",
+    );
+    let (code, report, message) = verify_db(&edited);
+    assert_eq!(code, 1, "an edited entry is found: {report}");
+    assert!(report["first_bad_seq"].as_u64().is_some());
+    assert!(message.contains("broken at entry"), "{message}");
+
+    let removed = copy("removed.db");
+    sqlite(&removed, "DELETE FROM audit WHERE seq = 5;");
+    let (code, report, _) = verify_db(&removed);
+    assert_eq!(code, 1);
+    assert_eq!(report["first_bad_seq"], 5, "{report}");
+
+    let reordered = copy("reordered.db");
+    sqlite(
+        &reordered,
+        "UPDATE audit SET seq = -1 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = -1;",
+    );
+    let (code, report, _) = verify_db(&reordered);
+    assert_eq!(code, 1);
+    assert_eq!(report["first_bad_seq"], 3, "{report}");
+
+    let missing = Command::new(BIN)
+        .args(["audit", "verify", "--db", "/nonexistent/x.db"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn kill_9_loses_nothing_acknowledged() {
+    let dir = TempDir::new();
+    let admin = bootstrap_admin(&dir);
+    let server = Server::start(&dir.0);
+    let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
+    let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
+    let url = server.url.clone();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (acknowledged, approved) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let approved = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let mut tasks = Vec::new();
+        for agent_number in 0..8 {
+            let (client, url, agent, rita) = (client.clone(), url.clone(), agent.clone(), rita.clone());
+            let (acked, approved) = (acked.clone(), approved.clone());
+            tasks.push(tokio::spawn(async move {
+                for n in 0.. {
+                    let action = if n % 2 == 0 { "order.get" } else { "refund.create" };
+                    let body = serde_json::json!({"action": action, "args": {"agent": agent_number, "n": n}});
+                    let Ok(response) = client.post(format!("{url}/v1/actions")).bearer_auth(&agent).json(&body).send().await else {
+                        return;
+                    };
+                    if !response.status().is_success() {
+                        return;
+                    }
+                    let Ok(value) = response.json::<Value>().await else { return };
+                    let id = value["id"].as_str().unwrap().to_owned();
+                    acked.lock().unwrap().push((id.clone(), value["status"].as_str().unwrap().to_owned()));
+                    if value["status"] == "pending" {
+                        let decision = serde_json::json!({"verdict": "approve"});
+                        let Ok(response) = client
+                            .post(format!("{url}/v1/actions/{id}/decisions"))
+                            .bearer_auth(&rita)
+                            .json(&decision)
+                            .send()
+                            .await
+                        else {
+                            return;
+                        };
+                        if response.status().is_success() && response.bytes().await.is_ok() {
+                            approved.lock().unwrap().push(id);
+                        }
+                    }
+                }
+            }));
+        }
+        // Kill once a good number of writes were acknowledged, while the agents keep going.
+        while acked.lock().unwrap().len() < 300 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.kill();
+        for task in tasks {
+            let _ = task.await;
+        }
+        let acked = acked.lock().unwrap().clone();
+        let approved = approved.lock().unwrap().clone();
+        (acked, approved)
+    });
+    assert!(acknowledged.len() >= 300);
+
+    let restarted = Server::start(&dir.0);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for (id, status) in &acknowledged {
+            let response = client
+                .get(format!("{}/v1/actions/{id}", restarted.url))
+                .bearer_auth(&rita)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                200,
+                "acknowledged action {id} survived the crash"
+            );
+            let value: Value = response.json().await.unwrap();
+            if status == "allowed" {
+                assert_eq!(value["status"], "allowed");
+            }
+            if approved.contains(id) {
+                assert_eq!(
+                    value["status"], "approved",
+                    "acknowledged decision on {id} survived"
+                );
+            }
+        }
+    });
+    drop(restarted);
+    let (code, report, message) = verify_db(&dir.db());
+    assert_eq!(
+        code, 0,
+        "the chain verifies after the crash: {report} {message}"
+    );
+}
