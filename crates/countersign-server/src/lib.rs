@@ -42,7 +42,7 @@ pub fn openapi_json() -> String {
 
 /// Serves the API on `listener` until `shutdown` resolves, with the SLA worker and policy
 /// hot-reload running alongside. In-flight requests finish; long-polls and event streams
-/// end at once.
+/// end at once; then the store finishes its queued writes and closes.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -63,5 +63,6 @@ pub async fn serve(
     state.begin_shutdown();
     let _ = sla.await;
     let _ = policy.await;
+    state.store().close().await;
     result
 }

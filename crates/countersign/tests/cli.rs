@@ -546,3 +546,121 @@ fn kill_9_loses_nothing_acknowledged() {
         "the chain verifies after the crash: {report} {message}"
     );
 }
+
+#[test]
+fn bad_config_is_refused_with_line_and_column() {
+    let dir = TempDir::new();
+    let config = dir.0.join("countersign.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndatabse = \"x.db\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("line 2, column 1"), "{message}");
+    assert!(message.contains("databse"), "{message}");
+
+    let policy = dir.0.join("policy.toml");
+    std::fs::write(&policy, "version = 1\n[defaults]\ntier = \"sometimes\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a bad policy stops the start"
+    );
+    assert!(
+        stderr(&output).contains("policy.toml:3:"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_policy_and_refuses_a_bad_one() {
+    let dir = TempDir::new();
+    let admin = bootstrap_admin(&dir);
+    let policy = dir.0.join("policy.toml");
+    let strict = "version = 1\n[defaults]\ntier = \"approve\"\n";
+    std::fs::write(&policy, strict).unwrap();
+    let config = dir.0.join("countersign.toml");
+    std::fs::write(&config, "policy = \"policy.toml\"\n").unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            "countersign.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, receiver) = mpsc::channel::<String>();
+    let stderr_pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        loop {
+            let line = receiver
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("the server logs {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    };
+    let line = wait_for("address=");
+    let address = line
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let server = Server {
+        child,
+        url: format!("http://{address}"),
+    };
+    let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
+    let submit = || json(&server.run(&agent, &["submit", "--action", "note.write", "--json"]));
+    assert_eq!(submit()["status"], "pending");
+
+    let relaxed = "version = 1\n[defaults]\ntier = \"auto\"\n";
+    std::fs::write(&policy, relaxed).unwrap();
+    let hup = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    hup(server.child.id());
+    wait_for("policy reloaded");
+    let after = submit();
+    assert_eq!(after["status"], "allowed", "the new policy is in force");
+
+    std::fs::write(&policy, "version = 1\n[defaults]\ntier = \"sometimes\"\n").unwrap();
+    hup(server.child.id());
+    wait_for("policy reload refused");
+    let kept = submit();
+    assert_eq!(kept["status"], "allowed", "the old policy stays in force");
+    assert_eq!(kept["policy_hash"], after["policy_hash"]);
+}
