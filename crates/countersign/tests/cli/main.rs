@@ -1,6 +1,9 @@
 //! The client commands against a real `countersign serve` process: the approval story with
 //! SPEC exit codes, audit tamper detection with `audit verify`, and a crash test that
-//! `kill -9`s the server while agents submit and decide.
+//! `kill -9`s the server while agents submit and decide; and (in `policy`) the policy
+//! commands. One test binary for the crate.
+
+mod policy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
