@@ -200,16 +200,20 @@ impl Confidence {
     }
 }
 
-/// The input of a policy evaluation: the action as the agent proposed it. `args` and
-/// `context` are JSON objects (checked at construction by the edge that parses them).
+/// An action as the agent proposed it: the input of a policy evaluation and what reviewers
+/// see. `args` and `context` are JSON objects (checked by the edge that parses them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProposedAction {
     pub action: ActionName,
     pub agent: AgentName,
     pub args: Map<String, Value>,
+    /// Why the agent wants to do this, in its own words, for the reviewer.
+    pub reasoning: Option<String>,
     pub context: Map<String, Value>,
     pub confidence: Option<Confidence>,
     pub hints: Hints,
+    /// The client's key for retries: the same key means the same proposal.
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl ProposedAction {
@@ -219,9 +223,11 @@ impl ProposedAction {
             action,
             agent,
             args: Map::new(),
+            reasoning: None,
             context: Map::new(),
             confidence: None,
             hints: Hints::default(),
+            idempotency_key: None,
         }
     }
 }

@@ -172,7 +172,6 @@ pub struct Idempotency {
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewAction {
     pub proposal: ProposedAction,
-    pub reasoning: Option<String>,
     /// The owner of the submitting agent token.
     pub owner: Option<String>,
     pub idempotency: Option<Idempotency>,
@@ -187,8 +186,8 @@ pub struct NewAction {
 }
 
 impl NewAction {
-    /// Classifies `proposal` with `policy` at `now`. Reasoning, owner and idempotency are
-    /// left empty for the caller to fill in.
+    /// Classifies `proposal` with `policy` at `now`. The owner and the idempotency record
+    /// are left empty for the caller to fill in.
     pub fn classify(policy: &Policy, proposal: ProposedAction, now: DateTime<Utc>) -> NewAction {
         let classification = policy.classify(&proposal, now);
         NewAction {
@@ -198,7 +197,6 @@ impl NewAction {
             settings: policy.review_settings(&classification),
             policy_hash: policy.hash().to_owned(),
             proposal,
-            reasoning: None,
             owner: None,
             idempotency: None,
             at: now,

@@ -72,18 +72,23 @@ pub async fn submit(
         state.metrics().replayed();
         return Ok((StatusCode::OK, Json(ActionView::from(&earlier.record))));
     }
+    // Checked by `idempotency` above, so parsing again cannot fail.
+    let idempotency_key = idempotency
+        .as_ref()
+        .and_then(|i| IdempotencyKey::parse(&i.key).ok());
     let proposal = ProposedAction {
         action,
         agent,
         args,
+        reasoning: body.reasoning,
         context: body.context.clone().unwrap_or_default(),
         confidence,
         hints: body.hints.unwrap_or_default().into(),
+        idempotency_key,
     };
     let now = state.clock().now();
     let policy = state.policy().current();
     let mut new_action = NewAction::classify(&policy, proposal, now);
-    new_action.reasoning = body.reasoning;
     new_action.owner = caller.token.owner.clone();
     new_action.idempotency = idempotency;
     let submitted = state.store().submit(new_action).await?;

@@ -144,7 +144,7 @@ fn new_record(new: NewAction) -> ActionRecord {
         reason: new.reason,
         args: new.proposal.args,
         original_args: None,
-        reasoning: new.reasoning,
+        reasoning: new.proposal.reasoning.clone(),
         context: new.proposal.context,
         confidence: new.proposal.confidence.map(|c| c.value()),
         hints: new.proposal.hints,
