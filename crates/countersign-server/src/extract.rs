@@ -2,6 +2,7 @@
 //! fields, oversized bodies, bad query strings) into the API's error format, with a precise
 //! 4xx status and code.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -21,10 +22,24 @@ where
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_error(rejection)),
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| json_error(JsonRejection::BytesRejection(rejection)))?;
+        let request = Request::from_parts(parts, Body::from(bytes.clone()));
+        let value = match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_error(rejection)),
+        };
+        // serde reads a struct from a JSON array too, field by field in order: `["a.b"]`
+        // would pass as a submission. Every body of this API is an object.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(AppError::invalid(
+                "invalid_body",
+                "expected the request body to be a JSON object",
+            ));
         }
+        Ok(ApiJson(value))
     }
 }
 

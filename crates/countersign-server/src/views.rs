@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::Decision;
 use countersign_store::{ActionRecord, AuditEntry, ChainReport, Outcome, ReviewState, Token};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -29,7 +29,11 @@ pub struct SubmitBody {
     /// The agent's confidence, 0 to 1. Below the policy's minimum, the action needs approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "hints_object"
+    )]
     pub hints: Option<HintsBody>,
     /// The same as the `Idempotency-Key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +52,17 @@ pub struct HintsBody {
     pub idempotent: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_world: Option<bool>,
+}
+
+/// `hints` from a JSON object only: serde would also read the struct from an array, by
+/// position, so `[true]` would claim `read_only`.
+fn hints_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HintsBody>, D::Error> {
+    let Some(map) = Option::<Map<String, Value>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    HintsBody::deserialize(Value::Object(map))
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl From<HintsBody> for countersign_core::Hints {

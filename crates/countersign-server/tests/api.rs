@@ -353,6 +353,13 @@ async fn approve_tier_full_lifecycle() {
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["decisions"][0]["reviewer"], "rita");
     assert!(approved["decided_at"].is_string());
+    let (_, read_back) = server
+        .call("GET", &format!("/v1/actions/{id}"), &server.lead, None)
+        .await;
+    assert_eq!(
+        read_back, approved,
+        "a write answers what a later read shows"
+    );
 
     let (_, queue) = server.call("GET", "/v1/actions", &server.lead, None).await;
     assert_eq!(queue["items"], json!([]));
@@ -774,7 +781,10 @@ async fn idempotent_replays_and_mismatches() {
         .call("POST", "/v1/actions", &server.agent, Some(body))
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(replay["id"], first["id"]);
+    assert_eq!(
+        replay, first,
+        "a replay is the first answer, timestamps included"
+    );
 
     // The header is the same key; key order in the body does not matter.
     let response = server
@@ -876,6 +886,9 @@ async fn bad_input_gets_a_precise_4xx_at_every_endpoint() {
     let cases: Vec<Case> = vec![
         ("POST", "/v1/actions", agent, json, "{".into(), 400, "malformed_json"),
         ("POST", "/v1/actions", agent, json, "[1,2]".into(), 422, "invalid_body"),
+        // serde reads a struct from an array by position: a body or `hints` must be an object.
+        ("POST", "/v1/actions", agent, json, r#"["a.b"]"#.into(), 422, "invalid_body"),
+        ("POST", "/v1/actions", agent, json, r#"{"action":"a.b","hints":[true]}"#.into(), 422, "invalid_body"),
         ("POST", "/v1/actions", agent, json, r#"{"args":{}}"#.into(), 422, "invalid_body"),
         ("POST", "/v1/actions", agent, json, r#"{"action":5}"#.into(), 422, "invalid_body"),
         ("POST", "/v1/actions", agent, json, r#"{"action":"a.b","args":[1]}"#.into(), 422, "invalid_body"),
@@ -904,6 +917,7 @@ async fn bad_input_gets_a_precise_4xx_at_every_endpoint() {
         ("POST", &decisions, lead, json, r#"{"verdict":"modify"}"#.into(), 422, "modify_without_args"),
         ("POST", &decisions, lead, json, r#"{"verdict":"approve","args":{}}"#.into(), 422, "args_without_modify"),
         ("POST", &decisions, lead, json, "not json".into(), 400, "malformed_json"),
+        ("POST", &decisions, lead, json, r#"["approve"]"#.into(), 422, "invalid_body"),
         ("POST", "/v1/actions/nope/decisions", lead, json, r#"{"verdict":"approve"}"#.into(), 404, "not_found"),
         ("POST", &outcome, agent, json, r#"{"status":"great"}"#.into(), 422, "invalid_body"),
         ("POST", "/v1/actions/nope/cancel", agent, None, String::new(), 404, "not_found"),
@@ -913,6 +927,8 @@ async fn bad_input_gets_a_precise_4xx_at_every_endpoint() {
         ("POST", "/v1/tokens", admin, json, r#"{"role":"root","name":"x"}"#.into(), 422, "invalid_role"),
         ("POST", "/v1/tokens", admin, json, r#"{"role":"agent","name":"a b"}"#.into(), 422, "invalid_name"),
         ("POST", "/v1/tokens", admin, json, r#"{"role":"agent"}"#.into(), 422, "invalid_body"),
+        // An owner that no reviewer's name can equal would never be kept from approving.
+        ("POST", "/v1/tokens", admin, json, r#"{"role":"agent","name":"x","owner":"olivia "}"#.into(), 422, "invalid_owner"),
         ("GET", "/v1/nothing-here", agent, None, String::new(), 404, "not_found"),
         ("DELETE", "/v1/actions", agent, None, String::new(), 405, "method_not_allowed"),
     ];
@@ -1119,8 +1135,23 @@ async fn health_metrics_and_openapi() {
         "/v1/audit/verify",
         "/healthz",
         "/metrics",
+        "/v1/tokens",
+        "/v1/openapi.json",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    // OpenAPI 3.1 requires a description on every response object.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                assert!(
+                    response["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
     }
     assert!(doc["components"]["schemas"]["ActionView"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -53,11 +53,11 @@ pub fn parse_new_token(
         countersign_core::AgentName::parse(group)
             .map_err(|e| AppError::invalid("invalid_group", format!("group {group:?}: {e}")))?;
     }
-    if body.owner.as_deref().is_some_and(str::is_empty) {
-        return Err(AppError::invalid(
-            "invalid_owner",
-            "owner must not be empty",
-        ));
+    // The owner is compared with reviewers' names, so it must be a name they could have: an
+    // owner like "olivia " would never match and never keep olivia from approving.
+    if let Some(owner) = &body.owner {
+        countersign_core::AgentName::parse(owner)
+            .map_err(|e| AppError::invalid("invalid_owner", format!("owner {owner:?}: {e}")))?;
     }
     Ok(NewToken {
         name: body.name,
