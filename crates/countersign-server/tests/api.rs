@@ -1140,9 +1140,15 @@ async fn health_metrics_and_openapi() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
-    // OpenAPI 3.1 requires a description on every response object.
+    // OpenAPI 3.1 requires a description on every response object and unique operation ids.
+    let mut operation_ids = std::collections::HashSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
+            let operation_id = operation["operationId"].as_str().unwrap_or_default();
+            assert!(
+                operation_ids.insert(operation_id.to_owned()),
+                "{method} {path}: operationId {operation_id:?} is used twice"
+            );
             for (status, response) in operation["responses"].as_object().unwrap() {
                 assert!(
                     response["description"]

@@ -289,7 +289,7 @@ pub struct ListQuery {
 /// The review queue: pending actions, oldest deadline first. With another `status`, the
 /// actions in that status, newest first.
 #[utoipa::path(
-    get, path = "/v1/actions", tag = "actions",
+    get, path = "/v1/actions", tag = "actions", operation_id = "list_actions",
     params(ListQuery),
     responses(
         (status = 200, description = "A page of actions", body = ActionPage),

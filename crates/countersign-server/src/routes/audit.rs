@@ -23,7 +23,7 @@ pub struct AuditQuery {
 
 /// Audit entries in order.
 #[utoipa::path(
-    get, path = "/v1/audit", tag = "audit",
+    get, path = "/v1/audit", tag = "audit", operation_id = "list_audit",
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of audit entries", body = AuditPage),

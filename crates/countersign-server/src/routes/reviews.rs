@@ -26,7 +26,7 @@ pub struct ReviewsQuery {
 
 /// The post-hoc review queue, oldest first.
 #[utoipa::path(
-    get, path = "/v1/reviews", tag = "reviews",
+    get, path = "/v1/reviews", tag = "reviews", operation_id = "list_reviews",
     params(ReviewsQuery),
     responses(
         (status = 200, description = "A page of sampled actions", body = ActionPage),
