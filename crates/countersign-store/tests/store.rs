@@ -423,3 +423,22 @@ async fn opening_by_url() {
     assert!(verify_file(&missing).await.is_err());
     assert!(!missing.exists());
 }
+
+/// `countersign serve &` followed at once by `countersign token create --db` (the README's
+/// first steps) opens a new file from two processes: both find the schema missing and both
+/// migrate. Each open must succeed, whichever migrates first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_opens_of_a_new_file_at_once_both_succeed() {
+    for round in 0..20 {
+        let db = TempDb::new(&format!("race-{round}"));
+        let path = db.path();
+        let (first, second) = tokio::join!(
+            SqliteStore::open(&path, SqliteOptions::default()),
+            SqliteStore::open(&path, SqliteOptions::default()),
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(first.verify_audit().await.unwrap().ok());
+        first.close().await;
+        second.close().await;
+    }
+}

@@ -70,6 +70,49 @@ fn base_options(path: &Path) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(5))
 }
 
+/// Opens the writer's connection and brings the schema up to date.
+///
+/// Two processes may open a new file at once (`countersign serve &` and then `countersign
+/// token create --db`, as the README does). The switch to WAL takes an exclusive lock that
+/// SQLite does not wait for, and SQLite's migrator takes no lock, so the later process
+/// fails on "database is locked" or on `CREATE TABLE`. Each migration commits together with
+/// its row in `_sqlx_migrations`, so starting over skips what the other process applied;
+/// each failure means the other side made progress, and a short backoff lets it finish.
+async fn connect_and_migrate(
+    options: &SqliteConnectOptions,
+) -> StoreResult<sqlx::SqliteConnection> {
+    let mut backoff = Duration::from_millis(10);
+    let mut attempts_left = 8;
+    loop {
+        let error = match options.connect().await {
+            Err(error) if is_busy(&error) => StoreError::from(error),
+            Err(error) => return Err(error.into()),
+            Ok(mut conn) => match migrations::migrator()
+                .run_direct(None, &mut conn, false)
+                .await
+            {
+                Ok(()) => return Ok(conn),
+                Err(error) => StoreError::from(error),
+            },
+        };
+        attempts_left -= 1;
+        if attempts_left == 0 {
+            return Err(error);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, with any extended code.
+fn is_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(error) = error else {
+        return false;
+    };
+    let code = error.code().and_then(|code| code.parse::<i32>().ok());
+    code.is_some_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `path`, and starts its
     /// writer task. Must be called inside a tokio runtime.
@@ -82,10 +125,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let mut conn = write_options.connect().await?;
-        migrations::migrator()
-            .run_direct(None, &mut conn, false)
-            .await?;
+        let conn = connect_and_migrate(&write_options).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(base_options(path).read_only(true))
