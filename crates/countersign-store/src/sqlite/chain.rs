@@ -43,6 +43,13 @@ pub(crate) async fn load_head(conn: &mut SqliteConnection) -> Result<Head, Store
     })
 }
 
+/// One entry to append: what happened, who did it, and its body.
+pub(crate) struct Draft<'a> {
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub body: String,
+}
+
 /// Appends one entry after `head` and moves `head` to it.
 pub(crate) async fn append(
     conn: &mut SqliteConnection,
@@ -53,43 +60,76 @@ pub(crate) async fn append(
     action_id: &str,
     body: String,
 ) -> Result<AuditEntry, StoreError> {
-    let seq = head.seq + 1;
+    let mut entries =
+        append_all(conn, head, at, action_id, vec![Draft { kind, actor, body }]).await?;
+    Ok(entries.remove(0))
+}
+
+/// Appends `drafts` in order after `head`, all about `action_id` at `at`, in one
+/// statement, and moves `head` to the last. One statement rather than one per entry
+/// because every statement is a round trip to SQLite's connection thread, and the writer
+/// runs them one after another.
+pub(crate) async fn append_all(
+    conn: &mut SqliteConnection,
+    head: &mut Head,
+    at: DateTime<Utc>,
+    action_id: &str,
+    drafts: Vec<Draft<'_>>,
+) -> Result<Vec<AuditEntry>, StoreError> {
     let at_millis = millis(at);
-    let hash = entry_hash(
-        &head.hash,
-        &EntryFields {
+    let at = super::rows::from_millis(at_millis)?;
+    let mut entries = Vec::with_capacity(drafts.len());
+    let mut hashes = Vec::with_capacity(drafts.len());
+    let mut next = *head;
+    for draft in drafts {
+        let seq = next.seq + 1;
+        let hash = entry_hash(
+            &next.hash,
+            &EntryFields {
+                seq,
+                at_millis,
+                kind: draft.kind,
+                actor: draft.actor,
+                action_id,
+                body: &draft.body,
+            },
+        );
+        entries.push(AuditEntry {
             seq,
-            at_millis,
-            kind,
-            actor,
-            action_id,
-            body: &body,
-        },
+            at,
+            kind: draft.kind.to_owned(),
+            actor: draft.actor.to_owned(),
+            action_id: action_id.to_owned(),
+            body: draft.body,
+            prev: countersign_core::audit::hex(&next.hash),
+            hash: countersign_core::audit::hex(&hash),
+        });
+        hashes.push((next.hash, hash));
+        next = Head { seq, hash };
+    }
+    if entries.is_empty() {
+        return Ok(entries);
+    }
+    let mut sql = String::from(
+        "INSERT INTO audit (seq, at, kind, actor, action_id, body, prev, hash) VALUES ",
     );
-    sqlx::query(
-        "INSERT INTO audit (seq, at, kind, actor, action_id, body, prev, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(seq as i64)
-    .bind(at_millis)
-    .bind(kind)
-    .bind(actor)
-    .bind(action_id)
-    .bind(&body)
-    .bind(&head.hash[..])
-    .bind(&hash[..])
-    .execute(&mut *conn)
-    .await?;
-    let entry = AuditEntry {
-        seq,
-        at: super::rows::from_millis(at_millis)?,
-        kind: kind.to_owned(),
-        actor: actor.to_owned(),
-        action_id: action_id.to_owned(),
-        body,
-        prev: countersign_core::audit::hex(&head.hash),
-        hash: countersign_core::audit::hex(&hash),
-    };
-    *head = Head { seq, hash };
-    Ok(entry)
+    for i in 0..entries.len() {
+        sql.push_str(if i == 0 { "" } else { ", " });
+        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (entry, (prev, hash)) in entries.iter().zip(&hashes) {
+        query = query
+            .bind(entry.seq as i64)
+            .bind(at_millis)
+            .bind(entry.kind.as_str())
+            .bind(entry.actor.as_str())
+            .bind(action_id)
+            .bind(entry.body.as_str())
+            .bind(prev.to_vec())
+            .bind(hash.to_vec());
+    }
+    query.execute(&mut *conn).await?;
+    *head = next;
+    Ok(entries)
 }

@@ -262,16 +262,6 @@ pub(crate) async fn submit(
         "hints": record.hints,
         "idempotency_key": record.idempotency_key,
     });
-    chain::append(
-        conn,
-        head,
-        at,
-        kind::SUBMITTED,
-        &record.agent,
-        &record.id,
-        submitted.to_string(),
-    )
-    .await?;
     let classified = json!({
         "tier": record.tier.as_str(),
         "status": record.status.as_str(),
@@ -284,16 +274,19 @@ pub(crate) async fn submit(
         "on_timeout": record.timeout.as_ref().map(|t| t.on_timeout.as_str()),
         "review_sampled": record.review == ReviewState::Open,
     });
-    chain::append(
-        conn,
-        head,
-        at,
-        kind::CLASSIFIED,
-        SYSTEM_ACTOR,
-        &record.id,
-        classified.to_string(),
-    )
-    .await?;
+    let drafts = vec![
+        chain::Draft {
+            kind: kind::SUBMITTED,
+            actor: &record.agent,
+            body: submitted.to_string(),
+        },
+        chain::Draft {
+            kind: kind::CLASSIFIED,
+            actor: SYSTEM_ACTOR,
+            body: classified.to_string(),
+        },
+    ];
+    chain::append_all(conn, head, at, &record.id, drafts).await?;
     let answer = Submitted {
         record: record.clone(),
         replayed: false,

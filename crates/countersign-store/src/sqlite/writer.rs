@@ -1,8 +1,10 @@
 //! The single writer: one task owns the write connection and commits in groups. It waits
 //! for a command, drains whatever else is queued (up to a cap), runs them all in one
-//! transaction — each under its own savepoint, so a refused command does not fail its
-//! neighbours — commits once (one fsync), and only then answers each caller and tells
-//! subscribers what changed.
+//! transaction, commits once (one fsync), and only then answers each caller and tells
+//! subscribers what changed. A refused command must not fail its neighbours: if one is
+//! refused, the batch is rolled back and run again with a savepoint around each command
+//! (savepoints cost two round trips to SQLite's thread per command, so the common batch,
+//! where everything succeeds, goes without).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use crate::record::{ActionRecord, Actor, NewAction, NewOutcome, NewReview, Submi
 use crate::token::{CreatedToken, NewToken, Token};
 
 /// What a caller asks the writer to do.
+#[derive(Clone)]
 pub(crate) enum Op {
     Submit(Box<NewAction>),
     Decide {
@@ -114,8 +117,6 @@ pub(crate) struct Writer {
 
 type ReplyTo = oneshot::Sender<Result<Reply, StoreError>>;
 type Pending = (Op, ReplyTo);
-/// A command's result, held until the batch committed.
-type Outcome = (ReplyTo, Result<Reply, StoreError>);
 
 impl Writer {
     pub async fn run(mut self) {
@@ -164,14 +165,26 @@ impl Writer {
         let size = batch.len() as u64;
         self.counters.commands.fetch_add(size, Ordering::Relaxed);
         self.counters.max_batch.fetch_max(size, Ordering::Relaxed);
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut changed: Vec<ActionRecord> = Vec::new();
-        let result = self.transact(batch, &mut outcomes, &mut changed).await;
+        let (ops, replies): (Vec<Op>, Vec<ReplyTo>) = batch.into_iter().unzip();
+        let result = match self.transact_optimistic(&ops).await {
+            Ok(Attempt::Committed(done)) => Ok(done),
+            // A command was refused: nothing of the attempt is kept. A command alone has no
+            // neighbours to protect, so its refusal is the answer; otherwise run the batch
+            // again with a savepoint around each command.
+            Ok(Attempt::Refused { index: 0, error }) if ops.len() == 1 => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                Ok(vec![(Err(error), Vec::new())])
+            }
+            Ok(Attempt::Refused { .. }) => self.transact_careful(ops).await,
+            Err(error) => Err(error),
+        };
         match result {
-            Ok(()) => {
+            Ok(done) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
-                for (reply, outcome) in outcomes {
+                let mut changed = Vec::new();
+                for (reply, (outcome, records)) in replies.into_iter().zip(done) {
                     let _ = reply.send(outcome);
+                    changed.extend(records);
                 }
                 if self.changes.receiver_count() > 0 {
                     for record in changed {
@@ -185,7 +198,7 @@ impl Writer {
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                 let _ = self.exec("ROLLBACK").await;
                 let message = error.to_string();
-                for (reply, _) in outcomes {
+                for reply in replies {
                     let _ = reply.send(Err(StoreError::WriterGone(format!(
                         "the write was not committed: {message}"
                     ))));
@@ -194,67 +207,68 @@ impl Writer {
         }
     }
 
-    /// Runs the batch in one transaction. Per-command results go to `outcomes` (replies are
-    /// held back until the commit returned); an `Err` means the batch did not commit.
-    async fn transact(
-        &mut self,
-        batch: Vec<Pending>,
-        outcomes: &mut Vec<Outcome>,
-        changed: &mut Vec<ActionRecord>,
-    ) -> Result<(), StoreError> {
-        let mut batch = batch.into_iter();
-        // Answer every command if the batch fails before they run.
-        let begin = async {
-            self.exec("BEGIN IMMEDIATE").await?;
-            chain::load_head(&mut self.conn).await
+    async fn begin(&mut self) -> Result<Head, StoreError> {
+        self.exec("BEGIN IMMEDIATE").await?;
+        chain::load_head(&mut self.conn).await
+    }
+
+    /// The fast path: the whole batch in one transaction with no savepoints (each is two
+    /// more round trips to SQLite's thread per command). Commits only if every command
+    /// succeeded; at the first refusal it rolls everything back and says which.
+    async fn transact_optimistic(&mut self, ops: &[Op]) -> Result<Attempt, StoreError> {
+        let mut head = self.begin().await?;
+        let mut done = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match run_op(&mut self.conn, &mut head, op.clone()).await {
+                Ok((reply, records)) => done.push((Ok(reply), records)),
+                Err(error) => {
+                    self.exec("ROLLBACK").await?;
+                    return Ok(Attempt::Refused { index, error });
+                }
+            }
         }
-        .await;
-        let mut head = match begin {
-            Ok(head) => head,
-            Err(error) => {
-                outcomes.extend(
-                    batch.map(|(_, reply)| (reply, Err(StoreError::WriterGone(String::new())))),
-                );
-                return Err(error);
-            }
-        };
-        while let Some((op, reply)) = batch.next() {
+        self.exec("COMMIT").await?;
+        Ok(Attempt::Committed(done))
+    }
+
+    /// The careful path: each command under its own savepoint, so a refused command leaves
+    /// no trace and does not fail its neighbours. An `Err` means the batch did not commit.
+    async fn transact_careful(&mut self, ops: Vec<Op>) -> Result<Vec<Done>, StoreError> {
+        let mut head = self.begin().await?;
+        let mut done = Vec::with_capacity(ops.len());
+        for op in ops {
             let saved = head;
-            if let Err(error) = self.exec("SAVEPOINT command").await {
-                outcomes.push((reply, Err(StoreError::WriterGone(String::new()))));
-                outcomes.extend(
-                    batch.map(|(_, reply)| (reply, Err(StoreError::WriterGone(String::new())))),
-                );
-                return Err(error);
-            }
-            let result = run_op(&mut self.conn, &mut head, op).await;
-            let finish = match &result {
-                Ok(_) => self.exec("RELEASE command").await,
-                Err(_) => {
+            self.exec("SAVEPOINT command").await?;
+            match run_op(&mut self.conn, &mut head, op).await {
+                Ok((reply, records)) => {
+                    self.exec("RELEASE command").await?;
+                    done.push((Ok(reply), records));
+                }
+                Err(error) => {
                     head = saved;
                     self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                    match self.exec("ROLLBACK TO command").await {
-                        Ok(()) => self.exec("RELEASE command").await,
-                        Err(e) => Err(e),
-                    }
+                    self.exec("ROLLBACK TO command").await?;
+                    self.exec("RELEASE command").await?;
+                    done.push((Err(error), Vec::new()));
                 }
-            };
-            match result {
-                Ok((reply_value, records)) => {
-                    changed.extend(records);
-                    outcomes.push((reply, Ok(reply_value)));
-                }
-                Err(error) => outcomes.push((reply, Err(error))),
-            }
-            if let Err(error) = finish {
-                outcomes.extend(
-                    batch.map(|(_, reply)| (reply, Err(StoreError::WriterGone(String::new())))),
-                );
-                return Err(error);
             }
         }
-        self.exec("COMMIT").await
+        self.exec("COMMIT").await?;
+        Ok(done)
     }
+}
+
+/// A command's result and the actions it changed, held until the batch committed.
+type Done = (Result<Reply, StoreError>, Vec<ActionRecord>);
+
+/// How the optimistic attempt at a batch ended.
+enum Attempt {
+    Committed(Vec<Done>),
+    /// Command `index` was refused and the transaction rolled back.
+    Refused {
+        index: usize,
+        error: StoreError,
+    },
 }
 
 /// Runs one operation; returns its reply and the actions it changed.
