@@ -43,11 +43,11 @@ pub enum StoreError {
     Corrupt(String),
     /// The database failed (IO, locking, full disk...).
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Migrations failed to apply.
+    Database(#[from] rusqlite::Error),
+    /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The writer task is gone (the store was closed, or it failed to commit).
+    Migrate(String),
+    /// The writer is gone (the store was closed, or a batch failed to commit).
     #[error("the store's writer stopped: {0}")]
     WriterGone(String),
 }

@@ -1,7 +1,7 @@
 //! The one crate that knows SQL: a [`Store`] named by domain operations, with SQLite as the
 //! first backend.
 //!
-//! Every write goes through one writer task per store that batches concurrent commands into
+//! Every write goes through one writer thread per store that batches concurrent commands into
 //! one transaction (group commit): one fsync acknowledges many requests, and an answer is
 //! sent only after the commit returned. Lifecycle rules are `countersign_core`'s, applied
 //! inside the writer's transaction so that no two writers can act on a stale state. The

@@ -15,7 +15,6 @@ use countersign_store::{
     verify_file,
 };
 use serde_json::json;
-use sqlx::{ConnectOptions, Connection};
 
 /// A fresh directory for one test's database, removed when dropped.
 struct TempDb {
@@ -72,23 +71,15 @@ fn approve() -> DecisionRequest {
 
 /// Runs raw SQL on the file, as someone tampering with it would (triggers dropped first).
 async fn tamper(path: &Path, statements: &[&'static str]) {
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("DROP TRIGGER IF EXISTS audit_no_update")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("DROP TRIGGER IF EXISTS audit_no_delete")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;",
+    )
+    .unwrap();
     for sql in statements {
-        sqlx::query(*sql).execute(&mut conn).await.unwrap();
+        conn.execute_batch(sql).unwrap();
     }
-    conn.close().await.unwrap();
+    conn.close().unwrap();
 }
 
 #[tokio::test]
@@ -100,17 +91,12 @@ async fn conformance_story_on_sqlite() {
     // The finished file verifies on its own, as `countersign audit verify --db` does it.
     assert!(verify_file(db.path()).await.unwrap().ok());
     // The journal mode is the file's own (persistent) setting: WAL.
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db.path())
-        .connect()
-        .await
-        .unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut conn)
-        .await
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    conn.close().await.unwrap();
+    conn.close().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,16 +329,15 @@ async fn verify_names_the_first_reordered_entry() {
 #[tokio::test]
 async fn the_log_refuses_careless_edits() {
     let db = audited_db("triggers").await;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(db.path())
-        .connect()
-        .await
-        .unwrap();
-    let result = sqlx::query("DELETE FROM audit WHERE seq = 1")
-        .execute(&mut conn)
-        .await;
-    assert!(result.is_err());
-    conn.close().await.unwrap();
+    let conn = rusqlite::Connection::open(db.path()).unwrap();
+    let deleted = conn.execute("DELETE FROM audit WHERE seq = 1", []);
+    let updated = conn.execute("UPDATE audit SET body = '{}' WHERE seq = 1", []);
+    assert!(
+        deleted.unwrap_err().to_string().contains("append-only"),
+        "DELETE is refused by the trigger"
+    );
+    assert!(updated.is_err(), "UPDATE is refused by the trigger");
+    conn.close().unwrap();
 }
 
 #[tokio::test]
@@ -406,7 +391,7 @@ async fn opening_by_url() {
     store.close().await;
     assert!(matches!(
         store.audit(0, 10).await,
-        Err(StoreError::Database(_))
+        Err(StoreError::WriterGone(_))
     ));
     for unsupported in ["postgres://localhost/x", "sqlite::memory:", "sqlite://"] {
         assert!(matches!(

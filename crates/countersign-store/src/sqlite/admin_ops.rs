@@ -2,8 +2,8 @@
 //! entries. Run by the writer inside its batch transaction, like `ops`.
 
 use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
 use serde_json::json;
-use sqlx::SqliteConnection;
 
 use super::chain::{self, Head};
 use super::rows::{millis, to_json};
@@ -12,10 +12,10 @@ use crate::error::StoreError;
 use crate::ids;
 use crate::token::{self, CreatedToken, NewToken, Token};
 
-type Conn = SqliteConnection;
+type Conn = Connection;
 
-pub(crate) async fn append_audit(
-    conn: &mut Conn,
+pub(crate) fn append_audit(
+    conn: &Conn,
     head: &mut Head,
     entry: NewAuditEntry,
 ) -> Result<AuditEntry, StoreError> {
@@ -28,11 +28,10 @@ pub(crate) async fn append_audit(
         entry.action_id.as_deref().unwrap_or(""),
         entry.body.to_string(),
     )
-    .await
 }
 
-pub(crate) async fn create_token(
-    conn: &mut Conn,
+pub(crate) fn create_token(
+    conn: &Conn,
     head: &mut Head,
     new: NewToken,
 ) -> Result<CreatedToken, StoreError> {
@@ -46,19 +45,19 @@ pub(crate) async fn create_token(
         created_at: new.at,
         revoked: false,
     };
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO tokens (id, name, role, groups, owner, secret_hash, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&token.id)
-    .bind(&token.name)
-    .bind(token.role.as_str())
-    .bind(to_json(&token.groups))
-    .bind(&token.owner)
-    .bind(&token::secret_hash(&secret)[..])
-    .bind(millis(token.created_at))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        &token.id,
+        &token.name,
+        token.role.as_str(),
+        to_json(&token.groups),
+        &token.owner,
+        &token::secret_hash(&secret)[..],
+        millis(token.created_at),
+    ])?;
     let body = json!({
         "token_id": token.id,
         "name": token.name,
@@ -74,29 +73,24 @@ pub(crate) async fn create_token(
         &new.created_by,
         "",
         body.to_string(),
-    )
-    .await?;
+    )?;
     Ok(CreatedToken { secret, token })
 }
 
-pub(crate) async fn revoke_token(
-    conn: &mut Conn,
+pub(crate) fn revoke_token(
+    conn: &Conn,
     head: &mut Head,
     id: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<Token, StoreError> {
-    let token = super::read::token(&mut *conn, id)
-        .await?
-        .ok_or_else(|| StoreError::TokenNotFound(id.to_owned()))?;
+    let token =
+        super::read::token(conn, id)?.ok_or_else(|| StoreError::TokenNotFound(id.to_owned()))?;
     if token.revoked {
         return Ok(token);
     }
-    sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ?")
-        .bind(millis(now))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached("UPDATE tokens SET revoked_at = ? WHERE id = ?")?
+        .execute(params![millis(now), id])?;
     let body = json!({"token_id": token.id, "name": token.name});
     chain::append(
         conn,
@@ -106,8 +100,7 @@ pub(crate) async fn revoke_token(
         actor,
         "",
         body.to_string(),
-    )
-    .await?;
+    )?;
     Ok(Token {
         revoked: true,
         ..token

@@ -1,9 +1,9 @@
-//! The audit chain's head as the writer keeps it, and appending an entry inside the
+//! The audit chain's head as the writer keeps it, and appending entries inside the
 //! writer's transaction.
 
 use chrono::{DateTime, Utc};
 use countersign_core::audit::{EntryFields, GENESIS, entry_hash};
-use sqlx::{Row, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
 
 use super::rows::millis;
 use crate::audit_log::AuditEntry;
@@ -26,15 +26,16 @@ impl Head {
 /// Reads the head from the database. The writer does this once per batch, inside its
 /// write transaction: a microsecond-cheap primary-key lookup that keeps the chain right even
 /// when another process (e.g. `token create --db`) appended entries meanwhile.
-pub(crate) async fn load_head(conn: &mut SqliteConnection) -> Result<Head, StoreError> {
-    let row = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else {
+pub(crate) fn load_head(conn: &Connection) -> Result<Head, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?;
+    let Some((seq, hash)) = row else {
         return Ok(Head::GENESIS);
     };
-    let seq: i64 = row.try_get(0)?;
-    let hash: Vec<u8> = row.try_get(1)?;
     Ok(Head {
         seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("audit seq".into()))?,
         hash: hash
@@ -51,8 +52,8 @@ pub(crate) struct Draft<'a> {
 }
 
 /// Appends one entry after `head` and moves `head` to it.
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
+pub(crate) fn append(
+    conn: &Connection,
     head: &mut Head,
     at: DateTime<Utc>,
     kind: &str,
@@ -60,17 +61,14 @@ pub(crate) async fn append(
     action_id: &str,
     body: String,
 ) -> Result<AuditEntry, StoreError> {
-    let mut entries =
-        append_all(conn, head, at, action_id, vec![Draft { kind, actor, body }]).await?;
+    let mut entries = append_all(conn, head, at, action_id, vec![Draft { kind, actor, body }])?;
     Ok(entries.remove(0))
 }
 
-/// Appends `drafts` in order after `head`, all about `action_id` at `at`, in one
-/// statement, and moves `head` to the last. One statement rather than one per entry
-/// because every statement is a round trip to SQLite's connection thread, and the writer
-/// runs them one after another.
-pub(crate) async fn append_all(
-    conn: &mut SqliteConnection,
+/// Appends `drafts` in order after `head`, all about `action_id` at `at`, in one statement,
+/// and moves `head` to the last.
+pub(crate) fn append_all(
+    conn: &Connection,
     head: &mut Head,
     at: DateTime<Utc>,
     action_id: &str,
@@ -79,7 +77,7 @@ pub(crate) async fn append_all(
     let at_millis = millis(at);
     let at = super::rows::from_millis(at_millis)?;
     let mut entries = Vec::with_capacity(drafts.len());
-    let mut hashes = Vec::with_capacity(drafts.len());
+    let mut links = Vec::with_capacity(drafts.len());
     let mut next = *head;
     for draft in drafts {
         let seq = next.seq + 1;
@@ -104,7 +102,7 @@ pub(crate) async fn append_all(
             prev: countersign_core::audit::hex(&next.hash),
             hash: countersign_core::audit::hex(&hash),
         });
-        hashes.push((next.hash, hash));
+        links.push((next.hash, hash));
         next = Head { seq, hash };
     }
     if entries.is_empty() {
@@ -117,19 +115,22 @@ pub(crate) async fn append_all(
         sql.push_str(if i == 0 { "" } else { ", " });
         sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
     }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (entry, (prev, hash)) in entries.iter().zip(&hashes) {
-        query = query
-            .bind(entry.seq as i64)
-            .bind(at_millis)
-            .bind(entry.kind.as_str())
-            .bind(entry.actor.as_str())
-            .bind(action_id)
-            .bind(entry.body.as_str())
-            .bind(prev.to_vec())
-            .bind(hash.to_vec());
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq as i64).collect();
+    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(entries.len() * 8);
+    for ((entry, (prev, hash)), seq) in entries.iter().zip(&links).zip(&seqs) {
+        values.extend([
+            seq as &dyn ToSql,
+            &at_millis,
+            &entry.kind,
+            &entry.actor,
+            &action_id,
+            &entry.body,
+            prev,
+            hash,
+        ]);
     }
-    query.execute(&mut *conn).await?;
+    conn.prepare_cached(&sql)?
+        .execute(params_from_iter(values))?;
     *head = next;
     Ok(entries)
 }

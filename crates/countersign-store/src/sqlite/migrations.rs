@@ -1,38 +1,49 @@
 //! The SQLite schema, embedded in the binary. One file per version under
-//! `migrations/sqlite`; a PostgreSQL backend keeps its own folder next to it.
+//! `migrations/sqlite`; the file's version is kept in SQLite's own `user_version`.
 
-use std::borrow::Cow;
+use rusqlite::{Connection, TransactionBehavior};
 
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use crate::error::StoreError;
 
-/// Every migration, in order. Add new files at the end; never edit an applied one (the
-/// migrator checks their checksums).
-pub(crate) fn migrator() -> Migrator {
-    let files: [(i64, &'static str, &'static str); 2] = [
-        (
-            1,
-            "initial",
-            include_str!("../../migrations/sqlite/0001_initial.sql"),
-        ),
-        (
-            2,
-            "queue by action",
-            include_str!("../../migrations/sqlite/0002_queue_by_action.sql"),
-        ),
-    ];
-    Migrator::with_migrations(
-        files
-            .into_iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
+/// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
+/// applied one.
+const MIGRATIONS: [(u32, &str); 2] = [
+    (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_queue_by_action.sql"),
+    ),
+];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Brings the schema up to date. Each migration runs in an immediate transaction together
+/// with its `user_version` bump, and the version is read again inside that transaction, so
+/// two processes opening a new file at once apply each migration exactly once (the second
+/// waits for the first's lock, then finds nothing left to do).
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    for (version, sql) in MIGRATIONS {
+        if user_version(conn)? >= version {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if user_version(&tx)? < version {
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError::Migrate(format!("version {version}: {e}")))?;
+            tx.pragma_update(None, "user_version", version)?;
+        }
+        tx.commit()?;
+    }
+    let found = user_version(conn)?;
+    if found > LATEST {
+        return Err(StoreError::Migrate(format!(
+            "the database has schema version {found}, newer than this build's {LATEST}: upgrade countersign"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, TimeoutPlan};
 use countersign_core::sla::{self, SlaStep};
 use countersign_core::{Status, Tier};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
-use sqlx::{Row, SqliteConnection};
 
 use super::chain::{self, Head};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
@@ -19,45 +19,45 @@ use crate::record::{
     ReviewState, Submitted,
 };
 
-type Conn = SqliteConnection;
+type Conn = Connection;
 
-pub(crate) async fn load_action(conn: &mut Conn, id: &str) -> Result<ActionRecord, StoreError> {
+pub(crate) fn load_action(conn: &Conn, id: &str) -> Result<ActionRecord, StoreError> {
     let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query([id])?;
+    let row = rows
+        .next()?
         .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    rows::action_from_row(&row)
+    rows::action_from_row(row)
 }
 
 /// Writes the fields that change after submission.
-async fn update_action(conn: &mut Conn, record: &ActionRecord) -> Result<(), StoreError> {
-    sqlx::query(
+fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "UPDATE actions SET status = ?, args = ?, original_args = ?, approvers = ?, \
          escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
          review_state = ?, review = ?, outcome = ?, decided_at = ?, version = ? WHERE id = ?",
-    )
-    .bind(record.status.as_str())
-    .bind(to_json(&record.args))
-    .bind(record.original_args.as_ref().map(to_json))
-    .bind(to_json(&record.approvers))
-    .bind(to_json(&record.escalated_to))
-    .bind(record.escalated)
-    .bind(i64::from(record.approvals_required))
-    .bind(rows::decisions_json(&record.decisions))
-    .bind(record.deadline.map(millis))
-    .bind(rows::review_state_column(&record.review))
-    .bind(match &record.review {
-        ReviewState::Reviewed(review) => Some(rows::review_json(review)),
-        _ => None,
-    })
-    .bind(record.outcome.as_ref().map(rows::outcome_json))
-    .bind(record.decided_at.map(millis))
-    .bind(record.version as i64)
-    .bind(&record.id)
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute(params![
+        record.status.as_str(),
+        to_json(&record.args),
+        record.original_args.as_ref().map(to_json),
+        to_json(&record.approvers),
+        to_json(&record.escalated_to),
+        record.escalated,
+        i64::from(record.approvals_required),
+        rows::decisions_json(&record.decisions),
+        record.deadline.map(millis),
+        rows::review_state_column(&record.review),
+        match &record.review {
+            ReviewState::Reviewed(review) => Some(rows::review_json(review)),
+            _ => None,
+        },
+        record.outcome.as_ref().map(rows::outcome_json),
+        record.decided_at.map(millis),
+        record.version as i64,
+        &record.id,
+    ])?;
     Ok(())
 }
 
@@ -97,28 +97,32 @@ pub(crate) fn first_answer(
 }
 
 /// Looks up an earlier submission under the same idempotency key.
-pub(crate) async fn find_replay(
-    conn: &mut Conn,
+pub(crate) fn find_replay(
+    conn: &Conn,
     agent: &str,
     idempotency: &Idempotency,
 ) -> Result<Option<Submitted>, StoreError> {
-    let row = sqlx::query(
-        "SELECT body_hash, action_id, response FROM idempotency WHERE agent = ? AND key = ?",
-    )
-    .bind(agent)
-    .bind(&idempotency.key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let body_hash: String = row.try_get(0)?;
+    let row = conn
+        .prepare_cached(
+            "SELECT body_hash, action_id, response FROM idempotency WHERE agent = ? AND key = ?",
+        )?
+        .query_row(params![agent, &idempotency.key], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((body_hash, action_id, response)) = row else {
+        return Ok(None);
+    };
     if body_hash != idempotency.body_hash {
         return Err(StoreError::IdempotencyMismatch {
             key: idempotency.key.clone(),
         });
     }
-    let action_id: String = row.try_get(1)?;
-    let response: String = row.try_get(2)?;
-    let record = load_action(conn, &action_id).await?;
+    let record = load_action(conn, &action_id)?;
     Ok(Some(Submitted {
         record: first_answer(record, &response)?,
         replayed: true,
@@ -183,14 +187,14 @@ fn new_record(new: NewAction) -> ActionRecord {
     }
 }
 
-pub(crate) async fn submit(
-    conn: &mut Conn,
+pub(crate) fn submit(
+    conn: &Conn,
     head: &mut Head,
     new: NewAction,
 ) -> Result<(Submitted, Option<ActionRecord>), StoreError> {
     let agent = new.proposal.agent.as_str().to_owned();
     if let Some(idempotency) = &new.idempotency
-        && let Some(replay) = find_replay(conn, &agent, idempotency).await?
+        && let Some(replay) = find_replay(conn, &agent, idempotency)?
     {
         return Ok((replay, None));
     }
@@ -201,57 +205,56 @@ pub(crate) async fn submit(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
          (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&record.id)
-        .bind(&record.action)
-        .bind(&record.agent)
-        .bind(&record.owner)
-        .bind(record.status.as_str())
-        .bind(record.tier.as_str())
-        .bind(&record.rule)
-        .bind(&record.reason)
-        .bind(to_json(&record.args))
-        .bind(Option::<String>::None)
-        .bind(&record.reasoning)
-        .bind(to_json(&record.context))
-        .bind(record.confidence)
-        .bind(to_json(&record.hints))
-        .bind(&record.idempotency_key)
-        .bind(to_json(&record.approvers))
-        .bind(to_json(&record.escalated_to))
-        .bind(record.escalated)
-        .bind(i64::from(record.approvals_required))
-        .bind(rows::decisions_json(&record.decisions))
-        .bind(record.deadline.map(millis))
-        .bind(record.timeout.as_ref().map(rows::timeout_json))
-        .bind(&record.policy_hash)
-        .bind(record.review_sample)
-        .bind(rows::review_state_column(&record.review))
-        .bind(Option::<String>::None)
-        .bind(Option::<String>::None)
-        .bind(millis(record.created_at))
-        .bind(record.decided_at.map(millis))
-        .bind(record.version as i64)
-        .execute(&mut *conn)
-        .await?;
+    conn.prepare_cached(&sql)?.execute(params![
+        &record.id,
+        &record.action,
+        &record.agent,
+        &record.owner,
+        record.status.as_str(),
+        record.tier.as_str(),
+        &record.rule,
+        &record.reason,
+        to_json(&record.args),
+        Option::<String>::None,
+        &record.reasoning,
+        to_json(&record.context),
+        record.confidence,
+        to_json(&record.hints),
+        &record.idempotency_key,
+        to_json(&record.approvers),
+        to_json(&record.escalated_to),
+        record.escalated,
+        i64::from(record.approvals_required),
+        rows::decisions_json(&record.decisions),
+        record.deadline.map(millis),
+        record.timeout.as_ref().map(rows::timeout_json),
+        &record.policy_hash,
+        record.review_sample,
+        rows::review_state_column(&record.review),
+        Option::<String>::None,
+        Option::<String>::None,
+        millis(record.created_at),
+        record.decided_at.map(millis),
+        record.version as i64,
+    ])?;
     if let Some(idempotency) = &idempotency {
         let response = json!({
             "status": record.status.as_str(),
             "deadline": record.deadline.map(millis),
             "decided_at": record.decided_at.map(millis),
         });
-        sqlx::query(
+        conn.prepare_cached(
             "INSERT INTO idempotency (agent, key, body_hash, action_id, response, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&record.agent)
-        .bind(&idempotency.key)
-        .bind(&idempotency.body_hash)
-        .bind(&record.id)
-        .bind(response.to_string())
-        .bind(millis(at))
-        .execute(&mut *conn)
-        .await?;
+        )?
+        .execute(params![
+            &record.agent,
+            &idempotency.key,
+            &idempotency.body_hash,
+            &record.id,
+            response.to_string(),
+            millis(at),
+        ])?;
     }
     let submitted = json!({
         "action": record.action,
@@ -286,7 +289,7 @@ pub(crate) async fn submit(
             body: classified.to_string(),
         },
     ];
-    chain::append_all(conn, head, at, &record.id, drafts).await?;
+    chain::append_all(conn, head, at, &record.id, drafts)?;
     let answer = Submitted {
         record: record.clone(),
         replayed: false,
@@ -294,15 +297,15 @@ pub(crate) async fn submit(
     Ok((answer, Some(record)))
 }
 
-pub(crate) async fn decide(
-    conn: &mut Conn,
+pub(crate) fn decide(
+    conn: &Conn,
     head: &mut Head,
     id: &str,
     reviewer: &Actor,
     request: DecisionRequest,
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
-    let mut record = load_action(conn, id).await?;
+    let mut record = load_action(conn, id)?;
     let decided = lifecycle::decide(
         &record.gate(),
         &Reviewer {
@@ -324,7 +327,7 @@ pub(crate) async fn decide(
     record.original_args = decided.original_args;
     record.decided_at = decided.decided_at;
     record.version += 1;
-    update_action(conn, &record).await?;
+    update_action(conn, &record)?;
     chain::append(
         conn,
         head,
@@ -333,23 +336,22 @@ pub(crate) async fn decide(
         &reviewer.name,
         id,
         body.to_string(),
-    )
-    .await?;
+    )?;
     Ok(record)
 }
 
-pub(crate) async fn cancel(
-    conn: &mut Conn,
+pub(crate) fn cancel(
+    conn: &Conn,
     head: &mut Head,
     id: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
-    let mut record = load_action(conn, id).await?;
+    let mut record = load_action(conn, id)?;
     record.status = lifecycle::cancel(&record.gate())?;
     record.decided_at = Some(now);
     record.version += 1;
-    update_action(conn, &record).await?;
+    update_action(conn, &record)?;
     let body = json!({"status": record.status.as_str()});
     chain::append(
         conn,
@@ -359,20 +361,19 @@ pub(crate) async fn cancel(
         actor,
         id,
         body.to_string(),
-    )
-    .await?;
+    )?;
     Ok(record)
 }
 
-pub(crate) async fn record_outcome(
-    conn: &mut Conn,
+pub(crate) fn record_outcome(
+    conn: &Conn,
     head: &mut Head,
     id: &str,
     actor: &str,
     outcome: NewOutcome,
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
-    let mut record = load_action(conn, id).await?;
+    let mut record = load_action(conn, id)?;
     lifecycle::check_outcome(record.status)?;
     if record.outcome.is_some() {
         return Err(StoreError::OutcomeAlreadyRecorded);
@@ -385,18 +386,18 @@ pub(crate) async fn record_outcome(
         at: now,
     });
     record.version += 1;
-    update_action(conn, &record).await?;
-    chain::append(conn, head, now, kind::OUTCOME, actor, id, body.to_string()).await?;
+    update_action(conn, &record)?;
+    chain::append(conn, head, now, kind::OUTCOME, actor, id, body.to_string())?;
     Ok(record)
 }
 
-pub(crate) async fn apply_sla(
-    conn: &mut Conn,
+pub(crate) fn apply_sla(
+    conn: &Conn,
     head: &mut Head,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ActionRecord>, StoreError> {
-    let mut record = load_action(conn, id).await?;
+    let mut record = load_action(conn, id)?;
     let Some(step) = sla::due(&record.gate(), now) else {
         return Ok(None);
     };
@@ -423,36 +424,36 @@ pub(crate) async fn apply_sla(
         record.decided_at = Some(now);
     }
     record.version += 1;
-    update_action(conn, &record).await?;
-    chain::append(conn, head, now, kind, SYSTEM_ACTOR, id, body.to_string()).await?;
+    update_action(conn, &record)?;
+    chain::append(conn, head, now, kind, SYSTEM_ACTOR, id, body.to_string())?;
     Ok(Some(record))
 }
 
-pub(crate) async fn sweep_sla(
-    conn: &mut Conn,
+pub(crate) fn sweep_sla(
+    conn: &Conn,
     head: &mut Head,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<ActionRecord>, StoreError> {
-    let due = super::read::due_deadlines(&mut *conn, now, limit).await?;
+    let due = super::read::due_deadlines(conn, now, limit)?;
     let mut changed = Vec::with_capacity(due.len());
     for item in due {
-        if let Some(record) = apply_sla(conn, head, &item.id, now).await? {
+        if let Some(record) = apply_sla(conn, head, &item.id, now)? {
             changed.push(record);
         }
     }
     Ok(changed)
 }
 
-pub(crate) async fn review(
-    conn: &mut Conn,
+pub(crate) fn review(
+    conn: &Conn,
     head: &mut Head,
     id: &str,
     reviewer: &Actor,
     review: NewReview,
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
-    let mut record = load_action(conn, id).await?;
+    let mut record = load_action(conn, id)?;
     match record.review {
         ReviewState::NotSampled => return Err(StoreError::NotInReviewQueue),
         ReviewState::Reviewed(_) => return Err(StoreError::AlreadyReviewed),
@@ -466,7 +467,7 @@ pub(crate) async fn review(
         at: now,
     });
     record.version += 1;
-    update_action(conn, &record).await?;
+    update_action(conn, &record)?;
     chain::append(
         conn,
         head,
@@ -475,7 +476,6 @@ pub(crate) async fn review(
         &reviewer.name,
         id,
         body.to_string(),
-    )
-    .await?;
+    )?;
     Ok(record)
 }

@@ -6,10 +6,9 @@ use countersign_core::action::Hints;
 use countersign_core::duration::ReviewDuration;
 use countersign_core::lifecycle::{Decision, TimeoutPlan, Verdict};
 use countersign_core::policy::OnTimeout;
+use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::audit_log::AuditEntry;
 use crate::error::StoreError;
@@ -193,9 +192,9 @@ fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
 }
 
 /// Reads a row selected with [`ACTION_COLUMNS`].
-pub(crate) fn action_from_row(row: &SqliteRow) -> Result<ActionRecord, StoreError> {
-    let text = |i: usize| row.try_get::<String, _>(i);
-    let opt_text = |i: usize| row.try_get::<Option<String>, _>(i);
+pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError> {
+    let text = |i: usize| row.get::<_, String>(i);
+    let opt_text = |i: usize| row.get::<_, Option<String>>(i);
     let original_args = opt_text(9)?;
     let timeout = opt_text(21)?;
     let review_state = opt_text(24)?;
@@ -216,24 +215,24 @@ pub(crate) fn action_from_row(row: &SqliteRow) -> Result<ActionRecord, StoreErro
             .transpose()?,
         reasoning: opt_text(10)?,
         context: object(&text(11)?, "context")?,
-        confidence: row.try_get::<Option<f64>, _>(12)?,
+        confidence: row.get::<_, Option<f64>>(12)?,
         hints: from_json::<Hints>(&text(13)?, "hints")?,
         idempotency_key: opt_text(14)?,
         approvers: from_json(&text(15)?, "approvers")?,
         escalated_to: from_json(&text(16)?, "escalated_to")?,
-        escalated: row.try_get::<bool, _>(17)?,
-        approvals_required: u32::try_from(row.try_get::<i64, _>(18)?)
+        escalated: row.get::<_, bool>(17)?,
+        approvals_required: u32::try_from(row.get::<_, i64>(18)?)
             .map_err(|_| corrupt("approvals_required"))?,
         decisions: decisions_from(&text(19)?)?,
-        deadline: opt_time(row.try_get::<Option<i64>, _>(20)?)?,
+        deadline: opt_time(row.get::<_, Option<i64>>(20)?)?,
         timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
         policy_hash: text(22)?,
-        review_sample: row.try_get::<f64, _>(23)?,
+        review_sample: row.get::<_, f64>(23)?,
         review: review_from(review_state.as_deref(), review.as_deref())?,
         outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
-        created_at: from_millis(row.try_get::<i64, _>(27)?)?,
-        decided_at: opt_time(row.try_get::<Option<i64>, _>(28)?)?,
-        version: u64::try_from(row.try_get::<i64, _>(29)?).map_err(|_| corrupt("version"))?,
+        created_at: from_millis(row.get::<_, i64>(27)?)?,
+        decided_at: opt_time(row.get::<_, Option<i64>>(28)?)?,
+        version: u64::try_from(row.get::<_, i64>(29)?).map_err(|_| corrupt("version"))?,
     })
 }
 
@@ -241,34 +240,31 @@ pub(crate) fn action_from_row(row: &SqliteRow) -> Result<ActionRecord, StoreErro
 pub(crate) const TOKEN_COLUMNS: &str =
     "id, name, role, groups, owner, created_at, revoked_at, secret_hash";
 
-pub(crate) fn token_from_row(row: &SqliteRow) -> Result<Token, StoreError> {
+pub(crate) fn token_from_row(row: &Row<'_>) -> Result<Token, StoreError> {
     Ok(Token {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        role: row
-            .try_get::<String, _>(2)?
-            .parse::<Role>()
-            .map_err(corrupt)?,
-        groups: from_json(&row.try_get::<String, _>(3)?, "groups")?,
-        owner: row.try_get(4)?,
-        created_at: from_millis(row.try_get(5)?)?,
-        revoked: row.try_get::<Option<i64>, _>(6)?.is_some(),
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: row.get::<_, String>(2)?.parse::<Role>().map_err(corrupt)?,
+        groups: from_json(&row.get::<_, String>(3)?, "groups")?,
+        owner: row.get(4)?,
+        created_at: from_millis(row.get(5)?)?,
+        revoked: row.get::<_, Option<i64>>(6)?.is_some(),
     })
 }
 
 /// The columns of `audit`, in the order [`audit_from_row`] reads them.
 pub(crate) const AUDIT_COLUMNS: &str = "seq, at, kind, actor, action_id, body, prev, hash";
 
-pub(crate) fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
-    let prev: Vec<u8> = row.try_get(6)?;
-    let hash: Vec<u8> = row.try_get(7)?;
+pub(crate) fn audit_from_row(row: &Row<'_>) -> Result<AuditEntry, StoreError> {
+    let prev: Vec<u8> = row.get(6)?;
+    let hash: Vec<u8> = row.get(7)?;
     Ok(AuditEntry {
-        seq: u64::try_from(row.try_get::<i64, _>(0)?).map_err(|_| corrupt("seq"))?,
-        at: from_millis(row.try_get(1)?)?,
-        kind: row.try_get(2)?,
-        actor: row.try_get(3)?,
-        action_id: row.try_get(4)?,
-        body: row.try_get(5)?,
+        seq: u64::try_from(row.get::<_, i64>(0)?).map_err(|_| corrupt("seq"))?,
+        at: from_millis(row.get(1)?)?,
+        kind: row.get(2)?,
+        actor: row.get(3)?,
+        action_id: row.get(4)?,
+        body: row.get(5)?,
         prev: countersign_core::audit::hex(&prev),
         hash: countersign_core::audit::hex(&hash),
     })
