@@ -360,3 +360,37 @@ impl CreatedTokenView {
         }
     }
 }
+
+/// A token as admins see it: never its secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    /// `agent`, `reviewer` or `admin`.
+    pub role: String,
+    pub groups: Vec<String>,
+    pub owner: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// A revoked token authenticates nothing.
+    pub revoked: bool,
+}
+
+impl From<&Token> for TokenView {
+    fn from(token: &Token) -> TokenView {
+        TokenView {
+            id: token.id.clone(),
+            name: token.name.clone(),
+            role: token.role.as_str().to_owned(),
+            groups: token.groups.clone(),
+            owner: token.owner.clone(),
+            created_at: token.created_at,
+            revoked: token.revoked,
+        }
+    }
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenList {
+    pub items: Vec<TokenView>,
+}

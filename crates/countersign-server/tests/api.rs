@@ -770,6 +770,60 @@ async fn only_admins_read_the_audit_log_and_create_tokens() {
     assert_eq!(body["agent"], "new-bot");
 }
 
+#[tokio::test]
+async fn admins_list_and_revoke_tokens_and_a_revoked_token_stops_at_once() {
+    let server = spawn().await;
+    let (status, _) = server.call("GET", "/v1/tokens", &server.lead, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, list) = server.call("GET", "/v1/tokens", &server.admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 8, "{list}");
+    assert!(
+        !list.to_string().contains(&server.agent),
+        "secrets are never listed"
+    );
+    let bot = items.iter().find(|t| t["name"] == "support-bot").unwrap();
+    assert_eq!(bot["role"], "agent");
+    assert_eq!(bot["owner"], "olivia");
+    assert_eq!(bot["revoked"], false);
+    let id = bot["id"].as_str().unwrap();
+
+    let revoke = format!("/v1/tokens/{id}/revoke");
+    let (status, _) = server.call("POST", &revoke, &server.lead, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, revoked) = server.call("POST", &revoke, &server.admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["revoked"], true);
+    let (status, body) = server
+        .call(
+            "POST",
+            "/v1/actions",
+            &server.agent,
+            Some(json!({"action": "order.get"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // Again: the same answer, and one audit entry only.
+    let (status, again) = server.call("POST", &revoke, &server.admin, None).await;
+    assert_eq!((status, &again["revoked"]), (StatusCode::OK, &json!(true)));
+    let (status, missing) = server
+        .call("POST", "/v1/tokens/nope/revoke", &server.admin, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    let (_, audit) = server
+        .call("GET", "/v1/audit?limit=1000", &server.admin, None)
+        .await;
+    let revocations: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "token_revoked")
+        .collect();
+    assert_eq!(revocations.len(), 1, "{audit}");
+    assert_eq!(revocations[0]["actor"], "ada");
+}
+
 // ---- idempotency ----------------------------------------------------------------------------
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::Args;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, ServerArgs, block_on, json_object};
+use crate::client::{Client, ServerArgs, block_on, encode_segment, json_object};
 use crate::output;
 
 /// The longest single long-poll asked of the server; longer waits are several polls.
@@ -126,8 +126,7 @@ async fn finish(
 }
 
 fn action_path(id: &str) -> String {
-    // Ids are opaque but URL-safe; refuse anything that would change the path.
-    format!("/v1/actions/{}", id.replace(['/', '?', '#'], "_"))
+    format!("/v1/actions/{}", encode_segment(id))
 }
 
 #[derive(Args)]

@@ -76,6 +76,12 @@ impl Client {
     }
 }
 
+/// An id as one path segment. Ids are opaque but URL-safe; anything that would change the
+/// path (a typo'd or pasted id) is replaced, so the server answers 404 for it.
+pub fn encode_segment(id: &str) -> String {
+    id.replace(['/', '?', '#', '%'], "_")
+}
+
 /// Parses a `--args`/`--context` flag: a JSON object.
 pub fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
     let value: Value =

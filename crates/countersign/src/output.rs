@@ -96,6 +96,49 @@ pub fn queue(page: &Value, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tokens, as a table.
+pub fn tokens(list: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(list);
+    }
+    let rows: Vec<[String; 6]> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let cell = |key: &str| t[key].as_str().unwrap_or("-").to_owned();
+            let groups: Vec<&str> = t["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            [
+                cell("id"),
+                cell("name"),
+                cell("role"),
+                if groups.is_empty() {
+                    "-".to_owned()
+                } else {
+                    groups.join(",")
+                },
+                cell("owner"),
+                if t["revoked"] == true {
+                    "revoked".to_owned()
+                } else {
+                    "active".to_owned()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &mut std::io::stdout().lock(),
+        ["ID", "NAME", "ROLE", "GROUPS", "OWNER", "STATE"],
+        &rows,
+    )?;
+    Ok(())
+}
+
 fn table<const N: usize>(
     out: &mut impl std::io::Write,
     header: [&str; N],

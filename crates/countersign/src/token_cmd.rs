@@ -1,19 +1,52 @@
-//! `countersign token create`: directly on the database with `--db` (to bootstrap the first
-//! admin token), otherwise through the server with an admin token. Prints the new token
-//! alone on stdout.
+//! `countersign token create|list|revoke`: directly on the database with `--db` (to
+//! bootstrap the first admin token, or to revoke one when no admin token is at hand),
+//! otherwise through the server with an admin token. `create` prints the new token alone on
+//! stdout.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::client::{Client, ServerArgs, block_on};
+use countersign_server::views::{TokenList, TokenView};
+
+use crate::client::{Client, ServerArgs, block_on, encode_segment};
 use crate::output;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
     /// Create a token and print it (it is shown only once).
     Create(CreateArgs),
+    /// List the tokens (never their secrets).
+    List(ListArgs),
+    /// Revoke a token by its id: it stops working at once.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Work directly on this database instead of asking the server.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    /// The token's id, as `token list` shows it (not the secret).
+    id: String,
+    /// Work directly on this database instead of asking the server.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Print the revoked token as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -41,7 +74,57 @@ pub struct CreateArgs {
 }
 
 pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let TokenCommand::Create(args) = command;
+    match command {
+        TokenCommand::Create(args) => create(args),
+        TokenCommand::List(args) => list(args),
+        TokenCommand::Revoke(args) => revoke(args),
+    }
+}
+
+fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let list = match &args.db {
+        Some(url) => block_on(async {
+            let store = countersign_store::open(url).await?;
+            let tokens = store.tokens().await;
+            store.close().await;
+            let items: Vec<TokenView> = tokens?.iter().map(TokenView::from).collect();
+            anyhow::Ok(serde_json::to_value(TokenList { items })?)
+        })??,
+        None => block_on(Client::new(&args.server)?.get("/v1/tokens"))??,
+    };
+    output::tokens(&list, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
+    let token = match &args.db {
+        Some(url) => block_on(async {
+            let store = countersign_store::open(url).await?;
+            let token = store
+                .revoke_token(args.id.clone(), "cli".to_owned(), chrono::Utc::now())
+                .await;
+            store.close().await;
+            anyhow::Ok(serde_json::to_value(TokenView::from(&token?))?)
+        })??,
+        None => {
+            let client = Client::new(&args.server)?;
+            let path = format!("/v1/tokens/{}/revoke", encode_segment(&args.id));
+            block_on(client.post(&path, &json!({})))??
+        }
+    };
+    if args.json {
+        output::print_json(&token)?;
+    } else {
+        println!(
+            "revoked {} ({})",
+            token["id"].as_str().unwrap_or_default(),
+            token["name"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     let body = countersign_server::views::TokenBody {
         role: args.role,
         name: args.name,
@@ -73,7 +156,9 @@ async fn create_directly(
     let new_token = countersign_server::parse_new_token(body, "cli", chrono::Utc::now())
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let store = countersign_store::open(url).await?;
-    let created = store.create_token(new_token).await?;
+    let created = store.create_token(new_token).await;
+    store.close().await;
+    let created = created?;
     let view = countersign_server::views::CreatedTokenView::new(created.secret, &created.token);
     Ok(serde_json::to_value(view)?)
 }

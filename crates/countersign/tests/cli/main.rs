@@ -355,6 +355,72 @@ fn approval_story_with_exit_codes() {
     assert!(stdout(&verify).starts_with("ok: "), "{}", stdout(&verify));
 }
 
+#[test]
+fn tokens_are_listed_and_revoked_through_the_server_or_the_file() {
+    let dir = TempDir::new();
+    let admin = bootstrap_admin(&dir);
+    let server = Server::start(&dir.0);
+    let agent = server.token(&admin, &["--role", "agent", "--name", "support-bot"]);
+    let other = server.token(&admin, &["--role", "agent", "--name", "other-bot"]);
+
+    let table = server.run(&admin, &["token", "list"]);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(text.starts_with("ID"), "{text}");
+    assert!(
+        text.contains("support-bot") && text.contains("active"),
+        "{text}"
+    );
+    assert!(!text.contains(&agent), "secrets are never shown");
+    let list = json(&server.run(&admin, &["token", "list", "--json"]));
+    let id_of = |list: &Value, name: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (agent_id, other_id) = (id_of(&list, "support-bot"), id_of(&list, "other-bot"));
+
+    // Through the server: a reviewer may not, an admin may; the token stops at once.
+    let refused = server.run(&agent, &["token", "revoke", &agent_id]);
+    assert_eq!(refused.status.code(), Some(1));
+    let revoked = server.run(&admin, &["token", "revoke", &agent_id]);
+    assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains("support-bot"));
+    let submit = server.run(&agent, &["submit", "--action", "order.get"]);
+    assert_eq!(submit.status.code(), Some(1));
+    assert!(stderr(&submit).contains("revoked"), "{}", stderr(&submit));
+
+    // Directly on the file while the server runs: the server sees it at the next request.
+    let revoked = Command::new(BIN)
+        .args(["token", "revoke", &other_id, "--db", &dir.db(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+    assert_eq!(json(&revoked)["revoked"], true);
+    let submit = server.run(&other, &["submit", "--action", "order.get"]);
+    assert_eq!(submit.status.code(), Some(1), "{}", stdout(&submit));
+    let listed = Command::new(BIN)
+        .args(["token", "list", "--db", &dir.db()])
+        .output()
+        .unwrap();
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    assert_eq!(stdout(&listed).matches("revoked").count(), 2);
+    let unknown = server.run(&admin, &["token", "revoke", "no-such-id"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("no token"),
+        "{}",
+        stderr(&unknown)
+    );
+    // Both revocations are in the chain, which still verifies.
+    let verify = server.run(&admin, &["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+}
+
 fn sqlite(db: &str, sql: &str) {
     let output = Command::new("sqlite3")
         .arg(db)
