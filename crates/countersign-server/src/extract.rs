@@ -45,8 +45,17 @@ where
 
 fn json_error(rejection: JsonRejection) -> AppError {
     match rejection {
-        JsonRejection::JsonDataError(e) => AppError::invalid("invalid_body", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => AppError::bad_request("malformed_json", e.body_text()),
+        JsonRejection::JsonDataError(e) => AppError::invalid(
+            "invalid_body",
+            format!("invalid request body: {}", detail(&e.body_text())),
+        ),
+        JsonRejection::JsonSyntaxError(e) => AppError::bad_request(
+            "malformed_json",
+            format!(
+                "the request body is not valid JSON: {}",
+                detail(&e.body_text())
+            ),
+        ),
         JsonRejection::MissingJsonContentType(_) => AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -61,6 +70,12 @@ fn json_error(rejection: JsonRejection) -> AppError {
         }
         other => AppError::bad_request("unreadable_body", other.body_text()),
     }
+}
+
+/// What serde said, without axum's capitalised preamble ("Failed to deserialize the JSON
+/// body into the target type: "), which says nothing the code does not.
+fn detail(text: &str) -> &str {
+    text.split_once(": ").map_or(text, |(_, rest)| rest)
 }
 
 /// A query string.
@@ -78,7 +93,10 @@ where
             .await
             .map(|q| ApiQuery(q.0))
             .map_err(|rejection: QueryRejection| {
-                AppError::bad_request("invalid_query", rejection.body_text())
+                AppError::bad_request(
+                    "invalid_query",
+                    format!("invalid query string: {}", detail(&rejection.body_text())),
+                )
             })
     }
 }
@@ -98,7 +116,10 @@ where
             .await
             .map(|p| ApiPath(p.0))
             .map_err(|rejection: PathRejection| {
-                AppError::bad_request("invalid_path", rejection.body_text())
+                AppError::bad_request(
+                    "invalid_path",
+                    format!("invalid path: {}", detail(&rejection.body_text())),
+                )
             })
     }
 }

@@ -49,10 +49,13 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let mut body = Map::new();
     body.insert("action".into(), json!(args.action));
     if let Some(text) = &args.args {
-        body.insert("args".into(), json_object("--args", text)?);
+        body.insert("args".into(), Value::Object(json_object("--args", text)?));
     }
     if let Some(text) = &args.context {
-        body.insert("context".into(), json_object("--context", text)?);
+        body.insert(
+            "context".into(),
+            Value::Object(json_object("--context", text)?),
+        );
     }
     if let Some(reasoning) = &args.reasoning {
         body.insert("reasoning".into(), json!(reasoning));

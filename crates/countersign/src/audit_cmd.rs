@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::client::{Client, ServerArgs, block_on};
+use crate::client::{Client, DbOrServer, block_on};
 use crate::output;
 
 #[derive(Subcommand)]
@@ -17,21 +17,18 @@ pub enum AuditCommand {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Work directly on this database instead of asking the server.
-    #[arg(long, value_name = "URL")]
-    db: Option<String>,
     #[command(flatten)]
-    server: ServerArgs,
+    target: DbOrServer,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify(args) = command;
-    let report = match &args.db {
+    let report = match &args.target.db {
         Some(url) => block_on(verify_directly(url))??,
         None => {
-            let client = Client::new(&args.server)?;
+            let client = Client::new(&args.target.server)?;
             block_on(client.get("/v1/audit/verify"))??
         }
     };

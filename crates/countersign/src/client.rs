@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// How to reach the server.
 #[derive(Args, Clone, Debug)]
@@ -14,6 +14,17 @@ pub struct ServerArgs {
     /// The bearer token to send.
     #[arg(long, env = "COUNTERSIGN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+/// Where a command that can also work on the database file directly does its work: on the
+/// file with `--db`, otherwise through the server.
+#[derive(Args, Clone, Debug)]
+pub struct DbOrServer {
+    /// Work directly on this database instead of asking the server.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 pub struct Client {
@@ -82,14 +93,29 @@ pub fn encode_segment(id: &str) -> String {
     id.replace(['/', '?', '#', '%'], "_")
 }
 
-/// Parses a `--args`/`--context` flag: a JSON object.
-pub fn json_object(flag: &str, text: &str) -> anyhow::Result<Value> {
-    let value: Value =
-        serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON"))?;
-    if !value.is_object() {
-        bail!("{flag} must be a JSON object, like '{{\"amount\": 10}}'");
+/// Parses a JSON-object flag (`--args`, `--context`, `--hints`). serde's message carries
+/// the line and column of the problem.
+pub fn json_object(flag: &str, text: &str) -> anyhow::Result<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => bail!(
+            "{flag} must be a JSON object, like '{{\"amount\": 10}}', found {}",
+            json_kind(&other)
+        ),
+        Err(e) => bail!("{flag} is not valid JSON: {e}"),
     }
-    Ok(value)
+}
+
+/// What kind of JSON value this is, for messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Runs `future` on a fresh runtime: the client commands are one request or a few.

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use countersign_core::policy::{self, Diagnostic, Policy};
 use countersign_core::{ActionName, AgentName, Confidence, Hints, ProposedAction};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use crate::client::json_object;
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -165,29 +167,6 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn json_object(flag: &str, text: &str) -> anyhow::Result<Map<String, Value>> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => bail!("--{flag} must be a JSON object, found {}", kind(&other)),
-        Err(e) => bail!(
-            "--{flag} is not valid JSON: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        ),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn parse_now(now: Option<&str>) -> anyhow::Result<DateTime<Utc>> {
     match now {
         None => Ok(Utc::now()),
@@ -206,8 +185,8 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let agent =
         AgentName::parse(&args.agent).with_context(|| format!("--agent {:?}", args.agent))?;
     let mut request = ProposedAction::new(action, agent);
-    request.args = json_object("args", &args.args)?;
-    request.context = json_object("context", &args.context)?;
+    request.args = json_object("--args", &args.args)?;
+    request.context = json_object("--context", &args.context)?;
     request.confidence = args
         .confidence
         .map(Confidence::new)
@@ -215,7 +194,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         .context("--confidence")?;
     if let Some(hints) = &args.hints {
         request.hints = serde_json::from_value::<Hints>(Value::Object(json_object(
-            "hints", hints,
+            "--hints", hints,
         )?))
         .context(
             "--hints takes read_only, destructive, idempotent and open_world, each true or false",

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use countersign_server::views::{TokenList, TokenView};
 
-use crate::client::{Client, ServerArgs, block_on, encode_segment};
+use crate::client::{Client, DbOrServer, block_on, encode_segment};
 use crate::output;
 
 #[derive(Subcommand)]
@@ -25,11 +25,8 @@ pub enum TokenCommand {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Work directly on this database instead of asking the server.
-    #[arg(long, value_name = "URL")]
-    db: Option<String>,
     #[command(flatten)]
-    server: ServerArgs,
+    target: DbOrServer,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -39,11 +36,8 @@ pub struct ListArgs {
 pub struct RevokeArgs {
     /// The token's id, as `token list` shows it (not the secret).
     id: String,
-    /// Work directly on this database instead of asking the server.
-    #[arg(long, value_name = "URL")]
-    db: Option<String>,
     #[command(flatten)]
-    server: ServerArgs,
+    target: DbOrServer,
     /// Print the revoked token as JSON.
     #[arg(long)]
     json: bool,
@@ -63,11 +57,8 @@ pub struct CreateArgs {
     /// For agent tokens: the person responsible, who can never approve the agent's actions.
     #[arg(long)]
     owner: Option<String>,
-    /// Work directly on this database instead of asking the server.
-    #[arg(long, value_name = "URL")]
-    db: Option<String>,
     #[command(flatten)]
-    server: ServerArgs,
+    target: DbOrServer,
     /// Print the token with its details as JSON.
     #[arg(long)]
     json: bool,
@@ -82,7 +73,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let list = match &args.db {
+    let list = match &args.target.db {
         Some(url) => block_on(async {
             let store = countersign_store::open(url).await?;
             let tokens = store.tokens().await;
@@ -90,14 +81,14 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             let items: Vec<TokenView> = tokens?.iter().map(TokenView::from).collect();
             anyhow::Ok(serde_json::to_value(TokenList { items })?)
         })??,
-        None => block_on(Client::new(&args.server)?.get("/v1/tokens"))??,
+        None => block_on(Client::new(&args.target.server)?.get("/v1/tokens"))??,
     };
     output::tokens(&list, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
-    let token = match &args.db {
+    let token = match &args.target.db {
         Some(url) => block_on(async {
             let store = countersign_store::open(url).await?;
             let token = store
@@ -107,7 +98,7 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             anyhow::Ok(serde_json::to_value(TokenView::from(&token?))?)
         })??,
         None => {
-            let client = Client::new(&args.server)?;
+            let client = Client::new(&args.target.server)?;
             let path = format!("/v1/tokens/{}/revoke", encode_segment(&args.id));
             block_on(client.post(&path, &json!({})))??
         }
@@ -131,10 +122,10 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         groups: args.groups.into_iter().filter(|g| !g.is_empty()).collect(),
         owner: args.owner,
     };
-    let created = match &args.db {
+    let created = match &args.target.db {
         Some(url) => block_on(create_directly(url, body))??,
         None => {
-            let client = Client::new(&args.server)?;
+            let client = Client::new(&args.target.server)?;
             let request = json!({
                 "role": body.role, "name": body.name, "groups": body.groups, "owner": body.owner,
             });
