@@ -421,13 +421,12 @@ fn tokens_are_listed_and_revoked_through_the_server_or_the_file() {
     assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
 }
 
+/// Runs SQL on the file the way someone with the `sqlite3` shell would.
 fn sqlite(db: &str, sql: &str) {
-    let output = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("sqlite3 is installed");
-    assert!(output.status.success(), "{sql}: {}", stderr(&output));
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().unwrap();
 }
 
 fn verify_db(db: &str) -> (i32, Value, String) {
