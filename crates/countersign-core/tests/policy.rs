@@ -600,6 +600,12 @@ const CONDITIONS: &[&str] = &[
     "true",
     "false",
     "args.n",
+    "has(args.n) && args.n >= 2",
+    "args.s != 'y' || args.n < 0",
+    "!(args.n <= 3)",
+    "has(hints.destructive) && hints.destructive",
+    "args.n == 2.5",
+    "args.s > 'w'",
 ];
 const TIERS: &[&str] = &["auto", "logged", "approve", "confirm", "deny"];
 

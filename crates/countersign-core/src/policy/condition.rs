@@ -21,6 +21,7 @@ use cel::{Context, Env, Program, Value};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 
+use super::native::Native;
 use crate::action::ProposedAction;
 
 /// The variables a condition may use (SPEC section 2).
@@ -94,6 +95,8 @@ pub struct Condition {
     source: String,
     program: Program,
     uses: Variables,
+    /// The same condition for the native evaluator, when it is of a shape it knows.
+    native: Option<Native>,
 }
 
 /// Why a condition could not be compiled.
@@ -138,6 +141,7 @@ impl Condition {
         }
         Ok(Condition {
             source: source.to_owned(),
+            native: Native::compile(program.expression()),
             program,
             uses,
         })
@@ -150,6 +154,17 @@ impl Condition {
     /// The variables this condition reads.
     pub fn uses(&self) -> Variables {
         self.uses
+    }
+
+    #[cfg(test)]
+    pub(super) fn native(&self) -> Option<&Native> {
+        self.native.as_ref()
+    }
+
+    /// The condition's value on `request` where the native evaluator can give it without
+    /// CEL (see [`super::native`]); `None`: evaluate with CEL.
+    pub fn evaluate_natively(&self, request: &ProposedAction) -> Option<bool> {
+        self.native.as_ref()?.evaluate(request)
     }
 
     /// Is this condition the constant `true`? (The checker uses it to find shadowed rules.)

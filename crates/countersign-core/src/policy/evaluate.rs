@@ -2,8 +2,10 @@
 //!
 //! Rules whose action patterns are all literal names are found through a hash index; only
 //! rules with wildcard patterns are scanned. Candidates are visited in file order, so the
-//! first match wins exactly as if every rule had been tried. Conditions bind only the CEL
-//! variables they read (see [`super::condition`]).
+//! first match wins exactly as if every rule had been tried. A condition of a common shape
+//! is answered natively on the request's JSON where that cannot differ from CEL (see
+//! [`super::native`]); otherwise it binds only the CEL variables it reads (see
+//! [`super::condition`]).
 
 use std::collections::HashMap;
 
@@ -224,15 +226,19 @@ impl Policy {
             }
             let outcome = match &rule.when {
                 None => Try::Matched,
-                Some(condition) => {
-                    let bindings = bindings.get_or_insert_with(|| Bindings::new(request, now));
-                    bindings.bind(condition.uses());
-                    match condition.evaluate(bindings) {
-                        Ok(true) => Try::Matched,
-                        Ok(false) => Try::NotMatched,
-                        Err(e) => Try::Failed(e),
+                Some(condition) => match condition.evaluate_natively(request) {
+                    Some(true) => Try::Matched,
+                    Some(false) => Try::NotMatched,
+                    None => {
+                        let bindings = bindings.get_or_insert_with(|| Bindings::new(request, now));
+                        bindings.bind(condition.uses());
+                        match condition.evaluate(bindings) {
+                            Ok(true) => Try::Matched,
+                            Ok(false) => Try::NotMatched,
+                            Err(e) => Try::Failed(e),
+                        }
                     }
-                }
+                },
             };
             if fold.step(self, index, outcome) {
                 break;

@@ -13,6 +13,7 @@ mod evaluate;
 mod explain;
 mod lint;
 mod naive;
+mod native;
 mod parse;
 
 use std::fmt;
