@@ -47,7 +47,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format.
-    pub fn render(&self, commits: CommitStats) -> String {
+    pub fn render(&self, commits: CommitStats, watched_actions: usize) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -126,6 +126,12 @@ impl Metrics {
             counter(&mut out, name, help);
             let _ = writeln!(out, "{name} {value}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP countersign_watched_actions Actions that long-polls or event streams are waiting on now.\n\
+             # TYPE countersign_watched_actions gauge\n\
+             countersign_watched_actions {watched_actions}"
+        );
         out
     }
 }

@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
+use crate::watch::Watchers;
 
 /// The shared state of the API. Cheap to clone.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ struct Inner {
     limits: Limits,
     metrics_public: bool,
     metrics: Metrics,
+    /// Who waits for which action's changes.
+    watchers: Arc<Watchers>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
@@ -37,8 +40,10 @@ impl AppState {
         limits: Limits,
     ) -> AppState {
         let (stop_sender, _) = watch::channel(false);
+        let watchers = Watchers::new(store.subscribe());
         AppState {
             inner: Arc::new(Inner {
+                watchers,
                 store,
                 policy,
                 clock,
@@ -84,6 +89,10 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub(crate) fn watchers(&self) -> &Arc<Watchers> {
+        &self.inner.watchers
     }
 
     /// Asks the SLA worker to look at deadlines now.

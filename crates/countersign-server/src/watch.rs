@@ -1,30 +1,123 @@
-//! Watching one action for changes, for long-polls and event streams. The store broadcasts
-//! every committed change; a watcher subscribes *before* it reads the action, so no change
-//! can slip between the read and the wait, and it never polls the database.
+//! Watching one action for changes, for long-polls and event streams, without polling the
+//! database and without waking every watcher on every change.
+//!
+//! The store broadcasts every committed change. One dispatcher task reads that broadcast
+//! and passes each change on to the watchers of that action only, through a small channel
+//! per watched action: a thousand agents long-polling while a thousand actions a second
+//! change cost a thousand wake-ups a second, not a million. A watcher registers *before* it
+//! reads the action, so no change can slip between the read and the wait.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use countersign_store::{ActionRecord, StoreError};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::state::{AppState, Stopping};
 
+/// Changes one watcher may fall behind on before it re-reads the action instead.
+const PER_ACTION_CAPACITY: usize = 16;
+
+/// What a watcher hears: a new version, or "changes were lost, read the store".
+type Notice = Option<Arc<ActionRecord>>;
+
+/// The registry of watched actions and the dispatcher that feeds it.
+pub struct Watchers {
+    by_id: Mutex<HashMap<String, broadcast::Sender<Notice>>>,
+    /// The store's change feed, until the first watcher starts the dispatcher with it.
+    feed: Mutex<Option<broadcast::Receiver<Arc<ActionRecord>>>>,
+}
+
+impl Watchers {
+    /// `feed` must be subscribed before any write that a watcher could wait for.
+    pub fn new(feed: broadcast::Receiver<Arc<ActionRecord>>) -> Arc<Watchers> {
+        Arc::new(Watchers {
+            by_id: Mutex::new(HashMap::new()),
+            feed: Mutex::new(Some(feed)),
+        })
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Notice>>> {
+        // The map stays consistent whatever panicked while it was held: every change to it
+        // is a single insert or remove.
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(self: &Arc<Watchers>, id: &str) -> broadcast::Receiver<Notice> {
+        let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(feed) = feed {
+            tokio::spawn(dispatch(Arc::downgrade(self), feed));
+        }
+        self.slots()
+            .entry(id.to_owned())
+            .or_insert_with(|| broadcast::channel(PER_ACTION_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Called as a watcher goes: the last one out removes the action's channel.
+    fn release(&self, id: &str) {
+        let mut slots = self.slots();
+        // The leaving watcher's receiver is still alive here.
+        if slots.get(id).is_some_and(|s| s.receiver_count() <= 1) {
+            slots.remove(id);
+        }
+    }
+
+    /// How many actions are watched now (for tests and metrics).
+    pub fn watched(&self) -> usize {
+        self.slots().len()
+    }
+}
+
+/// Passes each change to the watchers of its action; ends when the store is gone.
+async fn dispatch(
+    watchers: std::sync::Weak<Watchers>,
+    mut feed: broadcast::Receiver<Arc<ActionRecord>>,
+) {
+    loop {
+        let received = feed.recv().await;
+        let Some(watchers) = watchers.upgrade() else {
+            return;
+        };
+        match received {
+            Ok(record) => {
+                if let Some(slot) = watchers.slots().get(&record.id) {
+                    let _ = slot.send(Some(record));
+                }
+            }
+            // Some changes were missed: every watcher re-reads its action.
+            Err(RecvError::Lagged(_)) => {
+                for slot in watchers.slots().values() {
+                    let _ = slot.send(None);
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// A subscription to one action's changes.
 pub struct ActionWatch {
     state: AppState,
     id: String,
-    changes: broadcast::Receiver<Arc<ActionRecord>>,
+    changes: broadcast::Receiver<Notice>,
     stopping: Stopping,
     /// The newest version seen.
     current: ActionRecord,
 }
 
 impl ActionWatch {
-    /// Subscribes, then reads the action. `Ok(None)`: no such action.
+    /// Registers, then reads the action. `Ok(None)`: no such action.
     pub async fn start(state: &AppState, id: &str) -> Result<Option<ActionWatch>, StoreError> {
-        let changes = state.store().subscribe();
-        let Some(current) = state.store().action(id).await? else {
-            return Ok(None);
+        let changes = state.watchers().register(id);
+        let current = match state.store().action(id).await {
+            Ok(Some(current)) => current,
+            other => {
+                // Released while this receiver still counts, then dropped.
+                state.watchers().release(id);
+                drop(changes);
+                return other.map(|_| None);
+            }
         };
         Ok(Some(ActionWatch {
             state: state.clone(),
@@ -48,13 +141,14 @@ impl ActionWatch {
                 received = self.changes.recv() => received,
             };
             let candidate = match received {
-                Ok(record) if record.id == self.id => (*record).clone(),
-                Ok(_) => continue,
+                Ok(Some(record)) => (*record).clone(),
                 // Missed some changes: the stored action is the truth.
-                Err(RecvError::Lagged(_)) => match self.state.store().action(&self.id).await? {
-                    Some(record) => record,
-                    None => return Ok(false),
-                },
+                Ok(None) | Err(RecvError::Lagged(_)) => {
+                    match self.state.store().action(&self.id).await? {
+                        Some(record) => record,
+                        None => return Ok(false),
+                    }
+                }
                 Err(RecvError::Closed) => return Ok(false),
             };
             if candidate.version > self.current.version {
@@ -62,5 +156,11 @@ impl ActionWatch {
                 return Ok(true);
             }
         }
+    }
+}
+
+impl Drop for ActionWatch {
+    fn drop(&mut self) {
+        self.state.watchers().release(&self.id);
     }
 }

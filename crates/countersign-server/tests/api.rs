@@ -559,6 +559,101 @@ async fn long_poll_and_events_wake_on_decision() {
     assert!(end.is_none(), "the stream ends after a final status");
 }
 
+/// The `countersign_watched_actions` gauge.
+async fn watched_actions(server: &Server) -> u64 {
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("countersign_watched_actions "))
+        .and_then(|v| v.parse().ok())
+        .expect("the gauge is exported")
+}
+
+/// Polls the gauge until it reads `expected` (it follows requests the server is still
+/// setting up or tearing down).
+async fn until_watched(server: &Server, expected: u64) {
+    for _ in 0..600 {
+        if watched_actions(server).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("watched actions never reached {expected}");
+}
+
+#[tokio::test]
+async fn each_long_poll_wakes_for_its_own_action_only() {
+    let server = Arc::new(spawn().await);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            server.submit(large_refund()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let waiters: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (server, id) = (server.clone(), id.clone());
+            tokio::spawn(async move {
+                server
+                    .call(
+                        "GET",
+                        &format!("/v1/actions/{id}?wait=300"),
+                        &server.agent,
+                        None,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    until_watched(&server, 5).await;
+    let (_, decided) = server
+        .decide(&ids[2], &server.lead, json!({"verdict": "approve"}))
+        .await;
+    assert_eq!(decided["status"], "approved");
+    let mut waiters = waiters.into_iter().map(Some).collect::<Vec<_>>();
+    let (status, woken) = tokio::time::timeout(Duration::from_secs(60), waiters[2].take().unwrap())
+        .await
+        .expect("woken by its own decision")
+        .unwrap();
+    assert_eq!(
+        (status, &woken["status"]),
+        (StatusCode::OK, &json!("approved"))
+    );
+    until_watched(&server, 4).await;
+    // The others are still waiting: their actions are pending, and nothing woke them.
+    for waiter in waiters.iter().flatten() {
+        assert!(!waiter.is_finished());
+    }
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != 2) {
+        let (status, _) = server
+            .call(
+                "POST",
+                &format!("/v1/actions/{id}/cancel"),
+                &server.agent,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, body) = tokio::time::timeout(Duration::from_secs(60), waiters[i].take().unwrap())
+            .await
+            .expect("woken by the cancellation")
+            .unwrap();
+        assert_eq!(body["status"], "cancelled");
+    }
+    until_watched(&server, 0).await;
+}
+
 /// Reads `status` events from a streaming response.
 #[derive(Default)]
 struct SseReader {

@@ -162,7 +162,7 @@ impl Condition {
     }
 
     /// The condition's value on `request` where the native evaluator can give it without
-    /// CEL (see [`super::native`]); `None`: evaluate with CEL.
+    /// CEL (the native evaluator, `policy/native.rs`); `None`: evaluate with CEL.
     pub fn evaluate_natively(&self, request: &ProposedAction) -> Option<bool> {
         self.native.as_ref()?.evaluate(request)
     }

@@ -25,7 +25,9 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
             return error.into_response();
         }
     }
-    let text = state.metrics().render(state.store().commit_stats());
+    let text = state
+        .metrics()
+        .render(state.store().commit_stats(), state.watchers().watched());
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
