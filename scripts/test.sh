@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every check CI runs, from a clean clone: formatting, lints, docs, and all tests.
-# It installs what the tests need first (nothing beyond the Rust toolchain yet: SQLite is
-# compiled into the binary). CI calls exactly this script (see .ci/run).
+# Every check CI runs, from a clean clone: formatting, lints, docs, all tests, and a fuzz run
+# of the HTTP API. It installs what the tests need: SQLite is compiled into the binary;
+# schemathesis comes from PyPI into target/fuzz-venv (scripts/fuzz-api.sh). CI calls exactly
+# this script (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -14,3 +15,5 @@ echo "== docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== tests"
 cargo test --workspace --locked
+echo "== API fuzzing (schemathesis against the OpenAPI document)"
+./scripts/fuzz-api.sh target/debug/countersign

@@ -14,6 +14,11 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
     /// Letters, digits and `._-:/`, at most 200 characters, e.g. `refund.create`.
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:/-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub action: String,
     /// The arguments the agent wants to run the action with; default `{}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,6 +33,7 @@ pub struct SubmitBody {
     pub context: Option<Map<String, Value>>,
     /// The agent's confidence, 0 to 1. Below the policy's minimum, the action needs approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: Option<f64>,
     #[serde(
         default,
@@ -35,8 +41,9 @@ pub struct SubmitBody {
         deserialize_with = "hints_object"
     )]
     pub hints: Option<HintsBody>,
-    /// The same as the `Idempotency-Key` header.
+    /// The same as the `Idempotency-Key` header: 1 to 255 printable ASCII characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[\x20-\x7e]{1,255}$", min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
@@ -140,14 +147,37 @@ pub enum ReviewVerdictBody {
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// `agent`, `reviewer` or `admin`.
+    #[schema(pattern = "^(agent|reviewer|admin)$")]
     pub role: String,
-    /// The identity the audit log records.
+    /// The identity the audit log records: letters, digits and `._-:/@`.
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: String,
     #[serde(default)]
     pub groups: Vec<String>,
     /// For agent tokens: the person responsible, who may never approve the agent's actions.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub owner: Option<String>,
+}
+
+/// One Server-Sent Event of `GET /v1/actions/{id}/events` (documentation only: the stream
+/// is written by axum's SSE support).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusEvent {
+    /// Always `status`.
+    pub event: String,
+    /// The action's version: it grows with every change.
+    pub id: String,
+    /// The action object, as JSON text.
+    pub data: String,
 }
 
 /// The action object: every response about an action.

@@ -19,7 +19,7 @@ use crate::auth::{Caller, not_found};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::views::{ActionPage, ActionView, SubmitBody};
+use crate::views::{ActionPage, ActionView, StatusEvent, SubmitBody};
 use crate::watch::ActionWatch;
 
 /// Submits a proposed action; the policy decides at once whether it may run.
@@ -34,6 +34,7 @@ use crate::watch::ActionWatch;
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, description = "Invalid action name, args too large, or an idempotency key reused with another body", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -181,6 +182,7 @@ pub struct ShowQuery {
     params(("id" = String, Path, description = "The action id"), ShowQuery),
     responses(
         (status = 200, description = "The action", body = ActionView),
+        (status = 400, description = "A malformed query string", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -228,7 +230,7 @@ pub async fn show(
     params(("id" = String, Path, description = "The action id")),
     responses(
         (status = 200, description = "An event stream of `status` events whose data is the action object",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = StatusEvent),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     ),
     security(("bearer" = [])),

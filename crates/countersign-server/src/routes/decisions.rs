@@ -25,6 +25,9 @@ use crate::views::{ActionView, DecisionBody, OutcomeBody, OutcomeStatusBody, Ver
         (status = 404, body = ErrorBody),
         (status = 409, description = "The action is not pending", body = ErrorBody),
         (status = 422, description = "Confirmation missing or wrong, args with the wrong verdict", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -102,6 +105,10 @@ pub async fn cancel(
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The action may not run, or an outcome was already reported", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "The body is JSON of the wrong shape", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -20,6 +20,9 @@ use crate::views::{CreatedTokenView, TokenBody, TokenList, TokenView};
         (status = 201, description = "The new token with its secret", body = CreatedTokenView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "The body is larger than the server accepts", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
