@@ -43,11 +43,17 @@ impl Watchers {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn register(self: &Arc<Watchers>, id: &str) -> broadcast::Receiver<Notice> {
+    /// Starts the dispatcher, once; `serve` does at start, and the first watcher if `serve`
+    /// did not (a router driven without it). Until then the store's feed holds every change.
+    pub fn start(self: &Arc<Watchers>) {
         let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(feed) = feed {
             tokio::spawn(dispatch(Arc::downgrade(self), feed));
         }
+    }
+
+    fn register(self: &Arc<Watchers>, id: &str) -> broadcast::Receiver<Notice> {
+        self.start();
         self.slots()
             .entry(id.to_owned())
             .or_insert_with(|| broadcast::channel(PER_ACTION_CAPACITY).0)
