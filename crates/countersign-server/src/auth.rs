@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(None) => Err(AppError::unauthorized(
                 "the token is unknown or was revoked",
             )),
-            Err(error) => Err(AppError::internal(&error)),
+            Err(error) => Err(error.into()),
         }
     }
 }

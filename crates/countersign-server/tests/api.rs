@@ -1310,4 +1310,23 @@ async fn health_metrics_and_openapi() {
     }
     assert!(doc["components"]["schemas"]["ActionView"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    // A store that can no longer take writes makes the server unhealthy, and writes answer
+    // 503, never a 2xx.
+    server.store.close().await;
+    let (status, body) = server.call("GET", "/healthz", "", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(code(&body), "unavailable");
+    let (status, _) = server
+        .call(
+            "POST",
+            "/v1/actions",
+            &server.agent,
+            Some(json!({"action": "order.get"})),
+        )
+        .await;
+    assert!(
+        status.is_server_error() || status == StatusCode::UNAUTHORIZED,
+        "{status}"
+    );
 }

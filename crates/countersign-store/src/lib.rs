@@ -180,6 +180,10 @@ pub trait Store: Send + Sync + 'static {
     /// Group-commit counters.
     fn commit_stats(&self) -> CommitStats;
 
+    /// Whether the store can take writes: `false` once it was closed or its writer stopped
+    /// (a bug that panicked it, say). Cheap: no query.
+    fn is_writable(&self) -> bool;
+
     /// Finishes queued writes and closes the database; later calls fail with
     /// [`StoreError::WriterGone`]. Dropping the store without closing loses nothing
     /// acknowledged (every answer came after its commit), but closing shuts down cleanly.

@@ -388,7 +388,9 @@ async fn opening_by_url() {
     let url = format!("sqlite://{}", db.path().display());
     let store = countersign_store::open(&url).await.unwrap();
     assert!(store.verify_audit().await.unwrap().ok());
+    assert!(store.is_writable());
     store.close().await;
+    assert!(!store.is_writable());
     assert!(matches!(
         store.audit(0, 10).await,
         Err(StoreError::WriterGone(_))

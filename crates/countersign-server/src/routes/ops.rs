@@ -5,14 +5,24 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::state::AppState;
 
-/// `200` while the server is serving.
+/// `200` while the server is serving; `503` once its store cannot take writes (closed, or
+/// its writer stopped), so that a supervisor restarts it rather than keep sending agents to
+/// a gateway that can only refuse them.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Serving", body = serde_json::Value)))]
-pub async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+    responses(
+        (status = 200, description = "Serving", body = serde_json::Value),
+        (status = 503, description = "The store cannot take writes", body = ErrorBody),
+    ))]
+pub async fn healthz(
+    State(state): State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, AppError> {
+    if !state.store().is_writable() {
+        return Err(AppError::unavailable("the store cannot take writes"));
+    }
+    Ok(axum::Json(serde_json::json!({"status": "ok"})))
 }
 
 /// Prometheus text format. Public unless the server is configured otherwise.

@@ -456,6 +456,10 @@ impl Store for SqliteStore {
         self.counters.snapshot()
     }
 
+    fn is_writable(&self) -> bool {
+        !self.commands.is_closed() && !self.readers.closed.load(Ordering::Acquire)
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(SqliteStore::close(self))
     }
