@@ -33,6 +33,7 @@ TOML
 ADMIN=$("$BIN" token create --role admin --name fuzz-admin --db "sqlite://$WORK/countersign.db")
 RUST_LOG=info "$BIN" serve --config "$WORK/countersign.toml" 2> "$WORK/serve.log" &
 SERVER_PID=$!
+# The server logs its address once it listens (port 0 picks a free one); wait up to 20 s.
 ADDRESS=
 for _ in $(seq 1 200); do
     ADDRESS=$(sed -n 's/.*address=\([0-9.:]*\).*/\1/p' "$WORK/serve.log" | head -n1)

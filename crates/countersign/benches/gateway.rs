@@ -179,6 +179,7 @@ async fn start_server(dir: &Path, db_name: &str) -> Server {
             break;
         }
         assert!(Instant::now() < deadline, "server did not come up");
+        // A child process says nothing when it is ready; ask again shortly, up to the deadline.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server { child, url, db }
@@ -294,6 +295,7 @@ async fn throughput_and_latency(dir: &Path, fsync: &Fsync) {
             }
         }));
     }
+    // The measurement window: the agents run while this task waits.
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {

@@ -158,7 +158,28 @@ fn bootstrap_admin(dir: &TempDir) -> String {
     token
 }
 
-/// Waits for a client process to exit, within a generous bound.
+/// The id of the first action in the review queue, once a submission running in another
+/// process has put one there. Polls, as a reviewer would re-run `queue`; bounded so that a
+/// submission that never lands fails the test instead of hanging it.
+fn first_in_queue(server: &Server, token: &str, filter: &[&str]) -> String {
+    let mut args = vec!["queue", "--json"];
+    args.extend_from_slice(filter);
+    for _ in 0..1200 {
+        let queue = server.run(token, &args);
+        assert_eq!(queue.status.code(), Some(0), "{}", stderr(&queue));
+        if let Some(item) = json(&queue)["items"]
+            .as_array()
+            .and_then(|items| items.first().cloned())
+        {
+            return item["id"].as_str().unwrap().to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing reached the queue within 60 s");
+}
+
+/// Waits for a client process to exit, within a generous bound (polling: `Child` has no
+/// wait with a timeout).
 fn exit_code(mut child: Child) -> (i32, String) {
     for _ in 0..600 {
         if let Some(status) = child.try_wait().unwrap() {
@@ -223,17 +244,7 @@ fn approval_story_with_exit_codes() {
             "--json",
         ],
     );
-    let id = loop {
-        let queue = server.run(&rita, &["queue", "--json"]);
-        assert_eq!(queue.status.code(), Some(0), "{}", stderr(&queue));
-        if let Some(item) = json(&queue)["items"]
-            .as_array()
-            .and_then(|items| items.first().cloned())
-        {
-            break item["id"].as_str().unwrap().to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let id = first_in_queue(&server, &rita, &[]);
     let table = server.run(&rita, &["queue"]);
     assert!(
         stdout(&table).starts_with("ID"),
@@ -283,16 +294,7 @@ fn approval_story_with_exit_codes() {
             "--json",
         ],
     );
-    let id = loop {
-        let queue = json(&server.run(&rita, &["queue", "--json", "--action", "email.*"]));
-        if let Some(item) = queue["items"]
-            .as_array()
-            .and_then(|items| items.first().cloned())
-        {
-            break item["id"].as_str().unwrap().to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let id = first_in_queue(&server, &rita, &["--action", "email.*"]);
     let rejected = server.run(&rita, &["reject", &id, "--reason", "not today"]);
     assert_eq!(rejected.status.code(), Some(0), "{}", stderr(&rejected));
     assert_eq!(exit_code(waiting).0, 2, "rejected: may not run");
@@ -565,7 +567,9 @@ fn kill_9_loses_nothing_acknowledged() {
                 }
             }));
         }
-        // Kill once a good number of writes were acknowledged, while the agents keep going.
+        // Kill once a good number of writes were acknowledged, while the agents keep going
+        // (polled: the acknowledgements come from many tasks; the agents never stop, so this
+        // ends).
         while acked.lock().unwrap().len() < 300 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
