@@ -35,6 +35,12 @@ pub enum StoreError {
     /// A pagination cursor that this store did not hand out.
     #[error("the cursor {0:?} is not one this server handed out")]
     BadCursor(String),
+    /// No database file where one was expected.
+    #[error("no database at {0:?}")]
+    NoDatabase(String),
+    /// A database file that cannot be opened (missing directory, permissions...).
+    #[error("cannot open the database {path:?}: {reason}")]
+    Open { path: String, reason: String },
     /// A database URL this build cannot open.
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or a file path")]
     UnsupportedUrl(String),
@@ -62,6 +68,8 @@ impl StoreError {
                 | StoreError::Migrate(_)
                 | StoreError::WriterGone(_)
                 | StoreError::UnsupportedUrl(_)
+                | StoreError::NoDatabase(_)
+                | StoreError::Open { .. }
         )
     }
 }

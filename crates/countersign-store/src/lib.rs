@@ -193,6 +193,33 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a plain path
 /// (created if missing, migrated).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let store = SqliteStore::open(sqlite_path(url)?, SqliteOptions::default()).await?;
+    Ok(Arc::new(store))
+}
+
+/// Like [`open`], for commands that work on a database someone already uses (`token list
+/// --db`, `token revoke --db`): a missing file is an error, not a new empty database that
+/// would answer a typo'd path with "no tokens".
+pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let path = sqlite_path(url)?;
+    if !std::path::Path::new(path).is_file() {
+        return Err(StoreError::NoDatabase(path.to_owned()));
+    }
+    open(url).await
+}
+
+/// Verifies the audit chain of the database a URL names, read-only: the file is neither
+/// created nor migrated nor written (`countersign audit verify --db`).
+pub async fn verify_database(url: &str) -> StoreResult<ChainReport> {
+    let path = sqlite_path(url)?;
+    if !std::path::Path::new(path).is_file() {
+        return Err(StoreError::NoDatabase(path.to_owned()));
+    }
+    verify_file(path).await
+}
+
+/// The file a database URL names.
+fn sqlite_path(url: &str) -> StoreResult<&str> {
     let path = if let Some(rest) = url.strip_prefix("sqlite://") {
         rest
     } else if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -207,6 +234,5 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if path.is_empty() || path.starts_with(":memory:") || path.contains("mode=memory") {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
     }
-    let store = SqliteStore::open(path, SqliteOptions::default()).await?;
-    Ok(Arc::new(store))
+    Ok(path)
 }

@@ -55,17 +55,8 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify_directly(url: &str) -> anyhow::Result<Value> {
-    // Opening creates a missing database; verifying a path that does not exist is a mistake.
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = path.split('?').next().unwrap_or(path);
-    if !url.contains("://") || url.starts_with("sqlite:") {
-        anyhow::ensure!(std::path::Path::new(path).exists(), "no database at {path}");
-    }
-    let store = countersign_store::open(url).await?;
-    let report = store.verify_audit().await?;
+    // Read-only: verifying evidence never writes to it, and a missing file is an error.
+    let report = countersign_store::verify_database(url).await?;
     Ok(serde_json::to_value(
         countersign_server::views::VerifyView::from(&report),
     )?)

@@ -75,7 +75,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let list = match &args.target.db {
         Some(url) => block_on(async {
-            let store = countersign_store::open(url).await?;
+            let store = countersign_store::open_existing(url).await?;
             let tokens = store.tokens().await;
             store.close().await;
             let items: Vec<TokenView> = tokens?.iter().map(TokenView::from).collect();
@@ -90,7 +90,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let token = match &args.target.db {
         Some(url) => block_on(async {
-            let store = countersign_store::open(url).await?;
+            let store = countersign_store::open_existing(url).await?;
             let token = store
                 .revoke_token(args.id.clone(), "cli".to_owned(), chrono::Utc::now())
                 .await;

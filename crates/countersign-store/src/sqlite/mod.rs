@@ -118,7 +118,8 @@ fn try_open_writer(path: &Path) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    )
+    .map_err(|e| open_error(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let mode: String =
@@ -133,12 +134,33 @@ fn try_open_writer(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// Why a file could not be opened, in words: rusqlite's own message repeats the path.
+fn open_error(path: &Path, error: rusqlite::Error) -> StoreError {
+    let reason = match &error {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::CannotOpen if path.is_dir() => "it is a directory".to_owned(),
+            ErrorCode::CannotOpen if !path.exists() => {
+                "no such file, or its directory does not exist".to_owned()
+            }
+            ErrorCode::CannotOpen => "the file or its directory cannot be opened".to_owned(),
+            ErrorCode::PermissionDenied => "permission denied".to_owned(),
+            _ => error.to_string(),
+        },
+        _ => error.to_string(),
+    };
+    StoreError::Open {
+        path: path.display().to_string(),
+        reason,
+    }
+}
+
 /// A read-only connection. Never creates the file.
 fn open_reader(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    )
+    .map_err(|e| open_error(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)

@@ -411,6 +411,22 @@ fn tokens_are_listed_and_revoked_through_the_server_or_the_file() {
         .unwrap();
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
     assert_eq!(stdout(&listed).matches("revoked").count(), 2);
+    // A typo'd --db path is an error, not a new empty database.
+    let typo = dir.0.join("countersing.db");
+    for args in [
+        vec!["token", "list", "--db"],
+        vec!["token", "revoke", &other_id, "--db"],
+        vec!["audit", "verify", "--db"],
+    ] {
+        let output = Command::new(BIN).args(&args).arg(&typo).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&output).contains("no database at"),
+            "{}",
+            stderr(&output)
+        );
+        assert!(!typo.exists(), "{args:?} created the file");
+    }
     let unknown = server.run(&admin, &["token", "revoke", "no-such-id"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(
