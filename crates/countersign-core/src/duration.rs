@@ -43,7 +43,8 @@ impl FromStr for ReviewDuration {
     type Err = DurationError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let malformed = || DurationError::Malformed(text.to_owned());
-        let unit_at = text.len().checked_sub(1).ok_or_else(malformed)?;
+        // The unit is the last character, whatever its width: `"é"` is malformed, not a panic.
+        let unit_at = text.char_indices().last().ok_or_else(malformed)?.0;
         let (digits, unit) = text.split_at(unit_at);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(malformed());
@@ -99,7 +100,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_durations() {
-        for bad in ["", "m", "15", "15 m", "1.5h", "-1m", "1w", "m15", "15M"] {
+        for bad in [
+            "", "m", "15", "15 m", "1.5h", "-1m", "1w", "m15", "15M", "é", "15é", "1é",
+        ] {
             assert!(
                 matches!(
                     bad.parse::<ReviewDuration>(),
