@@ -2,6 +2,13 @@
 //! each tier, long-poll and SSE wake-ups, every access rule, idempotency, bad input at every
 //! endpoint, the SLA ladder on a virtual clock, hot reload and the OpenAPI document.
 
+// The hardening stories (issue: close the holes found by attacking the gateway), one file
+// per area; they share the server fixture below.
+mod hardening_audit;
+mod hardening_identity;
+mod hardening_limits;
+mod hardening_policy;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
