@@ -6,6 +6,7 @@
 //! in microseconds.
 
 pub mod action;
+pub mod approvers;
 pub mod audit;
 pub mod duration;
 pub mod glob;
@@ -15,5 +16,6 @@ pub mod sla;
 pub mod tier;
 
 pub use action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
+pub use approvers::Approvers;
 pub use policy::{Classification, Policy};
 pub use tier::{Status, Tier};

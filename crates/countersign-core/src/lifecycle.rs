@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::policy::OnTimeout;
+use crate::approvers::Approvers;
+use crate::policy::{OnTimeout, ReviewSettings, strictest_timeout};
 use crate::tier::{Status, Tier};
 
 /// A reviewer's verdict.
@@ -62,8 +63,8 @@ pub struct Gate {
     pub owner: Option<String>,
     pub tier: Tier,
     pub status: Status,
-    /// Groups whose members may decide; empty means any reviewer.
-    pub approvers: Vec<String>,
+    /// Who may decide (before escalation).
+    pub approvers: Approvers,
     /// Groups added when the SLA escalated.
     pub escalated_to: Vec<String>,
     pub approvals_required: u32,
@@ -80,6 +81,21 @@ pub struct Gate {
 pub struct Reviewer<'a> {
     pub name: &'a str,
     pub groups: &'a [String],
+    /// Whether the person has the admin role (who alone decide an action whose candidate
+    /// rules share no approver group).
+    pub admin: bool,
+}
+
+/// How the policy in force classifies a `modify` verdict's arguments. The caller, who holds
+/// the policy, classifies them like a submission (same action, agent, context, confidence
+/// and hints); the action then needs the stricter of this and what it needed before.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reclassified {
+    pub tier: Tier,
+    /// The rule that decided (`None`: `[defaults]`).
+    pub rule: Option<String>,
+    pub reason: String,
+    pub settings: ReviewSettings,
 }
 
 /// A verdict as a reviewer submits it.
@@ -90,6 +106,9 @@ pub struct DecisionRequest {
     pub reason: Option<String>,
     /// The action name, re-typed (required on `confirm`-tier actions).
     pub confirm: Option<String>,
+    /// With `modify`: the policy's classification of the new arguments. Required: a modify
+    /// whose arguments were not classified is refused, never applied unchecked.
+    pub reclassified: Option<Reclassified>,
 }
 
 /// Why a decision was refused.
@@ -101,7 +120,7 @@ pub enum DecideError {
         "{reviewer} owns the agent {agent:?} that submitted this action and may not decide on it"
     )]
     OwnAgent { reviewer: String, agent: String },
-    #[error("only members of {groups} may decide on this action")]
+    #[error("only {groups} may decide on this action")]
     NotAnApprover { groups: String },
     #[error("{0} has already approved this action; another person must approve it")]
     AlreadyApproved(String),
@@ -113,19 +132,32 @@ pub enum DecideError {
     ModifyWithoutArgs,
     #[error("\"args\" are only taken with a modify verdict")]
     ArgsWithoutModify,
+    #[error(
+        "the review deadline passed at {}: the action is expiring (or escalating) and takes no more decisions",
+        deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    DeadlinePassed { deadline: DateTime<Utc> },
+    #[error("the policy denies the modified arguments ({reason}); they can never be approved")]
+    ModifiedArgsDenied { reason: String },
+    #[error("the modified arguments were not classified by the policy, so they cannot be approved")]
+    Unclassified,
 }
 
 impl DecideError {
     /// The HTTP-independent class of the refusal: conflict, forbidden or invalid.
     pub fn kind(&self) -> RefusalKind {
         match self {
-            DecideError::NotPending(_) => RefusalKind::Conflict,
+            DecideError::NotPending(_) | DecideError::DeadlinePassed { .. } => {
+                RefusalKind::Conflict
+            }
             DecideError::OwnAgent { .. }
             | DecideError::NotAnApprover { .. }
             | DecideError::AlreadyApproved(_) => RefusalKind::Forbidden,
             DecideError::ConfirmationMismatch { .. }
             | DecideError::ModifyWithoutArgs
-            | DecideError::ArgsWithoutModify => RefusalKind::Invalid,
+            | DecideError::ArgsWithoutModify
+            | DecideError::ModifiedArgsDenied { .. }
+            | DecideError::Unclassified => RefusalKind::Invalid,
         }
     }
 }
@@ -141,25 +173,44 @@ pub enum RefusalKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decided {
     pub decision: Decision,
-    pub status: Status,
-    pub args: Map<String, Value>,
-    pub original_args: Option<Map<String, Value>>,
+    /// The action's lifecycle after the decision (the decision appended; after a modify, the
+    /// new arguments and the stricter requirements).
+    pub gate: Gate,
     /// Set when the decision ended the review.
     pub decided_at: Option<DateTime<Utc>>,
 }
 
 impl Gate {
-    /// The groups allowed to decide now (escalation adds groups).
-    pub fn deciding_groups(&self) -> Vec<String> {
-        let mut groups = self.approvers.clone();
-        if !groups.is_empty() {
-            for g in &self.escalated_to {
-                if !groups.contains(g) {
-                    groups.push(g.clone());
-                }
-            }
+    /// Who may decide now (escalation adds groups).
+    pub fn deciders(&self) -> Approvers {
+        self.approvers.widened(&self.escalated_to)
+    }
+
+    /// Requires at least what `reclassified` asks for too: the stricter tier, the approvers
+    /// both admit, the most approvals, and a timeout step that is never looser.
+    fn tighten(&mut self, reclassified: &Reclassified) {
+        let settings = &reclassified.settings;
+        self.tier = self.tier.max(reclassified.tier);
+        if reclassified.tier.is_human_gated() {
+            self.approvers = self.approvers.strictest(&settings.approvers);
+            self.approvals_required = self.approvals_required.max(settings.approvals_required);
         }
-        groups
+        self.approvals_required = self.approvals_required.max(self.tier.default_approvals());
+        if let Some(plan) = &mut self.timeout {
+            let (on_timeout, escalate_to) = strictest_timeout(
+                (plan.on_timeout, &plan.escalate_to),
+                (settings.on_timeout, &settings.escalate_to),
+            );
+            plan.on_timeout = on_timeout;
+            plan.escalate_to = escalate_to;
+            plan.escalation_sla = plan.escalation_sla.min(settings.escalation_sla);
+        }
+        if self.tier == Tier::Confirm
+            && let Some(plan) = &mut self.timeout
+            && plan.on_timeout == OnTimeout::Approve
+        {
+            plan.on_timeout = OnTimeout::Reject;
+        }
     }
 
     /// The distinct people whose approvals count: approvals and modifies since the last
@@ -192,10 +243,10 @@ impl Gate {
                 agent: self.agent.clone(),
             });
         }
-        let groups = self.deciding_groups();
-        if !groups.is_empty() && !groups.iter().any(|g| reviewer.groups.contains(g)) {
+        let deciders = self.deciders();
+        if !deciders.admits(reviewer.groups, reviewer.admin) {
             return Err(DecideError::NotAnApprover {
-                groups: groups.join(", "),
+                groups: deciders.to_string(),
             });
         }
         Ok(())
@@ -203,6 +254,12 @@ impl Gate {
 }
 
 /// Applies `request` by `reviewer` to `gate` at `now`.
+///
+/// A decision after the deadline is refused even when the SLA worker has not acted yet (the
+/// caller applies a due escalation first, which moves the deadline). A `modify` is checked
+/// against the stricter of the action's requirements and the policy's classification of
+/// the new arguments: denied arguments are refused, and the reviewer must be one who may
+/// approve them, with the name re-typed if they make the action `confirm`.
 pub fn decide(
     gate: &Gate,
     reviewer: &Reviewer<'_>,
@@ -210,6 +267,11 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Result<Decided, DecideError> {
     gate.may_decide(reviewer)?;
+    if let Some(deadline) = gate.deadline
+        && now >= deadline
+    {
+        return Err(DecideError::DeadlinePassed { deadline });
+    }
     match (request.verdict, &request.args) {
         (Verdict::Modify, None) => return Err(DecideError::ModifyWithoutArgs),
         (Verdict::Approve | Verdict::Reject, Some(_)) => {
@@ -217,12 +279,26 @@ pub fn decide(
         }
         _ => {}
     }
+    let mut next = gate.clone();
+    if request.verdict == Verdict::Modify {
+        let reclassified = request
+            .reclassified
+            .as_ref()
+            .ok_or(DecideError::Unclassified)?;
+        if reclassified.tier == Tier::Deny {
+            return Err(DecideError::ModifiedArgsDenied {
+                reason: reclassified.reason.clone(),
+            });
+        }
+        next.tighten(reclassified);
+        next.may_decide(reviewer)?;
+    }
     let approving = request.verdict != Verdict::Reject;
     if approving && gate.counting_approvers().contains(&reviewer.name) {
         return Err(DecideError::AlreadyApproved(reviewer.name.to_owned()));
     }
     if approving
-        && gate.tier == Tier::Confirm
+        && next.tier == Tier::Confirm
         && request.confirm.as_deref() != Some(gate.action.as_str())
     {
         return Err(DecideError::ConfirmationMismatch {
@@ -236,29 +312,24 @@ pub fn decide(
         reason: request.reason,
         at: now,
     };
-    let mut args = gate.args.clone();
-    let mut original_args = gate.original_args.clone();
     if let Some(new_args) = request.args {
-        if original_args.is_none() {
-            original_args = Some(std::mem::take(&mut args));
+        if next.original_args.is_none() {
+            next.original_args = Some(std::mem::take(&mut next.args));
         }
-        args = new_args;
+        next.args = new_args;
     }
-    let mut next = gate.clone();
     next.decisions.push(decision.clone());
-    let status = match request.verdict {
+    next.status = match request.verdict {
         Verdict::Reject => Status::Rejected,
-        _ if next.counting_approvers().len() as u32 >= gate.approvals_required.max(1) => {
+        _ if next.counting_approvers().len() as u32 >= next.approvals_required.max(1) => {
             Status::Approved
         }
         _ => Status::Pending,
     };
     Ok(Decided {
         decision,
-        status,
-        args,
-        original_args,
-        decided_at: status.is_final().then_some(now),
+        decided_at: next.status.is_final().then_some(now),
+        gate: next,
     })
 }
 
@@ -291,6 +362,7 @@ pub fn check_outcome(status: Status) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::ReviewDuration;
     use serde_json::json;
 
     fn gate(tier: Tier, approvers: &[&str], required: u32) -> Gate {
@@ -300,7 +372,7 @@ mod tests {
             owner: Some("olivia".into()),
             tier,
             status: Status::Pending,
-            approvers: approvers.iter().map(|s| s.to_string()).collect(),
+            approvers: Approvers::from_groups(groups(approvers)),
             escalated_to: vec![],
             approvals_required: required,
             decisions: vec![],
@@ -322,6 +394,34 @@ mod tests {
             args: None,
             reason: None,
             confirm: None,
+            reclassified: None,
+        }
+    }
+
+    /// What the policy says of modified arguments: `tier`, decided by members of
+    /// `approvers`, `approvals` of them.
+    fn classified(tier: Tier, approvers: &[&str], approvals: u32) -> Reclassified {
+        Reclassified {
+            tier,
+            rule: Some("some rule".into()),
+            reason: format!("rule \"some rule\" matched ({tier})"),
+            settings: ReviewSettings {
+                approvers: Approvers::from_groups(groups(approvers)),
+                approvals_required: approvals,
+                sla: ReviewDuration::from_seconds(1800).unwrap(),
+                on_timeout: OnTimeout::Reject,
+                escalate_to: vec![],
+                escalation_sla: ReviewDuration::from_seconds(1800).unwrap(),
+                review_sample: 0.0,
+            },
+        }
+    }
+
+    fn modify(args: Value, reclassified: Reclassified) -> DecisionRequest {
+        DecisionRequest {
+            args: Some(args.as_object().unwrap().clone()),
+            reclassified: Some(reclassified),
+            ..request(Verdict::Modify)
         }
     }
 
@@ -337,15 +437,13 @@ mod tests {
             &Reviewer {
                 name: who,
                 groups: &g,
+                admin: who == "ada",
             },
             req,
             Utc::now(),
         )?;
-        gate.decisions.push(decided.decision);
-        gate.status = decided.status;
-        gate.args = decided.args;
-        gate.original_args = decided.original_args;
-        Ok(decided.status)
+        *gate = decided.gate;
+        Ok(gate.status)
     }
 
     #[test]
@@ -459,8 +557,7 @@ mod tests {
             apply(&mut g, "rita", &[], request(Verdict::Approve)),
             Ok(Status::Pending)
         );
-        let mut modify = request(Verdict::Modify);
-        modify.args = Some(json!({"amount": 100}).as_object().unwrap().clone());
+        let modify = modify(json!({"amount": 100}), classified(Tier::Approve, &[], 1));
         assert_eq!(
             apply(&mut g, "sam", &[], modify),
             Ok(Status::Pending),
@@ -485,6 +582,12 @@ mod tests {
             Err(DecideError::ModifyWithoutArgs)
         );
         modify.args = Some(Map::new());
+        assert_eq!(
+            apply(&mut g, "rita", &[], modify.clone()),
+            Err(DecideError::Unclassified),
+            "unclassified arguments are never approved"
+        );
+        modify.reclassified = Some(classified(Tier::Auto, &[], 0));
         assert_eq!(apply(&mut g, "rita", &[], modify), Ok(Status::Approved));
         let mut approve_with_args = request(Verdict::Approve);
         approve_with_args.args = Some(Map::new());
@@ -503,5 +606,132 @@ mod tests {
         assert!(cancel(&g).is_err());
         assert!(check_outcome(Status::Approved).is_ok());
         assert!(check_outcome(Status::Rejected).is_err());
+    }
+
+    #[test]
+    fn decisions_after_the_deadline_are_refused() {
+        let mut g = gate(Tier::Approve, &[], 1);
+        let deadline = Utc::now() - chrono::TimeDelta::seconds(1);
+        g.deadline = Some(deadline);
+        assert_eq!(
+            apply(&mut g, "rita", &[], request(Verdict::Approve)),
+            Err(DecideError::DeadlinePassed { deadline })
+        );
+        assert_eq!(
+            apply(&mut g, "rita", &[], request(Verdict::Reject)),
+            Err(DecideError::DeadlinePassed { deadline })
+        );
+        g.deadline = Some(Utc::now() + chrono::TimeDelta::minutes(1));
+        assert_eq!(
+            apply(&mut g, "rita", &[], request(Verdict::Approve)),
+            Ok(Status::Approved)
+        );
+    }
+
+    /// A modify is an approval of the new arguments under the stricter of the two
+    /// classifications: one case a line (start: `approve` by `leads`, one approval).
+    #[test]
+    fn modify_needs_the_stricter_classification() {
+        let big = json!({"amount": 10_000_000, "to": "attacker"});
+        let confirm_named = |mut r: DecisionRequest| {
+            r.confirm = Some("refund.create".into());
+            r
+        };
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            DecisionRequest,
+            Result<Status, DecideError>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "rita",
+                &["leads"],
+                modify(big.clone(), classified(Tier::Deny, &[], 0)),
+                Err(DecideError::ModifiedArgsDenied {
+                    reason: "rule \"some rule\" matched (deny)".into(),
+                }),
+            ),
+            (
+                "rita",
+                &["leads"],
+                modify(big.clone(), classified(Tier::Approve, &["finance"], 1)),
+                Err(DecideError::NotAnApprover {
+                    groups: "admins only".into(),
+                }),
+            ),
+            (
+                "ada",
+                &["leads"],
+                modify(big.clone(), classified(Tier::Approve, &["finance"], 1)),
+                Ok(Status::Approved),
+            ),
+            (
+                "rita",
+                &["leads"],
+                modify(
+                    big.clone(),
+                    classified(Tier::Approve, &["leads", "finance"], 1),
+                ),
+                Ok(Status::Approved),
+            ),
+            (
+                "rita",
+                &["leads"],
+                modify(big.clone(), classified(Tier::Confirm, &[], 2)),
+                Err(DecideError::ConfirmationMismatch {
+                    expected: "refund.create".into(),
+                }),
+            ),
+            (
+                "rita",
+                &["leads"],
+                confirm_named(modify(big.clone(), classified(Tier::Confirm, &[], 2))),
+                Ok(Status::Pending),
+            ),
+            (
+                "rita",
+                &["leads"],
+                modify(big.clone(), classified(Tier::Approve, &[], 3)),
+                Ok(Status::Pending),
+            ),
+            (
+                "rita",
+                &["leads"],
+                modify(big.clone(), classified(Tier::Auto, &["finance"], 0)),
+                Ok(Status::Approved),
+            ),
+        ];
+        for (who, in_groups, request, expected) in cases {
+            let mut g = gate(Tier::Approve, &["leads"], 1);
+            let described = format!("{who} {in_groups:?} {:?}", request.reclassified);
+            assert_eq!(
+                apply(&mut g, who, in_groups, request),
+                expected,
+                "{described}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_modify_into_confirm_needs_a_second_person() {
+        let mut g = gate(Tier::Approve, &[], 1);
+        let mut request = modify(json!({"amount": 1}), classified(Tier::Confirm, &[], 2));
+        request.confirm = Some("refund.create".into());
+        assert_eq!(apply(&mut g, "rita", &[], request), Ok(Status::Pending));
+        assert_eq!((g.tier, g.approvals_required), (Tier::Confirm, 2));
+        let approve = request_confirmed(Verdict::Approve);
+        assert_eq!(
+            apply(&mut g, "rita", &[], approve.clone()),
+            Err(DecideError::AlreadyApproved("rita".into()))
+        );
+        assert_eq!(apply(&mut g, "sam", &[], approve), Ok(Status::Approved));
+    }
+
+    fn request_confirmed(verdict: Verdict) -> DecisionRequest {
+        DecisionRequest {
+            confirm: Some("refund.create".into()),
+            ..request(verdict)
+        }
     }
 }

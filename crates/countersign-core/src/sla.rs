@@ -72,7 +72,7 @@ mod tests {
             owner: None,
             tier,
             status: Status::Pending,
-            approvers: vec!["leads".into()],
+            approvers: crate::Approvers::Groups(vec!["leads".into()]),
             escalated_to: vec![],
             approvals_required: 1,
             decisions: vec![],

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use countersign_core::policy::{self, NaivePolicy, OnTimeout, Policy};
-use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Tier};
+use countersign_core::{ActionName, AgentName, Approvers, Confidence, ProposedAction, Tier};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -457,7 +457,7 @@ fn review_settings_follow_rule_then_defaults() {
         now(),
     );
     let s = policy.review_settings(&c);
-    assert_eq!(s.approvers, ["support-leads"]);
+    assert_eq!(s.approvers, Approvers::Groups(vec!["support-leads".into()]));
     assert_eq!(s.approvals_required, 1);
     assert_eq!(s.sla.to_string(), "15m");
     assert_eq!(s.on_timeout, OnTimeout::Escalate);
@@ -609,6 +609,10 @@ const CONDITIONS: &[&str] = &[
 ];
 const TIERS: &[&str] = &["auto", "logged", "approve", "confirm", "deny"];
 
+const GROUPS: &[&str] = &["leads", "finance", "ops"];
+const SLAS: &[&str] = &["5m", "15m", "1h"];
+const ON_TIMEOUT: &[&str] = &["reject", "escalate", "approve"];
+
 #[derive(Clone, Debug)]
 struct GenRule {
     actions: Vec<usize>,
@@ -616,6 +620,36 @@ struct GenRule {
     when: Option<usize>,
     tier: usize,
     min_confidence: Option<u8>,
+    settings: GenSettings,
+}
+
+/// A rule's review settings.
+#[derive(Clone, Debug)]
+struct GenSettings {
+    approvers: Option<Vec<usize>>,
+    approvals: Option<u32>,
+    sla: Option<usize>,
+    on_timeout: Option<usize>,
+    escalate_to: Vec<usize>,
+}
+
+fn settings_strategy() -> impl Strategy<Value = GenSettings> {
+    (
+        prop::option::weighted(0.5, prop::collection::vec(0..GROUPS.len(), 1..3)),
+        prop::option::weighted(0.3, 1u32..4),
+        prop::option::weighted(0.5, 0..SLAS.len()),
+        prop::option::weighted(0.5, 0..ON_TIMEOUT.len()),
+        prop::collection::vec(0..GROUPS.len(), 1..3),
+    )
+        .prop_map(
+            |(approvers, approvals, sla, on_timeout, escalate_to)| GenSettings {
+                approvers,
+                approvals,
+                sla,
+                on_timeout,
+                escalate_to,
+            },
+        )
 }
 
 fn rule_strategy() -> impl Strategy<Value = GenRule> {
@@ -625,14 +659,18 @@ fn rule_strategy() -> impl Strategy<Value = GenRule> {
         prop::option::weighted(0.8, 0..CONDITIONS.len()),
         0..TIERS.len(),
         prop::option::weighted(0.2, 0u8..=10),
+        settings_strategy(),
     )
-        .prop_map(|(actions, agents, when, tier, min_confidence)| GenRule {
-            actions,
-            agents,
-            when,
-            tier,
-            min_confidence,
-        })
+        .prop_map(
+            |(actions, agents, when, tier, min_confidence, settings)| GenRule {
+                actions,
+                agents,
+                when,
+                tier,
+                min_confidence,
+                settings,
+            },
+        )
 }
 
 fn render(rules: &[GenRule], default_tier: usize) -> String {
@@ -661,6 +699,30 @@ fn render(rules: &[GenRule], default_tier: usize) -> String {
         out.push_str(&format!("tier = \"{}\"\n", TIERS[r.tier]));
         if let Some(m) = r.min_confidence {
             out.push_str(&format!("min_confidence = {}\n", f64::from(m) / 10.0));
+        }
+        let settings = &r.settings;
+        let confirm = TIERS[r.tier] == "confirm";
+        if let Some(approvers) = &settings.approvers {
+            out.push_str(&format!("approvers = [{}]\n", list(approvers, GROUPS)));
+        }
+        if let Some(approvals) = settings.approvals {
+            let approvals = if confirm { approvals.max(2) } else { approvals };
+            out.push_str(&format!("approvals = {approvals}\n"));
+        }
+        if let Some(sla) = settings.sla {
+            out.push_str(&format!("sla = \"{}\"\n", SLAS[sla]));
+        }
+        match settings.on_timeout.map(|t| ON_TIMEOUT[t]) {
+            Some("approve") if confirm => {}
+            Some("approve") => {
+                out.push_str("on_timeout = \"approve\"\nallow_auto_approve = true\n")
+            }
+            Some("escalate") => out.push_str(&format!(
+                "on_timeout = \"escalate\"\nescalate_to = [{}]\n",
+                list(&settings.escalate_to, GROUPS)
+            )),
+            Some(other) => out.push_str(&format!("on_timeout = \"{other}\"\n")),
+            None => {}
         }
     }
     out
@@ -752,6 +814,112 @@ proptest! {
             prop_assert_eq!(explained.rule, fast.rule);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A condition that fails to evaluate never loosens review: every rule that might have
+    /// matched (each failing rule, and the rule that did match or `[defaults]`) is a
+    /// candidate, and the settings given are at least as strict, setting by setting, as each
+    /// candidate's own — and never an auto-approval.
+    #[test]
+    fn failing_conditions_never_loosen_review_settings(
+        rules in prop::collection::vec(rule_strategy(), 1..20),
+        default_tier in 0..TIERS.len(),
+        requests in prop::collection::vec(request_strategy(), 1..12),
+    ) {
+        let policy = build(rules, default_tier);
+        for r in &requests {
+            let c = policy.classify(r, now());
+            // A denied action is never reviewed; nothing to loosen.
+            if c.failed.is_empty() || c.tier == Tier::Deny {
+                continue;
+            }
+            let given = policy.review_settings(&c);
+            prop_assert_ne!(given.on_timeout, OnTimeout::Approve);
+            prop_assert!(c.tier >= Tier::Approve);
+            let base_tier = c.matched.map_or(policy.defaults.tier, |i| policy.rules[i].tier);
+            let candidates = c.failed.iter().map(|&i| (Some(i), policy.rules[i].tier))
+                .chain([(c.matched, base_tier)]);
+            for (rule, tier) in candidates {
+                prop_assert_ne!(tier, Tier::Deny, "a deny candidate makes the action denied");
+                prop_assert!(c.tier >= tier, "tier {} below candidate {:?}'s {}", c.tier, rule, tier);
+                let alone = policy.rule_settings(rule, tier.max(Tier::Approve), false);
+                prop_assert!(
+                    given.at_least_as_strict_as(&alone),
+                    "for {:?}: {:?} is looser than candidate {:?}'s {:?}", r, given, rule, alone
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_failing_condition_takes_the_strictest_settings_of_every_candidate() {
+    // The story: `"amount": "2500"` (a string) makes both refund conditions fail. Before,
+    // `small refunds` (any reviewer, 30m, reject) governed; now every candidate counts.
+    let policy = Policy::parse(
+        r#"version = 1
+[defaults]
+tier = "approve"
+sla = "1h"
+[[rules]]
+name = "small refunds"
+actions = ["refund.create"]
+when = "args.amount <= 100"
+tier = "logged"
+sla = "30m"
+[[rules]]
+name = "large refunds"
+actions = ["refund.create"]
+when = "args.amount > 100"
+tier = "approve"
+approvers = ["support-leads", "finance"]
+approvals = 2
+sla = "15m"
+on_timeout = "escalate"
+escalate_to = ["finance"]
+[[rules]]
+name = "refunds to leads"
+actions = ["refund.create"]
+when = "args.amount > 100 || args.vip"
+tier = "approve"
+approvers = ["support-leads"]
+"#,
+    )
+    .unwrap();
+    let c = policy.classify(
+        &request("refund.create", "bot", json!({"amount": "2500"}), None),
+        now(),
+    );
+    assert_eq!(c.tier, Tier::Approve);
+    assert_eq!(c.failed, [0, 1, 2]);
+    let s = policy.review_settings(&c);
+    assert_eq!(s.approvers, Approvers::Groups(vec!["support-leads".into()]));
+    assert_eq!(s.approvals_required, 2);
+    assert_eq!(s.sla.to_string(), "15m");
+    // `reject` (small refunds, refunds to leads) is stricter than `escalate`.
+    assert_eq!(s.on_timeout, OnTimeout::Reject);
+    // Candidates whose groups share none: only admins decide.
+    let policy = Policy::parse(
+        r#"version = 1
+[[rules]]
+name = "a"
+actions = ["x.y"]
+when = "args.n > 1"
+tier = "approve"
+approvers = ["finance"]
+[[rules]]
+name = "b"
+actions = ["x.y"]
+tier = "approve"
+approvers = ["ops"]
+"#,
+    )
+    .unwrap();
+    let c = policy.classify(&request("x.y", "bot", json!({}), None), now());
+    assert_eq!(policy.review_settings(&c).approvers, Approvers::AdminsOnly);
 }
 
 proptest! {

@@ -99,6 +99,7 @@ impl Caller {
         Actor {
             name: self.token.name.clone(),
             groups: self.token.groups.clone(),
+            admin: self.token.role == Role::Admin,
         }
     }
 }

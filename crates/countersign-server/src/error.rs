@@ -103,6 +103,9 @@ impl From<DecideError> for AppError {
             DecideError::ConfirmationMismatch { .. } => "confirmation_mismatch",
             DecideError::ModifyWithoutArgs => "modify_without_args",
             DecideError::ArgsWithoutModify => "args_without_modify",
+            DecideError::DeadlinePassed { .. } => "expired",
+            DecideError::ModifiedArgsDenied { .. } => "modified_args_denied",
+            DecideError::Unclassified => "unclassified_args",
         };
         let status = match error.kind() {
             RefusalKind::Conflict => StatusCode::CONFLICT,

@@ -209,8 +209,12 @@ pub struct ActionView {
     #[schema(value_type = Object)]
     pub context: Map<String, Value>,
     pub confidence: Option<f64>,
-    /// Groups whose members may decide (empty: any reviewer), escalation groups included.
+    /// Groups whose members may decide (empty: any reviewer, unless `admins_only`),
+    /// escalation groups included.
     pub approvers: Vec<String>,
+    /// `true` when the rules that might govern the action name approver groups that no one
+    /// group satisfies: only admins may decide.
+    pub admins_only: bool,
     /// SHA-256 of the policy version that classified the action.
     pub policy_hash: String,
     /// Post-hoc review: `null` (not sampled), `open`, `ok` or `flag`.
@@ -279,7 +283,8 @@ impl From<&ActionRecord> for ActionView {
             reasoning: r.reasoning.clone(),
             context: r.context.clone(),
             confidence: r.confidence,
-            approvers: r.gate().deciding_groups(),
+            approvers: r.gate().deciders().groups().to_vec(),
+            admins_only: r.gate().deciders().admins_only(),
             policy_hash: r.policy_hash.clone(),
             review: match &r.review {
                 ReviewState::NotSampled => None,

@@ -3,10 +3,11 @@
 //! not model (review sampling, outcomes, idempotency) is defined here.
 
 use chrono::{DateTime, Utc};
+use countersign_core::action::{ActionName, AgentName};
 use countersign_core::action::{Hints, ProposedAction};
-use countersign_core::lifecycle::{Decision, Gate, TimeoutPlan};
+use countersign_core::lifecycle::{Decision, Gate, Reclassified, TimeoutPlan};
 use countersign_core::policy::{Policy, ReviewSettings};
-use countersign_core::{Status, Tier};
+use countersign_core::{Approvers, Status, Tier};
 use serde_json::{Map, Value};
 
 /// Everything the store knows about one action.
@@ -32,8 +33,8 @@ pub struct ActionRecord {
     pub confidence: Option<f64>,
     pub hints: Hints,
     pub idempotency_key: Option<String>,
-    /// Groups whose members may decide; empty means any reviewer.
-    pub approvers: Vec<String>,
+    /// Who may decide (before escalation).
+    pub approvers: Approvers,
     /// Groups the SLA added as approvers.
     pub escalated_to: Vec<String>,
     pub escalated: bool,
@@ -75,8 +76,41 @@ impl ActionRecord {
         }
     }
 
+    /// Classifies `args` as this action's new arguments with `policy` at `now`, exactly like a
+    /// submission of the same action by the same agent with the same context, confidence
+    /// and hints: what a `modify` verdict must satisfy on top of what the action needed.
+    pub fn reclassify(
+        &self,
+        policy: &Policy,
+        args: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Reclassified, crate::StoreError> {
+        let corrupt = |e| crate::StoreError::Corrupt(format!("action {}: {e}", self.id));
+        let mut proposal = ProposedAction::new(
+            ActionName::parse(&self.action).map_err(corrupt)?,
+            AgentName::parse(&self.agent).map_err(corrupt)?,
+        );
+        proposal.args = args;
+        proposal.reasoning = self.reasoning.clone();
+        proposal.context = self.context.clone();
+        proposal.confidence = self
+            .confidence
+            .map(countersign_core::Confidence::new)
+            .transpose()
+            .map_err(|e| crate::StoreError::Corrupt(format!("action {}: {e}", self.id)))?;
+        proposal.hints = self.hints;
+        let classification = policy.classify(&proposal, now);
+        Ok(Reclassified {
+            tier: classification.tier,
+            rule: policy.rule_name(&classification).map(str::to_owned),
+            reason: policy.reason(&classification),
+            settings: policy.review_settings(&classification),
+        })
+    }
+
     /// Takes over the lifecycle fields of `gate` (the result of a lifecycle step).
     pub fn apply_gate(&mut self, gate: Gate) {
+        self.tier = gate.tier;
         self.status = gate.status;
         self.approvers = gate.approvers;
         self.escalated_to = gate.escalated_to;
@@ -219,6 +253,8 @@ pub struct Submitted {
 pub struct Actor {
     pub name: String,
     pub groups: Vec<String>,
+    /// Whether the token has the admin role.
+    pub admin: bool,
 }
 
 /// A post-hoc review as a reviewer submits it.

@@ -57,6 +57,7 @@ fn reviewer(name: &str) -> Actor {
     Actor {
         name: name.into(),
         groups: vec![],
+        admin: false,
     }
 }
 
@@ -66,6 +67,7 @@ fn approve() -> DecisionRequest {
         args: None,
         reason: None,
         confirm: None,
+        reclassified: None,
     }
 }
 

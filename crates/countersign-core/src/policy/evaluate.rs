@@ -12,9 +12,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::condition::Bindings;
-use super::{OnTimeout, Policy, Rule};
+use super::{Policy, Rule};
 use crate::action::ProposedAction;
-use crate::duration::ReviewDuration;
 use crate::tier::Tier;
 
 /// Where a request's candidate rules are found.
@@ -105,29 +104,19 @@ pub struct LowConfidence {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Classification {
     pub tier: Tier,
-    /// The rule whose settings apply (reviewers, SLA...): the matching rule, or the rule
-    /// whose failed condition raised the tier. `None`: `[defaults]`.
+    /// The rule reported as deciding: the matching rule, or the rule whose failed condition
+    /// raised the tier the most. `None`: `[defaults]`. Review settings come from every
+    /// candidate, not from this rule alone (see [`Policy::review_settings`]).
     pub rule: Option<usize>,
     /// The first rule whose `actions`, `agents` and `when` all matched.
     pub matched: Option<usize>,
     /// The condition that failed to evaluate on the way and raised the tier the most, if
     /// any (the first of those that raised it equally).
     pub failure: Option<EvaluationFailure>,
+    /// Every rule whose condition failed to evaluate, in file order: each might have
+    /// matched, so each is a candidate whose review settings must hold.
+    pub failed: Vec<usize>,
     pub low_confidence: Option<LowConfidence>,
-}
-
-/// What a classification means for review: who may decide, how many, and by when.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReviewSettings {
-    /// Groups whose members may decide; empty means any reviewer.
-    pub approvers: Vec<String>,
-    pub approvals_required: u32,
-    pub sla: ReviewDuration,
-    pub on_timeout: OnTimeout,
-    pub escalate_to: Vec<String>,
-    pub escalation_sla: ReviewDuration,
-    /// Share of allowed `logged` actions sent to post-hoc review.
-    pub review_sample: f64,
 }
 
 /// The result of trying one rule on a request.
@@ -143,6 +132,7 @@ pub(super) enum Try {
 pub(super) struct Fold {
     matched: Option<usize>,
     failure: Option<EvaluationFailure>,
+    failed: Vec<usize>,
     /// The strictest tier that a failed condition could have led to.
     floor: Option<(Tier, usize)>,
 }
@@ -152,6 +142,7 @@ impl Fold {
         Fold {
             matched: None,
             failure: None,
+            failed: Vec::new(),
             floor: None,
         }
     }
@@ -169,6 +160,7 @@ impl Fold {
                 // had, and at least `approve`; later rules still run in case they are stricter.
                 // The failure reported is the one that set the floor: the strictest, first
                 // among equals.
+                self.failed.push(index);
                 let tier = policy.rules[index].tier.max(Tier::Approve);
                 if self.floor.is_none_or(|(t, _)| tier > t) {
                     self.floor = Some((tier, index));
@@ -208,6 +200,7 @@ impl Fold {
             rule,
             matched: self.matched,
             failure: self.failure,
+            failed: self.failed,
             low_confidence,
         }
     }
@@ -247,63 +240,22 @@ impl Policy {
         fold.finish(self, request)
     }
 
-    /// The review settings that apply to `classification`.
-    pub fn review_settings(&self, classification: &Classification) -> ReviewSettings {
-        let defaults = &self.defaults;
-        let rule = classification.rule.map(|i| &self.rules[i]);
-        let pick = |own: Option<&Vec<String>>, fallback: &Vec<String>| -> Vec<String> {
-            match own {
-                Some(groups) if !groups.is_empty() => groups.clone(),
-                _ => fallback.clone(),
-            }
-        };
-        let tier = classification.tier;
-        let approvals_required = match tier {
-            Tier::Approve | Tier::Confirm => {
-                let asked = rule.and_then(|r| r.approvals).unwrap_or(0);
-                asked.max(tier.default_approvals())
-            }
-            _ => 0,
-        };
-        let sla = rule.and_then(|r| r.sla).unwrap_or(defaults.sla);
-        let (mut on_timeout, allowed) =
-            match rule.and_then(|r| r.on_timeout.map(|t| (t, r.allow_auto_approve))) {
-                Some(own) => own,
-                None => (defaults.on_timeout, defaults.allow_auto_approve),
-            };
-        // Never approve on timeout what was raised for safety (a failed condition, low
-        // confidence), what is `confirm`, or what nobody explicitly allowed.
-        let raised = classification.failure.is_some() || classification.low_confidence.is_some();
-        if on_timeout == OnTimeout::Approve && (!allowed || raised || tier == Tier::Confirm) {
-            on_timeout = OnTimeout::Reject;
-        }
-        let escalate_to = pick(rule.map(|r| &r.escalate_to), &defaults.escalate_to);
-        if on_timeout == OnTimeout::Escalate && escalate_to.is_empty() {
-            on_timeout = OnTimeout::Reject;
-        }
-        ReviewSettings {
-            approvers: pick(rule.map(|r| &r.approvers), &defaults.approvers),
-            approvals_required,
-            sla,
-            on_timeout,
-            escalate_to,
-            escalation_sla: rule
-                .and_then(|r| r.escalation_sla)
-                .or(defaults.escalation_sla)
-                .unwrap_or(sla),
-            review_sample: rule
-                .and_then(|r| r.review_sample)
-                .unwrap_or(defaults.review_sample),
-        }
-    }
-
     /// The reviewer-facing sentence that says why `classification` came out as it did.
     pub fn reason(&self, classification: &Classification) -> String {
         let mut parts = Vec::new();
         if let Some(failure) = &classification.failure {
             parts.push(format!(
-                "the condition of rule {:?} could not be evaluated ({}), so the action is treated as if that rule matched, and needs approval at least",
-                self.rules[failure.rule].name, failure.error
+                "the condition of rule {:?} could not be evaluated ({}), so the action is treated as if that rule matched, and needs approval at least{}",
+                self.rules[failure.rule].name,
+                failure.error,
+                if classification.failed.len() > 1 {
+                    format!(
+                        " ({} rules might have matched; the strictest review settings of them all apply)",
+                        classification.failed.len()
+                    )
+                } else {
+                    String::new()
+                }
             ));
         }
         if let Some(low) = &classification.low_confidence {

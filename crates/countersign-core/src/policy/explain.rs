@@ -130,15 +130,10 @@ impl Policy {
         let _ = writeln!(out, "reason: {}", self.reason(c));
         if c.tier.is_human_gated() {
             let settings = self.review_settings(c);
-            let approvers = if settings.approvers.is_empty() {
-                "any reviewer".to_owned()
-            } else {
-                settings.approvers.join(", ")
-            };
             let _ = writeln!(
                 out,
-                "review: {} approval(s) from {approvers}; SLA {}, then {}",
-                settings.approvals_required, settings.sla, settings.on_timeout
+                "review: {} approval(s) from {}; SLA {}, then {}",
+                settings.approvals_required, settings.approvers, settings.sla, settings.on_timeout
             );
         }
         if !explanation.trace.is_empty() {

@@ -15,6 +15,7 @@ mod lint;
 mod naive;
 mod native;
 mod parse;
+mod settings;
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,9 +24,11 @@ pub use cases::{CaseFailure, CaseReport, run_cases};
 pub use condition::{Condition, ConditionError, Variable, Variables};
 pub use default::DEFAULT_POLICY;
 pub use diagnostic::{Diagnostic, Severity};
-pub use evaluate::{Classification, ReviewSettings};
+pub use evaluate::{Classification, EvaluationFailure, LowConfidence};
 pub use explain::{Explanation, RuleOutcome, RuleTrace};
 pub use naive::NaivePolicy;
+pub use settings::ReviewSettings;
+pub(crate) use settings::strictest_timeout;
 
 use crate::duration::ReviewDuration;
 use crate::glob::Glob;

@@ -86,13 +86,16 @@ pub(super) fn parse(source: &str) -> Checked {
     unknown_keys(&mut report, &root, TOP_KEYS, "at the top level");
 
     match root.get("version") {
+        // Required, so that an empty or half-written file (an editor truncating before it
+        // rewrites) is never loaded as a policy with no rules: every `deny` gone at once.
         None => {
             if !had_syntax_errors {
-                report.warning(
-                    "missing-version",
-                    root_span.start..root_span.start,
-                    "the policy does not say `version = 1`; version 1 is assumed",
-                );
+                let message = if source.trim().is_empty() {
+                    "the policy file is empty; a policy starts with `version = 1`"
+                } else {
+                    "the policy does not say `version = 1`; add it as the first line"
+                };
+                report.error("missing-version", root_span.start..root_span.start, message);
             }
         }
         Some(v) => match v.get_ref() {

@@ -23,8 +23,8 @@ use crate::views::{ActionView, DecisionBody, OutcomeBody, OutcomeStatusBody, Ver
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not a reviewer, not in the rule's approver groups, the agent's owner, or already approved", body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The action is not pending", body = ErrorBody),
-        (status = 422, description = "Confirmation missing or wrong, args with the wrong verdict", body = ErrorBody),
+        (status = 409, description = "The action is not pending (`not_pending`), or its review deadline passed (`expired`)", body = ErrorBody),
+        (status = 422, description = "Confirmation missing or wrong, args with the wrong verdict, or modified args the policy denies (`modified_args_denied`)", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
@@ -46,13 +46,30 @@ pub async fn decide(
         VerdictBody::Reject => Verdict::Reject,
         VerdictBody::Modify => Verdict::Modify,
     };
+    let now = state.clock().now();
+    // Modified arguments are classified like a submission, by the policy in force: the
+    // lifecycle then requires the stricter of the two classifications, and refuses
+    // arguments the policy denies. The fields classified besides `args` never change after
+    // submission, so reading the action before the write is safe.
+    let reclassified = match (&body.args, verdict) {
+        (Some(args), Verdict::Modify) => {
+            let record = state
+                .store()
+                .action(&id)
+                .await?
+                .ok_or_else(|| not_found(&id))?;
+            let policy = state.policy().current();
+            Some(record.reclassify(&policy, args.clone(), now)?)
+        }
+        _ => None,
+    };
     let request = DecisionRequest {
         verdict,
         args: body.args,
         reason: body.reason,
         confirm: body.confirm,
+        reclassified,
     };
-    let now = state.clock().now();
     let record = state
         .store()
         .decide(id, caller.actor(), request, now)

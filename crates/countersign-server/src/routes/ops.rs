@@ -35,9 +35,10 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
             return error.into_response();
         }
     }
-    let text = state
+    let mut text = state
         .metrics()
         .render(state.store().commit_stats(), state.watchers().watched());
+    state.policy().render_metrics(&mut text);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

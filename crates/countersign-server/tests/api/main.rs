@@ -108,6 +108,8 @@ struct Options {
     clock: Arc<dyn Clock>,
     limits: Limits,
     dir: Option<Arc<TempDir>>,
+    /// The policy in force (default: [`POLICY`], fixed).
+    policy: Option<Arc<PolicySource>>,
 }
 
 impl Default for Options {
@@ -116,6 +118,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             limits: Limits::default(),
             dir: None,
+            policy: None,
         }
     }
 }
@@ -129,7 +132,9 @@ async fn spawn_with(options: Options) -> Server {
     let store = countersign_store::open(dir.0.join("countersign.db").to_str().unwrap())
         .await
         .unwrap();
-    let policy = Arc::new(PolicySource::fixed(Policy::parse(POLICY).unwrap()));
+    let policy = options
+        .policy
+        .unwrap_or_else(|| Arc::new(PolicySource::fixed(Policy::parse(POLICY).unwrap())));
     let state = AppState::new(store.clone(), policy, options.clock, options.limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

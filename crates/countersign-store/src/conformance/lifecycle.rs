@@ -3,7 +3,7 @@
 
 use chrono::TimeDelta;
 use countersign_core::lifecycle::{DecideError, Verdict};
-use countersign_core::{Status, Tier};
+use countersign_core::{Approvers, Status, Tier};
 use serde_json::{Value, json};
 
 use super::{glob, new_action, object, policy, reviewer, t0, verdict};
@@ -50,7 +50,10 @@ pub(super) async fn tiers(store: &dyn Store) {
         .unwrap()
         .record;
     assert_eq!(pending.status, Status::Pending);
-    assert_eq!(pending.approvers, ["support-leads"]);
+    assert_eq!(
+        pending.approvers,
+        Approvers::Groups(vec!["support-leads".into()])
+    );
     assert_eq!(pending.approvals_required, 1);
     assert_eq!(pending.deadline, Some(t0() + TimeDelta::minutes(15)));
     assert_eq!(pending.decided_at, None);
@@ -245,7 +248,19 @@ pub(super) async fn confirm_and_modify(store: &dyn Store) {
 
     let id = submit_pending(store, "email.send", json!({"to": "a@example.com"})).await;
     let mut modify = verdict(Verdict::Modify);
-    modify.args = Some(object(json!({"to": "b@example.com"})));
+    let new_args = object(json!({"to": "b@example.com"}));
+    modify.args = Some(new_args.clone());
+    assert!(
+        matches!(
+            store
+                .decide(id.clone(), reviewer("rita", &[]), modify.clone(), t0())
+                .await,
+            Err(StoreError::Decide(DecideError::Unclassified))
+        ),
+        "a modify whose arguments the policy did not see is refused"
+    );
+    let record = store.action(&id).await.unwrap().unwrap();
+    modify.reclassified = Some(record.reclassify(&policy(), new_args, t0()).unwrap());
     let modified = store
         .decide(id.clone(), reviewer("rita", &[]), modify, t0())
         .await
@@ -376,4 +391,57 @@ pub(super) async fn sla_ladder(store: &dyn Store) {
     assert!(swept.iter().all(|r| r.status == Status::Expired));
     assert!(swept.iter().all(|r| r.decided_at == Some(later)));
     assert!(store.due_deadlines(later, 100).await.unwrap().is_empty());
+
+    // A decision after the deadline is refused even before the SLA step ran; a due
+    // escalation is applied first, and the escalation group may then decide.
+    let past_due = store
+        .submit(new_action(
+            &p,
+            "support-bot",
+            "email.send",
+            json!({}),
+            early,
+        ))
+        .await
+        .unwrap()
+        .record;
+    let after_deadline = early + TimeDelta::minutes(31);
+    assert!(matches!(
+        store
+            .decide(
+                past_due.id.clone(),
+                reviewer("rita", &[]),
+                verdict(Verdict::Approve),
+                after_deadline
+            )
+            .await,
+        Err(StoreError::Decide(DecideError::DeadlinePassed { .. }))
+    ));
+    assert_eq!(
+        store.action(&past_due.id).await.unwrap().unwrap().status,
+        Status::Pending,
+        "the refusal changes nothing; the SLA worker expires it"
+    );
+    let due_escalation = store
+        .submit(new_action(
+            &p,
+            "support-bot",
+            "refund.create",
+            json!({"amount": 700}),
+            early,
+        ))
+        .await
+        .unwrap()
+        .record;
+    let approved = store
+        .decide(
+            due_escalation.id.clone(),
+            reviewer("fin", &["finance"]),
+            verdict(Verdict::Approve),
+            early + TimeDelta::minutes(16),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.status, Status::Approved);
+    assert!(approved.escalated);
 }

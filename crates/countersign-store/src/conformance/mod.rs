@@ -91,6 +91,7 @@ fn reviewer(name: &str, groups: &[&str]) -> Actor {
     Actor {
         name: name.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        admin: false,
     }
 }
 
@@ -100,6 +101,7 @@ fn verdict(verdict: Verdict) -> DecisionRequest {
         args: None,
         reason: None,
         confirm: None,
+        reclassified: None,
     }
 }
 

@@ -336,7 +336,7 @@ impl Store for SqliteStore {
         Box::pin(self.write_record(Op::Decide {
             id,
             reviewer,
-            request,
+            request: Box::new(request),
             now,
         }))
     }

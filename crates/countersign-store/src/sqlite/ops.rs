@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, TimeoutPlan};
 use countersign_core::sla::{self, SlaStep};
-use countersign_core::{Status, Tier};
+use countersign_core::{Approvers, Status, Tier};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
@@ -34,15 +34,16 @@ pub(crate) fn load_action(conn: &Conn, id: &str) -> Result<ActionRecord, StoreEr
 /// Writes the fields that change after submission.
 fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE actions SET status = ?, args = ?, original_args = ?, approvers = ?, \
+        "UPDATE actions SET tier = ?, status = ?, args = ?, original_args = ?, approvers = ?, \
          escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
          review_state = ?, review = ?, outcome = ?, decided_at = ?, version = ? WHERE id = ?",
     )?
     .execute(params![
+        record.tier.as_str(),
         record.status.as_str(),
         to_json(&record.args),
         record.original_args.as_ref().map(to_json),
-        to_json(&record.approvers),
+        to_json(&rows::approvers_value(&record.approvers)),
         to_json(&record.escalated_to),
         record.escalated,
         i64::from(record.approvals_required),
@@ -82,6 +83,20 @@ pub(crate) fn first_answer(
         .as_i64()
         .map(rows::from_millis)
         .transpose()?;
+    // A modify may have made the action stricter since (rows written before this was kept
+    // have no such fields, and were never changed that way).
+    if let Some(tier) = first["tier"].as_str() {
+        record.tier = tier
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
+    }
+    if let Some(approvals) = first["approvals_required"].as_u64() {
+        record.approvals_required = u32::try_from(approvals)
+            .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
+    }
+    if let Some(approvers) = first.get("approvers") {
+        record.approvers = rows::approvers_from_value(approvers.clone())?;
+    }
     if let Some(original) = record.original_args.take() {
         record.args = original;
     }
@@ -156,7 +171,7 @@ fn new_record(new: NewAction) -> ActionRecord {
         approvers: if gated {
             settings.approvers
         } else {
-            Vec::new()
+            Approvers::Anyone
         },
         escalated_to: Vec::new(),
         escalated: false,
@@ -221,7 +236,7 @@ pub(crate) fn submit(
         record.confidence,
         to_json(&record.hints),
         &record.idempotency_key,
-        to_json(&record.approvers),
+        to_json(&rows::approvers_value(&record.approvers)),
         to_json(&record.escalated_to),
         record.escalated,
         i64::from(record.approvals_required),
@@ -242,6 +257,9 @@ pub(crate) fn submit(
             "status": record.status.as_str(),
             "deadline": record.deadline.map(millis),
             "decided_at": record.decided_at.map(millis),
+            "tier": record.tier.as_str(),
+            "approvals_required": record.approvals_required,
+            "approvers": rows::approvers_value(&record.approvers),
         });
         conn.prepare_cached(
             "INSERT INTO idempotency (agent, key, body_hash, action_id, response, created_at) \
@@ -271,7 +289,7 @@ pub(crate) fn submit(
         "rule": record.rule,
         "reason": record.reason,
         "policy_hash": record.policy_hash,
-        "approvers": record.approvers,
+        "approvers": rows::approvers_value(&record.approvers),
         "approvals_required": record.approvals_required,
         "deadline": record.deadline.map(millis),
         "on_timeout": record.timeout.as_ref().map(|t| t.on_timeout.as_str()),
@@ -306,25 +324,58 @@ pub(crate) fn decide(
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
     let mut record = load_action(conn, id)?;
+    // An escalation that fell due and was not applied yet comes first: it moves the
+    // deadline and adds deciders. Any other due step (expiry) makes the core refuse the
+    // decision, and the SLA worker applies it.
+    if let Some(SlaStep::Escalate { .. }) = sla::due(&record.gate(), now)
+        && let Some(escalated) = apply_sla(conn, head, id, now)?
+    {
+        record = escalated;
+    }
+    let before = record.gate();
+    let reclassified = request.reclassified.clone();
     let decided = lifecycle::decide(
-        &record.gate(),
+        &before,
         &Reviewer {
             name: &reviewer.name,
             groups: &reviewer.groups,
+            admin: reviewer.admin,
         },
         request,
         now,
     )?;
-    let body = json!({
+    let mut body = json!({
         "verdict": decided.decision.verdict.as_str(),
         "args": decided.decision.args,
         "reason": decided.decision.reason,
-        "status": decided.status.as_str(),
+        "status": decided.gate.status.as_str(),
     });
-    record.decisions.push(decided.decision);
-    record.status = decided.status;
-    record.args = decided.args;
-    record.original_args = decided.original_args;
+    if let Some(reclassified) = reclassified {
+        // Both classifications, and what the action needs from now on.
+        let requirement = |tier: Tier, approvers: &Approvers, approvals: u32| {
+            json!({
+                "tier": tier.as_str(),
+                "approvers": rows::approvers_value(approvers),
+                "approvals_required": approvals,
+            })
+        };
+        body["classification"] = json!({
+            "before": requirement(before.tier, &before.approvers, before.approvals_required),
+            "modified_args": {
+                "tier": reclassified.tier.as_str(),
+                "rule": reclassified.rule,
+                "reason": reclassified.reason,
+                "approvers": rows::approvers_value(&reclassified.settings.approvers),
+                "approvals_required": reclassified.settings.approvals_required,
+            },
+            "now_required": requirement(
+                decided.gate.tier,
+                &decided.gate.approvers,
+                decided.gate.approvals_required,
+            ),
+        });
+    }
+    record.apply_gate(decided.gate);
     record.decided_at = decided.decided_at;
     record.version += 1;
     update_action(conn, &record)?;

@@ -2,6 +2,7 @@
 //! status strings) out of everything else.
 
 use chrono::{DateTime, Utc};
+use countersign_core::Approvers;
 use countersign_core::action::Hints;
 use countersign_core::duration::ReviewDuration;
 use countersign_core::lifecycle::{Decision, TimeoutPlan, Verdict};
@@ -191,6 +192,28 @@ fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
     })
 }
 
+/// Who may decide, as stored in the `approvers` column and shown in audit bodies: a JSON
+/// array of groups (empty: any reviewer), or the string `"admins"` when only admins decide.
+pub(crate) fn approvers_value(approvers: &Approvers) -> Value {
+    match approvers {
+        Approvers::AdminsOnly => Value::from("admins"),
+        other => Value::from(other.groups().to_vec()),
+    }
+}
+
+fn approvers_from(text: &str) -> Result<Approvers, StoreError> {
+    approvers_from_value(from_json::<Value>(text, "approvers")?)
+}
+
+pub(crate) fn approvers_from_value(value: Value) -> Result<Approvers, StoreError> {
+    match value {
+        Value::String(s) if s == "admins" => Ok(Approvers::AdminsOnly),
+        other => Ok(Approvers::from_groups(
+            serde_json::from_value(other).map_err(|e| corrupt(format!("column approvers: {e}")))?,
+        )),
+    }
+}
+
 /// Reads a row selected with [`ACTION_COLUMNS`].
 pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError> {
     let text = |i: usize| row.get::<_, String>(i);
@@ -218,7 +241,7 @@ pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError>
         confidence: row.get::<_, Option<f64>>(12)?,
         hints: from_json::<Hints>(&text(13)?, "hints")?,
         idempotency_key: opt_text(14)?,
-        approvers: from_json(&text(15)?, "approvers")?,
+        approvers: approvers_from(&text(15)?)?,
         escalated_to: from_json(&text(16)?, "escalated_to")?,
         escalated: row.get::<_, bool>(17)?,
         approvals_required: u32::try_from(row.get::<_, i64>(18)?)

@@ -29,7 +29,7 @@ pub(crate) enum Op {
     Decide {
         id: String,
         reviewer: Actor,
-        request: DecisionRequest,
+        request: Box<DecisionRequest>,
         now: DateTime<Utc>,
     },
     Cancel {
@@ -253,7 +253,7 @@ fn run_op(
             request,
             now,
         } => {
-            let record = ops::decide(conn, head, &id, &reviewer, request, now)?;
+            let record = ops::decide(conn, head, &id, &reviewer, *request, now)?;
             (Reply::Record(record.clone()), vec![record])
         }
         Op::Cancel { id, actor, now } => {
