@@ -138,6 +138,22 @@ fn check_reports_each_problem_with_its_position() {
             &[("confirm-needs-two", 4, 8)],
         ),
         (
+            "version = 1\n[defaults]\ntier = \"auto\"\n",
+            &[("permissive-default", 3, 8)],
+        ),
+        (
+            "version = 1\n[defaults]\ntier = \"logged\"\n",
+            &[("permissive-default", 3, 8)],
+        ),
+        (
+            "version = 1\n[defaults]\nmin_confidence = 0.7\n[[rules]]\nname = \"a\"\ntier = \"approve\"\non_timeout = \"approve\"\nallow_auto_approve = true\n",
+            &[("approve-on-timeout-not-for-raised", 7, 14)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"logged\"\nmin_confidence = 0.9\non_timeout = \"approve\"\nallow_auto_approve = true\n",
+            &[("approve-on-timeout-not-for-raised", 6, 14)],
+        ),
+        (
             "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\nreview_sample = 0.5\n",
             &[("no-effect", 4, 8)],
         ),
@@ -512,8 +528,13 @@ fn builtin_policy_reads_are_auto_everything_else_needs_approval() {
         ("file.read", Tier::Auto),
         ("instance.describe", Tier::Auto),
         ("refund.create", Tier::Approve),
-        ("get", Tier::Approve),
+        ("get", Tier::Auto),
+        ("list", Tier::Auto),
+        ("describe", Tier::Auto),
+        ("delete", Tier::Approve),
+        ("forget", Tier::Approve),
         ("order.getter", Tier::Approve),
+        ("get.all", Tier::Approve),
     ] {
         let c = policy.classify(&request(action, "bot", json!({}), None), now());
         assert_eq!(c.tier, tier, "{action}");
@@ -957,4 +978,51 @@ proptest! {
             let _ = policy.classify(&r, now());
         }
     }
+}
+
+#[test]
+fn comprehension_macros_and_type_names_are_not_variables() {
+    let items = json!({"items": [{"price": 5}, {"price": 500}], "amount": 5, "tags": ["bot-1"]});
+    // (condition, does it hold for `items` from agent bot-1)
+    let cases: &[(&str, bool)] = &[
+        ("args.items.exists(i, i.price > 100)", true),
+        ("args.items.all(i, i.price > 100)", false),
+        ("args.items.exists_one(i, i.price > 100)", true),
+        ("args.items.map(i, i.price).exists(p, p > 400)", true),
+        ("size(args.items.filter(i, i.price > 100)) == 1", true),
+        ("args.items.exists(args, args.price > 1000)", false),
+        ("args.tags.exists(t, t == agent)", true),
+        (
+            "args.items.exists(i, args.items.all(j, j.price <= i.price))",
+            true,
+        ),
+        ("type(args.amount) == int", true),
+        ("type(args.amount) == string", false),
+        ("type(args.items) == list && type(args) == map", true),
+    ];
+    for (condition, holds) in cases {
+        let source = format!(
+            "version = 1\n[[rules]]\nname = \"r\"\nactions = [\"x.y\"]\nwhen = \"{condition}\"\ntier = \"deny\"\n"
+        );
+        let checked = policy::check(&source);
+        assert!(
+            checked.diagnostics.is_empty(),
+            "{condition}: {:?}",
+            checked.diagnostics
+        );
+        let c = checked
+            .policy
+            .unwrap()
+            .classify(&request("x.y", "bot-1", items.clone(), None), now());
+        let expected = if *holds { Tier::Deny } else { Tier::Approve };
+        assert_eq!(
+            (c.tier, c.failure.map(|f| f.error)),
+            (expected, None),
+            "{condition}"
+        );
+    }
+    // A genuinely unknown name is still an error, at its position, bound names aside.
+    let source = "version = 1\n[[rules]]\nname = \"r\"\nactions = [\"x.y\"]\nwhen = \"args.items.exists(i, j > 1)\"\ntier = \"deny\"\n";
+    let column = source.lines().nth(4).unwrap().find('j').unwrap() + 1;
+    check_diagnostics(source, &[("cel-unknown-variable", 5, column)]);
 }

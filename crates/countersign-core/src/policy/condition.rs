@@ -125,15 +125,12 @@ impl Condition {
                 })
                 .collect::<Vec<_>>()
         })?;
-        let references = program.references();
         let mut uses = Variables::default();
         let mut unknown = Vec::new();
-        for name in references.variables() {
+        for name in super::names::free_names(program.expression(), ENVIRONMENT.types()) {
             match Variable::NAMES.iter().position(|n| *n == name) {
                 Some(i) => uses.insert(Variable::ALL[i]),
-                None => unknown.push(ConditionError::UnknownVariable {
-                    name: name.to_owned(),
-                }),
+                None => unknown.push(ConditionError::UnknownVariable { name }),
             }
         }
         if !unknown.is_empty() {

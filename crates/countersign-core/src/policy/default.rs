@@ -12,7 +12,10 @@ on_timeout = "reject"
 
 [[rules]]
 name = "reads"
-description = "Read-only verbs: get, list, search, read, describe."
-actions = ["*.get", "*.list", "*.search", "*.read", "*.describe"]
+description = "Read-only verbs: get, list, search, read, describe (alone, or as the last segment)."
+actions = [
+    "get", "list", "search", "read", "describe",
+    "*.get", "*.list", "*.search", "*.read", "*.describe",
+]
 tier = "auto"
 "#;

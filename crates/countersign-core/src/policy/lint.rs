@@ -26,6 +26,16 @@ pub(super) fn check_defaults(report: &mut Reporter<'_>, defaults: &Defaults, spa
             );
         }
     }
+    if matches!(defaults.tier, Tier::Auto | Tier::Logged) {
+        report.warning(
+            "permissive-default",
+            spans.tier.clone().unwrap_or(spans.table.clone()),
+            format!(
+                "the default tier is `{}`: every action that no rule names runs without review, including actions nobody has thought of yet; `approve` is the safe default",
+                defaults.tier
+            ),
+        );
+    }
     if defaults.on_timeout == OnTimeout::Escalate && defaults.escalate_to.is_empty() {
         report.error(
             "escalate-without-groups",
@@ -56,6 +66,7 @@ pub(super) fn check_rules(
         }
         if !span.tier_unknown {
             check_timeout(report, defaults, default_spans, rule, span);
+            check_raised_timeout(report, defaults, rule, span);
             check_effects(report, rule, span);
         }
         check_shadowing(report, &rules[..j], &spans[..j], rule, span);
@@ -106,6 +117,37 @@ fn check_timeout(
         _ => {}
     }
     let _ = default_spans;
+}
+
+/// `on_timeout = "approve"` never applies to an action that low confidence raised: such an
+/// action expires instead. Say so where an author may expect otherwise.
+fn check_raised_timeout(
+    report: &mut Reporter<'_>,
+    defaults: &Defaults,
+    rule: &Rule,
+    span: &RuleSpans,
+) {
+    let (on_timeout, allowed) = match rule.on_timeout {
+        Some(own) => (own, rule.allow_auto_approve),
+        None => (defaults.on_timeout, defaults.allow_auto_approve),
+    };
+    let Some(minimum) = rule.min_confidence.or(defaults.min_confidence) else {
+        return;
+    };
+    if on_timeout != OnTimeout::Approve
+        || !allowed
+        || matches!(rule.tier, Tier::Confirm | Tier::Deny)
+    {
+        return;
+    }
+    report.warning(
+        "approve-on-timeout-not-for-raised",
+        span.on_timeout.clone().unwrap_or(span.tier.clone()),
+        format!(
+            "rule {:?} approves on timeout, but an action whose confidence is below {minimum} is raised for review and is never approved on timeout: it expires unanswered instead",
+            rule.name
+        ),
+    );
 }
 
 fn check_effects(report: &mut Reporter<'_>, rule: &Rule, span: &RuleSpans) {

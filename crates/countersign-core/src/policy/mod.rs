@@ -13,6 +13,7 @@ mod evaluate;
 mod explain;
 mod lint;
 mod naive;
+mod names;
 mod native;
 mod parse;
 mod settings;
