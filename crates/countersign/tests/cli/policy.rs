@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use expect_test::expect;
+
 fn countersign(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_countersign"))
         .args(args)
@@ -40,11 +42,30 @@ fn check_passes_the_example_and_fails_a_bad_file_with_positions() {
     );
     let out = countersign(&["policy", "check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("bad.toml:4:1"), "{stderr}");
-    assert!(stderr.contains("did you mean `tier`?"), "{stderr}");
-    assert!(stderr.contains("bad.toml:5:17"), "{stderr}");
-    assert!(stderr.contains("3 error(s)"), "{stderr}");
+    let dir = bad.parent().unwrap().display().to_string();
+    let stderr = text(&out.stderr).replace(&dir, "DIR");
+    expect![[r#"
+        error[missing-tier]: rule "a" has no `tier` (one of auto, logged, approve, confirm, deny)
+          --> DIR/bad.toml:2:1
+          |
+        2 | [[rules]]
+          | ^^^^^^^^^
+
+        error[unknown-key]: unknown key `tire` in rule "a"
+          --> DIR/bad.toml:4:1
+          |
+        4 | tire = "auto"
+          | ^^^^
+           = help: did you mean `tier`?
+
+        error[cel-syntax]: syntax error in `when` in rule "a": Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
+          --> DIR/bad.toml:5:17
+          |
+        5 | when = "args.x >"
+          |                 ^
+
+        DIR/bad.toml: 3 error(s), 0 warning(s)
+    "#]].assert_eq(&stderr);
 
     let json = countersign(&["policy", "check", "--json", bad.to_str().unwrap()]);
     assert_eq!(json.status.code(), Some(1));
@@ -92,9 +113,24 @@ fn explain_names_the_rule_and_why_earlier_ones_did_not_match() {
         "--action",
         "order.get",
     ]);
-    let stdout = text(&human.stdout);
-    assert!(stdout.contains("tier:   auto"), "{stdout}");
-    assert!(stdout.contains("✓ \"lookups\""), "{stdout}");
+    expect![[r#"
+        tier:   auto
+        rule:   "lookups"
+        reason: rule "lookups" matched
+
+        rules:
+          ✓ "lookups" (line 17): matched
+          · "ticket housekeeping" (line 23): not reached: an earlier rule decided
+          · "small refunds" (line 30): not reached: an earlier rule decided
+          · "large refunds" (line 37): not reached: an earlier rule decided
+          · "huge refunds" (line 51): not reached: an earlier rule decided
+          · "replies to the customer" (line 58): not reached: an earlier rule decided
+          · "other outbound email" (line 67): not reached: an earlier rule decided
+          · "account closure and deletion" (line 74): not reached: an earlier rule decided
+          · "destructive tools" (line 82): not reached: an earlier rule decided
+          · "never" (line 89): not reached: an earlier rule decided
+    "#]]
+    .assert_eq(&text(&human.stdout));
 
     for (flag, value, message) in [
         ("--args", "[1]", "--args must be a JSON object"),
@@ -144,10 +180,13 @@ fn test_runs_cases_and_reports_failures() {
         cases.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    let stdout = text(&out.stdout);
-    assert!(stdout.contains("FAIL \"wrong\""), "{stdout}");
-    assert!(
-        stdout.contains("tier: - approve\n          + auto"),
-        "{stdout}"
-    );
+    let dir = cases.parent().unwrap().display().to_string();
+    expect![[r#"
+        FAIL "wrong" (DIR/cases.toml:1)
+            tier: - approve
+                  + auto
+            reason: rule "lookups" matched
+        0 passed, 1 failed
+    "#]]
+    .assert_eq(&text(&out.stdout).replace(&dir, "DIR"));
 }
