@@ -9,11 +9,14 @@ pub mod action;
 pub mod audit;
 pub mod duration;
 pub mod glob;
+pub mod identity;
 pub mod lifecycle;
+pub mod name;
 pub mod policy;
 pub mod sla;
 pub mod tier;
 
 pub use action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
+pub use name::Name;
 pub use policy::{Classification, Policy};
 pub use tier::{Status, Tier};
