@@ -77,9 +77,11 @@ pub struct NewToken {
     pub name: String,
     pub role: Role,
     pub groups: Vec<String>,
+    /// For agent tokens: the person responsible. Left out for an agent that already has
+    /// tokens, the agent's owner (see `countersign_core::identity`).
     pub owner: Option<String>,
-    /// Who creates it, for the audit log (e.g. an admin's token name, or `cli`).
-    pub created_by: String,
+    /// Who creates it, for the audit log (an admin with their token, or `cli`).
+    pub created_by: crate::Actor,
     pub at: DateTime<Utc>,
 }
 

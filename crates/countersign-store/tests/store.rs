@@ -54,10 +54,7 @@ impl Drop for TempDb {
 }
 
 fn reviewer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        groups: vec![],
-    }
+    Actor::named(name)
 }
 
 fn approve() -> DecisionRequest {
