@@ -29,6 +29,15 @@ pub enum Role {
 impl Role {
     pub const ALL: [Role; 3] = [Role::Agent, Role::Reviewer, Role::Admin];
 
+    /// What a token of this role names: an agent, or a person (reviewers and admins).
+    pub fn identity_kind(self) -> countersign_core::identity::Kind {
+        use countersign_core::identity::Kind;
+        match self {
+            Role::Agent => Kind::Agent,
+            Role::Reviewer | Role::Admin => Kind::Person,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Agent => "agent",

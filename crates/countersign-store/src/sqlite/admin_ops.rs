@@ -2,7 +2,7 @@
 //! entries. Run by the writer inside its batch transaction, like `ops`.
 
 use chrono::{DateTime, Utc};
-use countersign_core::identity::{self, Claim, Kind, Known};
+use countersign_core::identity::{self, Claim, Known};
 use rusqlite::{Connection, params};
 use serde_json::json;
 
@@ -31,13 +31,6 @@ pub(crate) fn append_audit(
         entry.action_id.as_deref().unwrap_or(""),
         entry.body.to_string(),
     )
-}
-
-fn kind(role: Role) -> Kind {
-    match role {
-        Role::Agent => Kind::Agent,
-        Role::Reviewer | Role::Admin => Kind::Person,
-    }
 }
 
 /// A stored token as the identity rules see it: name, role, owner, live.
@@ -85,14 +78,14 @@ fn admit(conn: &Conn, new: &NewToken) -> Result<Option<String>, StoreError> {
         .iter()
         .map(|(name, role, owner, live)| Known {
             name,
-            kind: kind(*role),
+            kind: role.identity_kind(),
             owner: owner.as_deref(),
             live: *live,
         })
         .collect();
     let claim = Claim {
         name: &new.name,
-        kind: kind(new.role),
+        kind: new.role.identity_kind(),
         owner: new.owner.as_deref(),
     };
     Ok(identity::admit(&claim, &known)?.map(str::to_owned))
