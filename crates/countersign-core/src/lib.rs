@@ -1,5 +1,6 @@
-//! The pure domain of Countersign: proposed actions, tiers and statuses, the policy engine,
-//! the approval lifecycle, the SLA ladder and the audit chain's hashing.
+//! The pure domain of Countersign: proposed actions, names and identities, tiers and
+//! statuses, the policy engine, the approval lifecycle, the SLA ladder and the audit chain's
+//! hashing.
 //!
 //! Nothing here does IO: no clock (time is passed in), no network, no database, no
 //! randomness. The server stores and transports what this crate decides, and tests run here
