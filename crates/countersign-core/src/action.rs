@@ -40,7 +40,7 @@ pub enum NameError {
     },
 }
 
-fn check_name(
+pub(crate) fn check_name(
     text: &str,
     max: usize,
     is_char: fn(char) -> bool,

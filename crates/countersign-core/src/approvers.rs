@@ -6,9 +6,12 @@
 //! under another rule. The combination is the *intersection* of who each rule admits: a
 //! group may decide only if every candidate rule lets it. A rule that admits any reviewer
 //! restricts nothing; two rules whose group lists share no group leave no group that
-//! satisfies both, and then only admins decide, rather than anyone.
+//! satisfies both, and then only admins decide, rather than anyone. Group names compare
+//! without regard to case, like every name.
 
 use std::fmt;
+
+use crate::name::same;
 
 /// Who may decide on an action.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +54,11 @@ impl Approvers {
             (Approvers::AdminsOnly, _) | (_, Approvers::AdminsOnly) => Approvers::AdminsOnly,
             (Approvers::Anyone, other) | (other, Approvers::Anyone) => other.clone(),
             (Approvers::Groups(a), Approvers::Groups(b)) => {
-                let both: Vec<String> = a.iter().filter(|g| b.contains(g)).cloned().collect();
+                let both: Vec<String> = a
+                    .iter()
+                    .filter(|g| b.iter().any(|h| same(g, h)))
+                    .cloned()
+                    .collect();
                 if both.is_empty() {
                     Approvers::AdminsOnly
                 } else {
@@ -68,7 +75,7 @@ impl Approvers {
             Approvers::Groups(groups) => {
                 let mut groups = groups.clone();
                 for g in extra {
-                    if !groups.contains(g) {
+                    if !groups.iter().any(|known| same(known, g)) {
                         groups.push(g.clone());
                     }
                 }
@@ -84,7 +91,9 @@ impl Approvers {
         match self {
             Approvers::Anyone => true,
             // The admin role does not stand in for a group the policy names.
-            Approvers::Groups(allowed) => allowed.iter().any(|g| groups.contains(g)),
+            Approvers::Groups(allowed) => allowed
+                .iter()
+                .any(|g| groups.iter().any(|mine| same(mine, g))),
             Approvers::AdminsOnly => admin,
         }
     }

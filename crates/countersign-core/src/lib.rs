@@ -1,5 +1,6 @@
-//! The pure domain of Countersign: proposed actions, tiers and statuses, the policy engine,
-//! the approval lifecycle, the SLA ladder and the audit chain's hashing.
+//! The pure domain of Countersign: proposed actions, names and identities, tiers and
+//! statuses, the policy engine, the approval lifecycle, the SLA ladder and the audit chain's
+//! hashing.
 //!
 //! Nothing here does IO: no clock (time is passed in), no network, no database, no
 //! randomness. The server stores and transports what this crate decides, and tests run here
@@ -10,12 +11,15 @@ pub mod approvers;
 pub mod audit;
 pub mod duration;
 pub mod glob;
+pub mod identity;
 pub mod lifecycle;
+pub mod name;
 pub mod policy;
 pub mod sla;
 pub mod tier;
 
 pub use action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
 pub use approvers::Approvers;
+pub use name::Name;
 pub use policy::{Classification, Policy};
 pub use tier::{Status, Tier};

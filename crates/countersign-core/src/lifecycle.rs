@@ -1,11 +1,16 @@
 //! The approval lifecycle as pure functions: who may decide, what a verdict does, when
 //! quorum is reached. The server loads a [`Gate`], asks [`decide`] or [`cancel`], and stores
 //! the result; it never makes these decisions itself.
+//!
+//! People and agents are compared by name without regard to case ([`crate::name::same`]):
+//! records written by earlier versions may spell one person two ways, and `Rita` approving
+//! after `rita` is still one approval.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::approvers::Approvers;
+use crate::name::same;
 use crate::policy::{OnTimeout, ReviewSettings, strictest_timeout};
 use crate::tier::{Status, Tier};
 
@@ -169,6 +174,34 @@ pub enum RefusalKind {
     Invalid,
 }
 
+/// Why a post-hoc review was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewError {
+    #[error("{reviewer} owns the agent {agent:?} that submitted this action and may not review it")]
+    OwnAgent { reviewer: String, agent: String },
+}
+
+/// Separation of duties: does `person` answer for the actions of `agent` (owned by
+/// `owner`), as its owner or as the agent itself? Such a person judges none of them:
+/// neither before they run (decisions) nor after (post-hoc review). Names compare without
+/// regard to case.
+pub fn answers_for(agent: &str, owner: Option<&str>, person: &str) -> bool {
+    same(agent, person) || owner.is_some_and(|owner| same(owner, person))
+}
+
+/// May `reviewer` give the post-hoc review of an allowed action of `agent` (owned by
+/// `owner`)? Not its owner and not the agent: an "ok" from them would vouch for their own
+/// agent, and a sampled action is reviewed to catch what the policy let through.
+pub fn may_review(agent: &str, owner: Option<&str>, reviewer: &str) -> Result<(), ReviewError> {
+    if answers_for(agent, owner, reviewer) {
+        return Err(ReviewError::OwnAgent {
+            reviewer: reviewer.to_owned(),
+            agent: agent.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The state after an accepted decision.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decided {
@@ -214,7 +247,8 @@ impl Gate {
     }
 
     /// The distinct people whose approvals count: approvals and modifies since the last
-    /// modify (a modify replaces the arguments that earlier approvals were about).
+    /// modify (a modify replaces the arguments that earlier approvals were about). People
+    /// are told apart without regard to case: `rita` and `Rita` are one approval.
     pub fn counting_approvers(&self) -> Vec<&str> {
         let start = self
             .decisions
@@ -224,7 +258,7 @@ impl Gate {
         let mut people: Vec<&str> = Vec::new();
         for d in &self.decisions[start..] {
             if matches!(d.verdict, Verdict::Approve | Verdict::Modify)
-                && !people.contains(&d.reviewer.as_str())
+                && !people.iter().any(|p| same(p, &d.reviewer))
             {
                 people.push(&d.reviewer);
             }
@@ -232,12 +266,17 @@ impl Gate {
         people
     }
 
+    /// Has `person` given one of the approvals that count?
+    pub fn approved_by(&self, person: &str) -> bool {
+        self.counting_approvers().iter().any(|p| same(p, person))
+    }
+
     /// May `reviewer` decide on this action at all (before looking at the verdict)?
     pub fn may_decide(&self, reviewer: &Reviewer<'_>) -> Result<(), DecideError> {
         if self.status != Status::Pending {
             return Err(DecideError::NotPending(self.status));
         }
-        if self.owner.as_deref() == Some(reviewer.name) || self.agent == reviewer.name {
+        if answers_for(&self.agent, self.owner.as_deref(), reviewer.name) {
             return Err(DecideError::OwnAgent {
                 reviewer: reviewer.name.to_owned(),
                 agent: self.agent.clone(),
@@ -294,7 +333,7 @@ pub fn decide(
         next.may_decide(reviewer)?;
     }
     let approving = request.verdict != Verdict::Reject;
-    if approving && gate.counting_approvers().contains(&reviewer.name) {
+    if approving && gate.approved_by(reviewer.name) {
         return Err(DecideError::AlreadyApproved(reviewer.name.to_owned()));
     }
     if approving
@@ -516,6 +555,206 @@ mod tests {
             ),
             Err(DecideError::OwnAgent { .. })
         ));
+    }
+
+    fn refusal_code(error: &DecideError) -> &'static str {
+        match error {
+            DecideError::NotPending(_) => "not_pending",
+            DecideError::OwnAgent { .. } => "own_agent",
+            DecideError::NotAnApprover { .. } => "not_an_approver",
+            DecideError::AlreadyApproved(_) => "already_approved",
+            DecideError::ConfirmationMismatch { .. } => "confirmation_mismatch",
+            DecideError::ModifyWithoutArgs => "modify_without_args",
+            DecideError::ArgsWithoutModify => "args_without_modify",
+            DecideError::DeadlinePassed { .. } => "expired",
+            DecideError::ModifiedArgsDenied { .. } => "modified_args_denied",
+            DecideError::Unclassified => "unclassified_args",
+        }
+    }
+
+    type Access = (
+        &'static str,
+        Option<&'static str>,
+        &'static [&'static str],
+        &'static str,
+        &'static [&'static str],
+        Result<Status, &'static str>,
+    );
+
+    /// `(agent, owner, approved before, reviewer, reviewer's groups, expected)` on an action
+    /// that needs two approvals from `support-leads`. Names as an earlier version may have
+    /// stored them, in any case: the rules hold regardless.
+    const ACCESS: &[Access] = &[
+        (
+            "support-bot",
+            Some("olivia"),
+            &[],
+            "rita",
+            &["support-leads"],
+            Ok(Status::Pending),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &[],
+            "olivia",
+            &["support-leads"],
+            Err("own_agent"),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &[],
+            "Olivia",
+            &["support-leads"],
+            Err("own_agent"),
+        ),
+        (
+            "support-bot",
+            Some("Olivia"),
+            &[],
+            "olivia",
+            &["support-leads"],
+            Err("own_agent"),
+        ),
+        (
+            "support-bot",
+            None,
+            &[],
+            "support-bot",
+            &["support-leads"],
+            Err("own_agent"),
+        ),
+        (
+            "Support-Bot",
+            None,
+            &[],
+            "support-bot",
+            &["support-leads"],
+            Err("own_agent"),
+        ),
+        (
+            "support-bot",
+            None,
+            &[],
+            "olivia",
+            &["support-leads"],
+            Ok(Status::Pending),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &["rita"],
+            "rita",
+            &["support-leads"],
+            Err("already_approved"),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &["rita"],
+            "Rita",
+            &["support-leads"],
+            Err("already_approved"),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &["RITA"],
+            "rita",
+            &["support-leads"],
+            Err("already_approved"),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &["rita"],
+            "sam",
+            &["support-leads"],
+            Ok(Status::Approved),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &[],
+            "rita",
+            &["sales"],
+            Err("not_an_approver"),
+        ),
+        (
+            "support-bot",
+            Some("olivia"),
+            &[],
+            "rita",
+            &["Support-Leads"],
+            Ok(Status::Pending),
+        ),
+    ];
+
+    #[test]
+    fn access_rules_as_a_table() {
+        for (agent, owner, before, reviewer, in_groups, expected) in ACCESS {
+            let mut g = gate(Tier::Approve, &["support-leads"], 2);
+            g.agent = agent.to_string();
+            g.owner = owner.map(str::to_owned);
+            for earlier in *before {
+                apply(
+                    &mut g,
+                    earlier,
+                    &["support-leads"],
+                    request(Verdict::Approve),
+                )
+                .unwrap();
+            }
+            let found = apply(&mut g, reviewer, in_groups, request(Verdict::Approve));
+            let found = found.as_ref().map_err(refusal_code).copied();
+            assert_eq!(
+                found, *expected,
+                "{reviewer} in {in_groups:?} on {agent}'s action (owner {owner:?}), after {before:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_spellings_are_one_confirmer() {
+        let mut g = gate(Tier::Confirm, &[], 2);
+        let mut confirm = request(Verdict::Approve);
+        confirm.confirm = Some("refund.create".into());
+        assert_eq!(
+            apply(&mut g, "rita", &[], confirm.clone()),
+            Ok(Status::Pending)
+        );
+        assert_eq!(
+            apply(&mut g, "Rita", &[], confirm.clone()),
+            Err(DecideError::AlreadyApproved("Rita".into()))
+        );
+        assert_eq!(g.counting_approvers(), ["rita"]);
+        assert_eq!(apply(&mut g, "sam", &[], confirm), Ok(Status::Approved));
+    }
+
+    /// `(agent, owner, reviewer, may review)`: post-hoc review has the decisions' separation
+    /// of duties.
+    const REVIEW: &[(&str, Option<&str>, &str, bool)] = &[
+        ("support-bot", Some("olivia"), "rita", true),
+        ("support-bot", Some("olivia"), "olivia", false),
+        ("support-bot", Some("olivia"), "OLIVIA", false),
+        ("support-bot", Some("Olivia"), "olivia", false),
+        ("support-bot", None, "olivia", true),
+        ("support-bot", None, "support-bot", false),
+        ("ada", None, "Ada", false),
+    ];
+
+    #[test]
+    fn who_may_review() {
+        for (agent, owner, reviewer, allowed) in REVIEW {
+            let found = may_review(agent, *owner, reviewer);
+            assert_eq!(
+                found.is_ok(),
+                *allowed,
+                "{reviewer} on {agent} (owner {owner:?})"
+            );
+            assert_eq!(answers_for(agent, *owner, reviewer), !allowed);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use countersign_core::name;
 use countersign_store::{ActionRecord, Actor, Role, Token};
 
 use crate::error::AppError;
@@ -80,10 +81,13 @@ impl Caller {
     }
 
     /// May this caller see `record`? Agents see only their own actions; to them another
-    /// agent's action does not exist (a 404 does not reveal that the id is in use).
+    /// agent's action does not exist (a 404 does not reveal that the id is in use). Names
+    /// compare without regard to case, as identities do.
     pub fn check_read(&self, record: &ActionRecord) -> Result<(), AppError> {
         match self.token.role {
-            Role::Agent if record.agent != self.token.name => Err(not_found(&record.id)),
+            Role::Agent if !name::same(&record.agent, &self.token.name) => {
+                Err(not_found(&record.id))
+            }
             _ => Ok(()),
         }
     }
@@ -94,13 +98,10 @@ impl Caller {
         self.check_read(record)
     }
 
-    /// The caller as a deciding reviewer.
+    /// The caller as the audit log records it (name and token) and as a deciding reviewer
+    /// (groups).
     pub fn actor(&self) -> Actor {
-        Actor {
-            name: self.token.name.clone(),
-            groups: self.token.groups.clone(),
-            admin: self.token.role == Role::Admin,
-        }
+        Actor::of(&self.token)
     }
 }
 

@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use countersign_core::lifecycle::{DecideError, RefusalKind, StateError};
+use countersign_core::identity::IdentityError;
+use countersign_core::lifecycle::{DecideError, RefusalKind, ReviewError, StateError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -116,6 +117,35 @@ impl From<DecideError> for AppError {
     }
 }
 
+impl From<ReviewError> for AppError {
+    fn from(error: ReviewError) -> AppError {
+        match &error {
+            ReviewError::OwnAgent { .. } => AppError::forbidden("own_agent", error.to_string()),
+        }
+    }
+}
+
+impl From<IdentityError> for AppError {
+    fn from(error: IdentityError) -> AppError {
+        let code = match &error {
+            IdentityError::Reserved { .. } => "reserved_name",
+            IdentityError::OwnerOfPerson | IdentityError::OwnsItself(_) => "invalid_owner",
+            IdentityError::OtherCase { .. } => "name_taken_in_other_case",
+            IdentityError::NameIsAgent { .. } => "name_is_agent",
+            IdentityError::NameIsPerson(_) => "name_is_person",
+            IdentityError::OwnerConflict { .. }
+            | IdentityError::OwnerlessAgent { .. }
+            | IdentityError::SeveralOwners { .. } => "owner_conflict",
+        };
+        let status = match error.kind() {
+            RefusalKind::Conflict => StatusCode::CONFLICT,
+            RefusalKind::Forbidden => StatusCode::FORBIDDEN,
+            RefusalKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        AppError::new(status, code, error.to_string())
+    }
+}
+
 impl From<StateError> for AppError {
     fn from(error: StateError) -> AppError {
         let code = match &error {
@@ -134,6 +164,8 @@ impl From<countersign_store::StoreError> for AppError {
             E::NotFound(_) => AppError::not_found(message),
             E::Decide(e) => e.into(),
             E::State(e) => e.into(),
+            E::Review(e) => e.into(),
+            E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
             E::OutcomeAlreadyRecorded => AppError::conflict("outcome_already_recorded", message),
             E::NotInReviewQueue => AppError::conflict("not_in_review_queue", message),

@@ -13,6 +13,7 @@ mod extract;
 mod metrics;
 mod openapi;
 pub mod policy_source;
+mod revocation;
 mod routes;
 pub use routes::tokens::parse_new_token;
 mod sla_worker;

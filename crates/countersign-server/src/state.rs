@@ -2,6 +2,7 @@
 //! metrics and the shutdown signal.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use countersign_store::Store;
 use tokio::sync::{Notify, watch};
@@ -10,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
+use crate::revocation::Revocations;
 use crate::watch::Watchers;
 
 /// The shared state of the API. Cheap to clone.
@@ -27,6 +29,8 @@ struct Inner {
     metrics: Metrics,
     /// Who waits for which action's changes.
     watchers: Arc<Watchers>,
+    /// Which tokens have open waits, to end them when the token is revoked.
+    revocations: Arc<Revocations>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
@@ -41,9 +45,11 @@ impl AppState {
     ) -> AppState {
         let (stop_sender, _) = watch::channel(false);
         let watchers = Watchers::new(store.clone());
+        let revocations = Revocations::new(store.clone());
         AppState {
             inner: Arc::new(Inner {
                 watchers,
+                revocations,
                 store,
                 policy,
                 clock,
@@ -93,6 +99,17 @@ impl AppState {
 
     pub(crate) fn watchers(&self) -> &Arc<Watchers> {
         &self.inner.watchers
+    }
+
+    pub(crate) fn revocations(&self) -> &Arc<Revocations> {
+        &self.inner.revocations
+    }
+
+    /// How often open long-polls and event streams look for their token's revocation by
+    /// another process on the same database (default 1 s; revocations through this server
+    /// end them at once). For tests and tuning.
+    pub fn set_revocation_check_interval(&self, every: Duration) {
+        self.inner.revocations.set_check_interval(every);
     }
 
     /// Asks the SLA worker to look at deadlines now.

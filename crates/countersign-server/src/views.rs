@@ -149,16 +149,20 @@ pub struct TokenBody {
     /// `agent`, `reviewer` or `admin`.
     #[schema(pattern = "^(agent|reviewer|admin)$")]
     pub role: String,
-    /// The identity the audit log records: letters, digits and `._-:/@`.
+    /// The identity the audit log records: letters, digits and `._-:/@`, stored in
+    /// lowercase (names compare without regard to case). `system` and `cli` are reserved.
     #[schema(
         pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
         min_length = 1,
         max_length = 200
     )]
     pub name: String,
+    /// Groups (stored in lowercase).
     #[serde(default)]
     pub groups: Vec<String>,
-    /// For agent tokens: the person responsible, who may never approve the agent's actions.
+    /// For agent tokens only: the person responsible, who may never approve or review the
+    /// agent's actions. Left out for an agent that has an owner, the token gets that owner;
+    /// naming another is refused.
     #[serde(default)]
     #[schema(
         pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",

@@ -23,6 +23,14 @@ pub mod kind {
 /// The actor name the store records for steps the system takes on its own (SLA steps).
 pub const SYSTEM_ACTOR: &str = "system";
 
+/// The actor name recorded for commands run directly on the database file
+/// (`countersign token create --db`, `token revoke --db`).
+pub const CLI_ACTOR: &str = "cli";
+
+/// The body field that carries the id of the token an entry's actor presented, next to
+/// the actor's name. Absent on entries by `system` and `cli`, which use no token.
+pub const ACTOR_TOKEN_FIELD: &str = "actor_token_id";
+
 /// One stored audit entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditEntry {

@@ -1,7 +1,8 @@
 //! The store's one error type: domain refusals (which the server turns into 4xx answers)
 //! kept apart from storage failures (5xx).
 
-use countersign_core::lifecycle::{DecideError, StateError};
+use countersign_core::identity::IdentityError;
+use countersign_core::lifecycle::{DecideError, ReviewError, StateError};
 
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,12 @@ pub enum StoreError {
         "idempotency key {key:?} was already used with a different request body; use a new key for a new request"
     )]
     IdempotencyMismatch { key: String },
+    /// The post-hoc review was refused (the reviewer answers for the agent).
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+    /// A new token may not take the identity it asks for (see [`IdentityError::kind`]).
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// An outcome was already reported for this action.
     #[error("an outcome was already reported for this action")]
     OutcomeAlreadyRecorded,

@@ -30,7 +30,10 @@ use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::DecisionRequest;
 use tokio::sync::broadcast;
 
-pub use audit_log::{AuditEntry, ChainReport, CommitStats, NewAuditEntry, SYSTEM_ACTOR, kind};
+pub use audit_log::{
+    ACTOR_TOKEN_FIELD, AuditEntry, CLI_ACTOR, ChainReport, CommitStats, NewAuditEntry,
+    SYSTEM_ACTOR, kind,
+};
 pub use canonical::request_hash;
 pub use error::StoreError;
 pub use record::{
@@ -85,11 +88,11 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
 
-    /// The agent withdraws a pending action (`actor`: the agent's token name).
+    /// The agent withdraws a pending action (`actor`: the agent, with its token).
     fn cancel(
         &self,
         id: String,
-        actor: String,
+        actor: Actor,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
 
@@ -97,7 +100,7 @@ pub trait Store: Send + Sync + 'static {
     fn record_outcome(
         &self,
         id: String,
-        actor: String,
+        actor: Actor,
         outcome: NewOutcome,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>>;
@@ -135,7 +138,8 @@ pub trait Store: Send + Sync + 'static {
     /// The post-hoc review queue: sampled `logged` actions, oldest first.
     fn reviews(&self, query: ReviewQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>>;
 
-    /// Records a post-hoc review (once per action).
+    /// Records a post-hoc review (once per action), if the reviewer may give it
+    /// (`countersign_core::lifecycle::may_review`: not the agent's owner, not the agent).
     fn review(
         &self,
         id: String,
@@ -157,6 +161,9 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- tokens --------------------------------------------------------------------------
 
+    /// Creates a token if `countersign_core::identity::admit` lets it take its name, decided
+    /// inside the write transaction (two concurrent creations cannot both pass). An agent
+    /// token without an owner, for an agent that has one, gets the agent's owner.
     fn create_token(&self, token: NewToken) -> BoxFuture<'_, StoreResult<CreatedToken>>;
 
     /// The live token with this secret; `None` for unknown and revoked tokens.
@@ -164,12 +171,22 @@ pub trait Store: Send + Sync + 'static {
 
     fn tokens(&self) -> BoxFuture<'_, StoreResult<Vec<Token>>>;
 
+    /// Revokes a token; once committed, its id is sent to [`Store::subscribe_revocations`].
     fn revoke_token(
         &self,
         id: String,
-        actor: String,
+        actor: Actor,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Token>>;
+
+    /// The ids of the tokens revoked through this store, each sent after its commit, so that
+    /// open waits of a revoked token end at once. Revocations by another process on the
+    /// same database are not sent: [`Store::revoked_among`] finds those.
+    fn subscribe_revocations(&self) -> broadcast::Receiver<String>;
+
+    /// Which of the tokens `ids` are revoked now (whoever revoked them). Unknown ids are
+    /// left out.
+    fn revoked_among<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, StoreResult<Vec<String>>>;
 
     // ---- watching ------------------------------------------------------------------------
 

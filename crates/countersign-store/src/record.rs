@@ -208,6 +208,8 @@ pub struct NewAction {
     pub proposal: ProposedAction,
     /// The owner of the submitting agent token.
     pub owner: Option<String>,
+    /// The id of the submitting token, recorded next to the agent's name in the audit log.
+    pub token_id: Option<String>,
     pub idempotency: Option<Idempotency>,
     pub tier: Tier,
     pub rule: Option<String>,
@@ -220,8 +222,8 @@ pub struct NewAction {
 }
 
 impl NewAction {
-    /// Classifies `proposal` with `policy` at `now`. The owner and the idempotency record
-    /// are left empty for the caller to fill in.
+    /// Classifies `proposal` with `policy` at `now`. The owner, the token and the
+    /// idempotency record are left empty for the caller to fill in.
     pub fn classify(policy: &Policy, proposal: ProposedAction, now: DateTime<Utc>) -> NewAction {
         let classification = policy.classify(&proposal, now);
         NewAction {
@@ -232,6 +234,7 @@ impl NewAction {
             policy_hash: policy.hash().to_owned(),
             proposal,
             owner: None,
+            token_id: None,
             idempotency: None,
             at: now,
         }
@@ -248,13 +251,39 @@ pub struct Submitted {
     pub replayed: bool,
 }
 
-/// Who is deciding or reviewing: a reviewer token's name and groups.
+/// Who acts: the name the audit log records, the groups a deciding reviewer is in, and the
+/// token used, which the audit log records next to the name (none for `cli` and `system`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
     pub name: String,
     pub groups: Vec<String>,
+    /// The id of the token the actor presented.
+    pub token_id: Option<String>,
     /// Whether the token has the admin role.
     pub admin: bool,
+}
+
+impl Actor {
+    /// An actor without a token or groups, e.g. [`CLI_ACTOR`](crate::CLI_ACTOR) for commands
+    /// run directly on the database.
+    pub fn named(name: &str) -> Actor {
+        Actor {
+            name: name.to_owned(),
+            groups: Vec::new(),
+            token_id: None,
+            admin: false,
+        }
+    }
+
+    /// Whoever presents `token`.
+    pub fn of(token: &crate::Token) -> Actor {
+        Actor {
+            name: token.name.clone(),
+            groups: token.groups.clone(),
+            token_id: Some(token.id.clone()),
+            admin: token.role == crate::Role::Admin,
+        }
+    }
 }
 
 /// A post-hoc review as a reviewer submits it.

@@ -29,6 +29,15 @@ pub enum Role {
 impl Role {
     pub const ALL: [Role; 3] = [Role::Agent, Role::Reviewer, Role::Admin];
 
+    /// What a token of this role names: an agent, or a person (reviewers and admins).
+    pub fn identity_kind(self) -> countersign_core::identity::Kind {
+        use countersign_core::identity::Kind;
+        match self {
+            Role::Agent => Kind::Agent,
+            Role::Reviewer | Role::Admin => Kind::Person,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Agent => "agent",
@@ -77,9 +86,11 @@ pub struct NewToken {
     pub name: String,
     pub role: Role,
     pub groups: Vec<String>,
+    /// For agent tokens: the person responsible. Left out for an agent that already has
+    /// tokens, the agent's owner (see `countersign_core::identity`).
     pub owner: Option<String>,
-    /// Who creates it, for the audit log (e.g. an admin's token name, or `cli`).
-    pub created_by: String,
+    /// Who creates it, for the audit log (an admin with their token, or `cli`).
+    pub created_by: crate::Actor,
     pub at: DateTime<Utc>,
 }
 

@@ -54,11 +54,7 @@ impl Drop for TempDb {
 }
 
 fn reviewer(name: &str) -> Actor {
-    Actor {
-        name: name.into(),
-        groups: vec![],
-        admin: false,
-    }
+    Actor::named(name)
 }
 
 fn approve() -> DecisionRequest {

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use countersign_server::views::{TokenList, TokenView};
+use countersign_store::{Actor, CLI_ACTOR};
 
 use crate::client::{Client, DbOrServer, block_on, encode_segment};
 use crate::output;
@@ -48,13 +49,15 @@ pub struct CreateArgs {
     /// agent, reviewer or admin.
     #[arg(long)]
     role: String,
-    /// The identity the audit log records for this token.
+    /// The identity the audit log records for this token. Stored in lowercase (names compare
+    /// without regard to case); `system` and `cli` are reserved.
     #[arg(long)]
     name: String,
     /// Groups, comma-separated (reviewers decide for the groups they are in).
     #[arg(long, value_delimiter = ',')]
     groups: Vec<String>,
-    /// For agent tokens: the person responsible, who can never approve the agent's actions.
+    /// For agent tokens: the person responsible, who can never approve or review the agent's
+    /// actions. Left out for an agent that already has an owner, the token gets that owner.
     #[arg(long)]
     owner: Option<String>,
     #[command(flatten)]
@@ -92,7 +95,7 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         Some(url) => block_on(async {
             let store = countersign_store::open_existing(url).await?;
             let token = store
-                .revoke_token(args.id.clone(), "cli".to_owned(), chrono::Utc::now())
+                .revoke_token(args.id.clone(), Actor::named(CLI_ACTOR), chrono::Utc::now())
                 .await;
             store.close().await;
             anyhow::Ok(serde_json::to_value(TokenView::from(&token?))?)
@@ -144,8 +147,9 @@ async fn create_directly(
     url: &str,
     body: countersign_server::views::TokenBody,
 ) -> anyhow::Result<serde_json::Value> {
-    let new_token = countersign_server::parse_new_token(body, "cli", chrono::Utc::now())
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let new_token =
+        countersign_server::parse_new_token(body, Actor::named(CLI_ACTOR), chrono::Utc::now())
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let store = countersign_store::open(url).await?;
     let created = store.create_token(new_token).await;
     store.close().await;

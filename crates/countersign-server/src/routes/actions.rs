@@ -18,6 +18,7 @@ use utoipa::IntoParams;
 use crate::auth::{Caller, not_found};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::revocation::revoked_while_waiting;
 use crate::state::AppState;
 use crate::views::{ActionPage, ActionView, StatusEvent, SubmitBody};
 use crate::watch::ActionWatch;
@@ -91,6 +92,7 @@ pub async fn submit(
     let policy = state.policy().current();
     let mut new_action = NewAction::classify(&policy, proposal, now);
     new_action.owner = caller.token.owner.clone();
+    new_action.token_id = Some(caller.token.id.clone());
     new_action.idempotency = idempotency;
     let submitted = state.store().submit(new_action).await?;
     let record = &submitted.record;
@@ -176,14 +178,15 @@ pub struct ShowQuery {
 }
 
 /// One action; with `wait`, answers as soon as its status leaves `pending`, or when the
-/// wait ends.
+/// wait ends, or with `401` as soon as the caller's token is revoked.
 #[utoipa::path(
     get, path = "/v1/actions/{id}", tag = "actions",
     params(("id" = String, Path, description = "The action id"), ShowQuery),
     responses(
         (status = 200, description = "The action", body = ActionView),
         (status = 400, description = "A malformed query string", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, description = "No valid token, or the token was revoked while the request waited", body = ErrorBody),
+        (status = 404, body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -203,35 +206,46 @@ pub async fn show(
         caller.check_read(&record)?;
         return Ok(Json(ActionView::from(&record)));
     }
+    let mut revoked = state.revocations().watch(&caller.token.id).await?;
+    if revoked.is_revoked() {
+        return Err(revoked_while_waiting());
+    }
     let mut watch = ActionWatch::start(&state, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
     caller.check_read(watch.current())?;
     let waited = tokio::time::timeout(Duration::from_secs(wait), async {
-        while watch.current().status == Status::Pending {
-            if !watch.next().await? {
-                break;
+        let decided = async {
+            while watch.current().status == Status::Pending {
+                if !watch.next().await? {
+                    break;
+                }
             }
+            Ok::<(), countersign_store::StoreError>(())
+        };
+        tokio::select! {
+            () = revoked.revoked() => Err(revoked_while_waiting()),
+            done = decided => done.map_err(AppError::from),
         }
-        Ok::<(), countersign_store::StoreError>(())
     })
     .await;
     if let Ok(Err(error)) = waited {
-        return Err(error.into());
+        return Err(error);
     }
     Ok(Json(ActionView::from(watch.current())))
 }
 
 /// Server-Sent Events: one `status` event per change of the action, carrying the action
 /// object. The first event is the action as it is now; the stream ends after the event
-/// that carries a final status.
+/// that carries a final status, or as soon as the caller's token is revoked.
 #[utoipa::path(
     get, path = "/v1/actions/{id}/events", tag = "actions",
     params(("id" = String, Path, description = "The action id")),
     responses(
         (status = 200, description = "An event stream of `status` events whose data is the action object",
             content_type = "text/event-stream", body = StatusEvent),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, description = "No valid token (a stream whose token is revoked later ends)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -240,26 +254,39 @@ pub async fn events(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let revoked = state.revocations().watch(&caller.token.id).await?;
+    if revoked.is_revoked() {
+        return Err(revoked_while_waiting());
+    }
     let watch = ActionWatch::start(&state, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
     caller.check_read(watch.current())?;
     let first = watch.current().clone();
-    let stream = stream::unfold(Some((watch, Some(first))), |step| async move {
-        let (mut watch, first) = step?;
+    let stream = stream::unfold(Some((watch, revoked, Some(first))), |step| async move {
+        let (mut watch, mut revoked, first) = step?;
         let record = match first {
             Some(record) => record,
-            None => match watch.next().await {
-                Ok(true) => watch.current().clone(),
-                Ok(false) => return None,
-                Err(error) => {
-                    tracing::warn!(%error, "event stream ended by a store error");
-                    return None;
+            None => {
+                let next = tokio::select! {
+                    () = revoked.revoked() => {
+                        tracing::info!(token = %revoked.token_id(), "event stream ended: its token was revoked");
+                        return None;
+                    }
+                    next = watch.next() => next,
+                };
+                match next {
+                    Ok(true) => watch.current().clone(),
+                    Ok(false) => return None,
+                    Err(error) => {
+                        tracing::warn!(%error, "event stream ended by a store error");
+                        return None;
+                    }
                 }
-            },
+            }
         };
         let event = status_event(&record);
-        let next = (!record.status.is_final()).then_some((watch, None));
+        let next = (!record.status.is_final()).then_some((watch, revoked, None));
         Some((Ok(event), next))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))

@@ -105,10 +105,7 @@ pub async fn cancel(
         .ok_or_else(|| not_found(&id))?;
     caller.check_own(&record, "cancelling an action")?;
     let now = state.clock().now();
-    let record = state
-        .store()
-        .cancel(id, caller.name().to_owned(), now)
-        .await?;
+    let record = state.store().cancel(id, caller.actor(), now).await?;
     Ok(Json(ActionView::from(&record)))
 }
 
@@ -151,7 +148,7 @@ pub async fn outcome(
         .store()
         .record_outcome(
             id,
-            caller.name().to_owned(),
+            caller.actor(),
             NewOutcome {
                 status,
                 detail: body.detail,

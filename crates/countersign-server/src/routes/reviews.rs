@@ -66,14 +66,16 @@ pub async fn list(
 }
 
 /// Records a post-hoc review: `ok`, or `flag` (the policy let through something it should
-/// not have).
+/// not have). The agent's owner, and the agent itself, may not review its actions, as they
+/// may not decide on them.
 #[utoipa::path(
     post, path = "/v1/actions/{id}/review", tag = "reviews",
     params(("id" = String, Path, description = "The action id")),
     request_body = ReviewBody,
     responses(
         (status = 200, description = "The reviewed action", body = ActionView),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not a reviewer, or the owner of the agent that submitted the action (or that agent)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Not sampled for review, or already reviewed", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use countersign_store::{NewToken, Role};
+use countersign_core::Name;
+use countersign_core::identity::{self, Claim};
+use countersign_store::{Actor, NewToken, Role};
 
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorBody};
@@ -13,13 +15,20 @@ use crate::state::AppState;
 use crate::views::{CreatedTokenView, TokenBody, TokenList, TokenView};
 
 /// Creates a token. The secret is in the answer and nowhere else.
+///
+/// Names (and owners and groups) are stored in lowercase: `Rita` creates a token for
+/// `rita`. A name that differs from an existing one only by case (stored so by an earlier
+/// version), a person's name for an agent or an agent's name for a person, and an agent
+/// token naming another owner than the agent's are refused with `409`. An agent token
+/// without an owner, for an agent that has one, gets the agent's owner.
 #[utoipa::path(
     post, path = "/v1/tokens", tag = "tokens", operation_id = "create_token",
     request_body = TokenBody,
     responses(
         (status = 201, description = "The new token with its secret", body = CreatedTokenView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 409, description = "The name is taken in another case or by the other kind of identity, or the agent has another owner", body = ErrorBody),
+        (status = 422, description = "Invalid role, name, group or owner, or a reserved name", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
@@ -32,7 +41,7 @@ pub async fn create(
     ApiJson(body): ApiJson<TokenBody>,
 ) -> Result<(StatusCode, Json<CreatedTokenView>), AppError> {
     caller.require_admin("creating tokens")?;
-    let new_token = parse_new_token(body, caller.name(), state.clock().now())?;
+    let new_token = parse_new_token(body, caller.actor(), state.clock().now())?;
     let created = state.store().create_token(new_token).await?;
     Ok((
         StatusCode::CREATED,
@@ -60,8 +69,9 @@ pub async fn list(
     }))
 }
 
-/// Revokes a token: from the next request on, it authenticates nothing. Revoking a revoked
-/// token answers it as it is.
+/// Revokes a token: from the next request on, it authenticates nothing, and its open
+/// long-polls (answered `401`) and event streams end at once. Revoking a revoked token
+/// answers it as it is.
 #[utoipa::path(
     post, path = "/v1/tokens/{id}/revoke", tag = "tokens", operation_id = "revoke_token",
     params(("id" = String, Path, description = "The token id (not its secret)")),
@@ -80,40 +90,57 @@ pub async fn revoke(
     caller.require_admin("revoking tokens")?;
     let token = state
         .store()
-        .revoke_token(id, caller.name().to_owned(), state.clock().now())
+        .revoke_token(id, caller.actor(), state.clock().now())
         .await?;
     tracing::info!(id = %token.id, name = %token.name, by = %caller.name(), "token revoked");
     Ok(Json(TokenView::from(&token)))
 }
 
-/// Checks a token request: a valid role, a name usable as an identity, clean groups.
+/// Parses a token request: a valid role, a name usable as an identity, clean groups. Names,
+/// owners and groups are folded to lowercase here, once, so that new names are stored in
+/// one canonical spelling; `countersign_core::identity::check_claim` refuses reserved names
+/// and owners of anything but agents. Whether the name is free is the store's to decide,
+/// inside its write transaction.
 pub fn parse_new_token(
     body: TokenBody,
-    created_by: &str,
+    created_by: Actor,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<NewToken, AppError> {
     let role: Role = body
         .role
         .parse()
         .map_err(|e| AppError::invalid("invalid_role", format!("role: {e}")))?;
-    countersign_core::AgentName::parse(&body.name)
+    let name = Name::parse(&body.name)
         .map_err(|e| AppError::invalid("invalid_name", format!("name {:?}: {e}", body.name)))?;
+    let mut groups: Vec<Name> = Vec::with_capacity(body.groups.len());
     for group in &body.groups {
-        countersign_core::AgentName::parse(group)
+        let group = Name::parse(group)
             .map_err(|e| AppError::invalid("invalid_group", format!("group {group:?}: {e}")))?;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
     }
     // The owner is compared with reviewers' names, so it must be a name they could have: an
     // owner like "olivia " would never match and never keep olivia from approving.
-    if let Some(owner) = &body.owner {
-        countersign_core::AgentName::parse(owner)
-            .map_err(|e| AppError::invalid("invalid_owner", format!("owner {owner:?}: {e}")))?;
-    }
+    let owner = body
+        .owner
+        .as_deref()
+        .map(|owner| {
+            Name::parse(owner)
+                .map_err(|e| AppError::invalid("invalid_owner", format!("owner {owner:?}: {e}")))
+        })
+        .transpose()?;
+    identity::check_claim(&Claim {
+        name: name.as_str(),
+        kind: role.identity_kind(),
+        owner: owner.as_ref().map(Name::as_str),
+    })?;
     Ok(NewToken {
-        name: body.name,
+        name: name.into_string(),
         role,
-        groups: body.groups,
-        owner: body.owner,
-        created_by: created_by.to_owned(),
+        groups: groups.into_iter().map(Name::into_string).collect(),
+        owner: owner.map(Name::into_string),
+        created_by,
         at,
     })
 }

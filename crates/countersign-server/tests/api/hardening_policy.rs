@@ -113,7 +113,7 @@ async fn a_modify_needs_what_the_new_arguments_need() {
             role: Role::Reviewer,
             groups: vec!["finance".into()],
             owner: None,
-            created_by: "test".into(),
+            created_by: countersign_store::Actor::named("test"),
             at: Utc::now(),
         })
         .await

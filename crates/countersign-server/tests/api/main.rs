@@ -156,7 +156,7 @@ async fn spawn_with(options: Options) -> Server {
             role,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             owner: owner.map(str::to_owned),
-            created_by: "test".to_owned(),
+            created_by: countersign_store::Actor::named("test"),
             at: Utc::now(),
         };
         async move { store.create_token(new).await.unwrap().secret }

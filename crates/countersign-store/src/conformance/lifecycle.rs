@@ -6,7 +6,7 @@ use countersign_core::lifecycle::{DecideError, Verdict};
 use countersign_core::{Approvers, Status, Tier};
 use serde_json::{Value, json};
 
-use super::{glob, new_action, object, policy, reviewer, t0, verdict};
+use super::{agent, glob, new_action, object, policy, reviewer, t0, verdict};
 use crate::{ActionQuery, NewOutcome, OutcomeStatus, QueueQuery, ReviewState, Store, StoreError};
 
 pub(super) async fn tiers(store: &dyn Store) {
@@ -276,20 +276,17 @@ pub(super) async fn confirm_and_modify(store: &dyn Store) {
 
 pub(super) async fn cancel_and_outcome(store: &dyn Store) {
     let id = submit_pending(store, "email.send", json!({})).await;
-    let cancelled = store
-        .cancel(id.clone(), "support-bot".into(), t0())
-        .await
-        .unwrap();
+    let cancelled = store.cancel(id.clone(), agent(), t0()).await.unwrap();
     assert_eq!(cancelled.status, Status::Cancelled);
     assert!(matches!(
-        store.cancel(id.clone(), "support-bot".into(), t0()).await,
+        store.cancel(id.clone(), agent(), t0()).await,
         Err(StoreError::State(_))
     ));
     assert!(matches!(
         store
             .record_outcome(
                 id,
-                "support-bot".into(),
+                agent(),
                 NewOutcome {
                     status: OutcomeStatus::Succeeded,
                     detail: None
@@ -317,16 +314,14 @@ pub(super) async fn cancel_and_outcome(store: &dyn Store) {
         detail: Some(json!({"error": "timeout"})),
     };
     let done = store
-        .record_outcome(id.clone(), "support-bot".into(), outcome.clone(), t0())
+        .record_outcome(id.clone(), agent(), outcome.clone(), t0())
         .await
         .unwrap();
     let recorded = done.outcome.unwrap();
     assert_eq!(recorded.status, OutcomeStatus::Failed);
     assert_eq!(recorded.reported_by, "support-bot");
     assert!(matches!(
-        store
-            .record_outcome(id, "support-bot".into(), outcome, t0())
-            .await,
+        store.record_outcome(id, agent(), outcome, t0()).await,
         Err(StoreError::OutcomeAlreadyRecorded)
     ));
 }

@@ -2,6 +2,7 @@
 //! feature) so that each backend's tests run the very same story: a SQLite file today, a
 //! PostgreSQL database next.
 
+mod identity;
 mod lifecycle;
 mod records;
 
@@ -80,6 +81,7 @@ pub fn new_action(
     proposal.args = object(args);
     let mut new = NewAction::classify(policy, proposal, at);
     new.owner = Some("olivia".into());
+    new.token_id = Some(format!("token-of-{agent}"));
     new
 }
 
@@ -87,12 +89,19 @@ fn object(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
+/// A reviewer presenting the token `token-of-NAME`.
 fn reviewer(name: &str, groups: &[&str]) -> Actor {
     Actor {
         name: name.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        token_id: Some(format!("token-of-{name}")),
         admin: false,
     }
+}
+
+/// The story's agent, `support-bot`, presenting its token.
+fn agent() -> Actor {
+    reviewer("support-bot", &[])
 }
 
 fn verdict(verdict: Verdict) -> DecisionRequest {
@@ -118,6 +127,7 @@ fn glob(pattern: &str) -> Glob {
 /// deviation.
 pub async fn story(store: &dyn Store) {
     records::tokens(store).await;
+    identity::identities(store).await;
     lifecycle::tiers(store).await;
     lifecycle::queue(store).await;
     lifecycle::decisions(store).await;
@@ -125,6 +135,7 @@ pub async fn story(store: &dyn Store) {
     lifecycle::cancel_and_outcome(store).await;
     lifecycle::sla_ladder(store).await;
     records::post_hoc_review(store).await;
+    identity::review_separation(store).await;
     records::idempotency(store).await;
     records::audit(store).await;
 }

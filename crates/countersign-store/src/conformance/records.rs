@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::lifecycle::submit_pending;
 use super::{new_action, policy, reviewer, t0, verdict};
 use crate::{
-    Idempotency, NewAuditEntry, NewReview, NewToken, ReviewQuery, ReviewState, ReviewVerdict, Role,
-    Store, StoreError, kind, request_hash,
+    ACTOR_TOKEN_FIELD, Actor, CLI_ACTOR, Idempotency, NewAuditEntry, NewReview, NewToken,
+    ReviewQuery, ReviewState, ReviewVerdict, Role, Store, StoreError, kind, request_hash,
 };
 
 pub(super) async fn tokens(store: &dyn Store) {
@@ -20,7 +20,7 @@ pub(super) async fn tokens(store: &dyn Store) {
             role: Role::Agent,
             groups: vec![],
             owner: Some("olivia".into()),
-            created_by: "cli".into(),
+            created_by: Actor::named(CLI_ACTOR),
             at: t0(),
         })
         .await
@@ -36,21 +36,21 @@ pub(super) async fn tokens(store: &dyn Store) {
             role: Role::Reviewer,
             groups: vec!["support-leads".into()],
             owner: None,
-            created_by: "admin".into(),
+            created_by: reviewer("ada", &[]),
             at: t0(),
         })
         .await
         .unwrap();
     assert_eq!(store.tokens().await.unwrap().len(), 2);
     let revoked = store
-        .revoke_token(other.token.id.clone(), "admin".into(), t0())
+        .revoke_token(other.token.id.clone(), reviewer("ada", &[]), t0())
         .await
         .unwrap();
     assert!(revoked.revoked);
     assert_eq!(store.authenticate(&other.secret).await.unwrap(), None);
     assert!(matches!(
         store
-            .revoke_token("nope".into(), "admin".into(), t0())
+            .revoke_token("nope".into(), reviewer("ada", &[]), t0())
             .await,
         Err(StoreError::TokenNotFound(_))
     ));
@@ -179,6 +179,7 @@ pub(super) async fn idempotency(store: &dyn Store) {
     // Keys are per agent.
     let mut other_agent = keyed(&body);
     other_agent.proposal.agent = AgentName::parse("other-bot").unwrap();
+    other_agent.token_id = Some("token-of-other-bot".into());
     let separate = store.submit(other_agent).await.unwrap();
     assert!(!separate.replayed);
     assert_ne!(separate.record.id, first.record.id);
@@ -216,6 +217,18 @@ pub(super) async fn audit(store: &dyn Store) {
             entries.iter().any(|e| e.kind == expected),
             "no {expected} entry"
         );
+    }
+    // The token next to the name: on every entry by a token-bearing actor, on none by
+    // `system` or `cli`.
+    for entry in &entries {
+        let token = entry.body_json()[ACTOR_TOKEN_FIELD]
+            .as_str()
+            .map(str::to_owned);
+        let expected = match entry.actor.as_str() {
+            "system" | "cli" => None,
+            name => Some(format!("token-of-{name}")),
+        };
+        assert_eq!(token, expected, "{entry:?}");
     }
     let tail = store.audit(custom.seq - 2, 1000).await.unwrap();
     assert_eq!(tail.len(), 2);

@@ -2,15 +2,18 @@
 //! entries. Run by the writer inside its batch transaction, like `ops`.
 
 use chrono::{DateTime, Utc};
+use countersign_core::identity::{self, Claim, Known};
 use rusqlite::{Connection, params};
 use serde_json::json;
 
 use super::chain::{self, Head};
+use super::ops::with_token;
 use super::rows::{millis, to_json};
 use crate::audit_log::{AuditEntry, NewAuditEntry, kind};
 use crate::error::StoreError;
 use crate::ids;
-use crate::token::{self, CreatedToken, NewToken, Token};
+use crate::record::Actor;
+use crate::token::{self, CreatedToken, NewToken, Role, Token};
 
 type Conn = Connection;
 
@@ -30,18 +33,77 @@ pub(crate) fn append_audit(
     )
 }
 
+/// A stored token as the identity rules see it: name, role, owner, live.
+type Related = (String, Role, Option<String>, bool);
+
+/// Every token, revoked or not, whose name or owner is `name` or `owner` in any case: all
+/// that the identity rules need to see. SQLite's `lower()` folds ASCII only, as names do.
+/// A scan of the tokens table, which holds one row per token ever created, inside the
+/// writer's transaction: what it finds cannot change before the new token is inserted.
+fn related_tokens(
+    conn: &Conn,
+    name: &str,
+    owner: Option<&str>,
+) -> Result<Vec<Related>, StoreError> {
+    let name = name.to_ascii_lowercase();
+    let owner = owner.map_or_else(|| name.clone(), str::to_ascii_lowercase);
+    let mut statement = conn.prepare_cached(
+        "SELECT name, role, owner, revoked_at IS NULL FROM tokens \
+         WHERE lower(name) IN (?1, ?2) OR lower(owner) IN (?1, ?2)",
+    )?;
+    let rows = statement
+        .query_map(params![name, owner], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, bool>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(name, role, owner, live)| {
+            let role = role
+                .parse::<Role>()
+                .map_err(|e| StoreError::Corrupt(format!("token role: {e}")))?;
+            Ok((name, role, owner, live))
+        })
+        .collect()
+}
+
+/// The owner `new` gets, if `countersign_core::identity::admit` lets it take its name.
+fn admit(conn: &Conn, new: &NewToken) -> Result<Option<String>, StoreError> {
+    let related = related_tokens(conn, &new.name, new.owner.as_deref())?;
+    let known: Vec<Known<'_>> = related
+        .iter()
+        .map(|(name, role, owner, live)| Known {
+            name,
+            kind: role.identity_kind(),
+            owner: owner.as_deref(),
+            live: *live,
+        })
+        .collect();
+    let claim = Claim {
+        name: &new.name,
+        kind: new.role.identity_kind(),
+        owner: new.owner.as_deref(),
+    };
+    Ok(identity::admit(&claim, &known)?.map(str::to_owned))
+}
+
 pub(crate) fn create_token(
     conn: &Conn,
     head: &mut Head,
     new: NewToken,
 ) -> Result<CreatedToken, StoreError> {
+    let owner = admit(conn, &new)?;
     let secret = token::new_secret();
     let token = Token {
         id: ids::new_id(new.at),
         name: new.name,
         role: new.role,
         groups: new.groups,
-        owner: new.owner,
+        owner,
         created_at: new.at,
         revoked: false,
     };
@@ -70,9 +132,9 @@ pub(crate) fn create_token(
         head,
         new.at,
         kind::TOKEN_CREATED,
-        &new.created_by,
+        &new.created_by.name,
         "",
-        body.to_string(),
+        with_token(body, new.created_by.token_id.as_deref()),
     )?;
     Ok(CreatedToken { secret, token })
 }
@@ -81,7 +143,7 @@ pub(crate) fn revoke_token(
     conn: &Conn,
     head: &mut Head,
     id: &str,
-    actor: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Token, StoreError> {
     let token =
@@ -97,9 +159,9 @@ pub(crate) fn revoke_token(
         head,
         now,
         kind::TOKEN_REVOKED,
-        actor,
+        &actor.name,
         "",
-        body.to_string(),
+        with_token(body, actor.token_id.as_deref()),
     )?;
     Ok(Token {
         revoked: true,

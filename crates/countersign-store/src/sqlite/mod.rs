@@ -65,8 +65,13 @@ pub struct SqliteStore {
     commands: mpsc::Sender<Command>,
     readers: Arc<Readers>,
     changes: broadcast::Sender<Arc<ActionRecord>>,
+    /// Ids of tokens revoked through this store, sent after the commit.
+    revocations: broadcast::Sender<String>,
     counters: Arc<Counters>,
 }
+
+/// Revocations a slow listener may fall behind on before it lags (and re-checks instead).
+const REVOCATION_CAPACITY: usize = 64;
 
 /// How long a connection waits for another's lock before it reports the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -250,6 +255,7 @@ impl SqliteStore {
                 closed: AtomicBool::new(false),
             }),
             changes,
+            revocations: broadcast::channel(REVOCATION_CAPACITY).0,
             counters,
         })
     }
@@ -344,7 +350,7 @@ impl Store for SqliteStore {
     fn cancel(
         &self,
         id: String,
-        actor: String,
+        actor: Actor,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
         Box::pin(self.write_record(Op::Cancel { id, actor, now }))
@@ -353,7 +359,7 @@ impl Store for SqliteStore {
     fn record_outcome(
         &self,
         id: String,
-        actor: String,
+        actor: Actor,
         outcome: NewOutcome,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
@@ -459,15 +465,28 @@ impl Store for SqliteStore {
     fn revoke_token(
         &self,
         id: String,
-        actor: String,
+        actor: Actor,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Token>> {
         Box::pin(async move {
             match self.write(Op::RevokeToken { id, actor, now }).await? {
-                Reply::Token(token) => Ok(token),
+                Reply::Token(token) => {
+                    // Committed: whoever waits on this token's behalf may stop now. Sent again
+                    // for a token that was already revoked, which costs a listener nothing.
+                    let _ = self.revocations.send(token.id.clone());
+                    Ok(token)
+                }
                 _ => Err(unexpected()),
             }
         })
+    }
+
+    fn subscribe_revocations(&self) -> broadcast::Receiver<String> {
+        self.revocations.subscribe()
+    }
+
+    fn revoked_among<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move { self.readers.with(|c| read::revoked_among(c, ids)) })
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<ActionRecord>> {

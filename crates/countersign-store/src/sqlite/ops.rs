@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::chain::{self, Head};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
-use crate::audit_log::{SYSTEM_ACTOR, kind};
+use crate::audit_log::{ACTOR_TOKEN_FIELD, SYSTEM_ACTOR, kind};
 use crate::error::StoreError;
 use crate::ids;
 use crate::record::{
@@ -20,6 +20,15 @@ use crate::record::{
 };
 
 type Conn = Connection;
+
+/// An entry's body with the token its actor presented next to the actor's name (entries by
+/// `system` and `cli`, which present none, carry no such field).
+pub(crate) fn with_token(mut body: Value, token_id: Option<&str>) -> String {
+    if let (Value::Object(fields), Some(token_id)) = (&mut body, token_id) {
+        fields.insert(ACTOR_TOKEN_FIELD.to_owned(), Value::from(token_id));
+    }
+    body.to_string()
+}
 
 pub(crate) fn load_action(conn: &Conn, id: &str) -> Result<ActionRecord, StoreError> {
     let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?");
@@ -215,6 +224,7 @@ pub(crate) fn submit(
     }
     let idempotency = new.idempotency.clone();
     let at = new.at;
+    let token_id = new.token_id.clone();
     let record = new_record(new);
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
@@ -299,7 +309,7 @@ pub(crate) fn submit(
         chain::Draft {
             kind: kind::SUBMITTED,
             actor: &record.agent,
-            body: submitted.to_string(),
+            body: with_token(submitted, token_id.as_deref()),
         },
         chain::Draft {
             kind: kind::CLASSIFIED,
@@ -386,7 +396,7 @@ pub(crate) fn decide(
         kind::DECIDED,
         &reviewer.name,
         id,
-        body.to_string(),
+        with_token(body, reviewer.token_id.as_deref()),
     )?;
     Ok(record)
 }
@@ -395,7 +405,7 @@ pub(crate) fn cancel(
     conn: &Conn,
     head: &mut Head,
     id: &str,
-    actor: &str,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
     let mut record = load_action(conn, id)?;
@@ -409,9 +419,9 @@ pub(crate) fn cancel(
         head,
         now,
         kind::CANCELLED,
-        actor,
+        &actor.name,
         id,
-        body.to_string(),
+        with_token(body, actor.token_id.as_deref()),
     )?;
     Ok(record)
 }
@@ -420,7 +430,7 @@ pub(crate) fn record_outcome(
     conn: &Conn,
     head: &mut Head,
     id: &str,
-    actor: &str,
+    actor: &Actor,
     outcome: NewOutcome,
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
@@ -433,12 +443,20 @@ pub(crate) fn record_outcome(
     record.outcome = Some(Outcome {
         status: outcome.status,
         detail: outcome.detail,
-        reported_by: actor.to_owned(),
+        reported_by: actor.name.clone(),
         at: now,
     });
     record.version += 1;
     update_action(conn, &record)?;
-    chain::append(conn, head, now, kind::OUTCOME, actor, id, body.to_string())?;
+    chain::append(
+        conn,
+        head,
+        now,
+        kind::OUTCOME,
+        &actor.name,
+        id,
+        with_token(body, actor.token_id.as_deref()),
+    )?;
     Ok(record)
 }
 
@@ -510,6 +528,7 @@ pub(crate) fn review(
         ReviewState::Reviewed(_) => return Err(StoreError::AlreadyReviewed),
         ReviewState::Open => {}
     }
+    lifecycle::may_review(&record.agent, record.owner.as_deref(), &reviewer.name)?;
     let body = json!({"verdict": review.verdict.as_str(), "note": review.note});
     record.review = ReviewState::Reviewed(Review {
         reviewer: reviewer.name.clone(),
@@ -526,7 +545,7 @@ pub(crate) fn review(
         kind::REVIEWED,
         &reviewer.name,
         id,
-        body.to_string(),
+        with_token(body, reviewer.token_id.as_deref()),
     )?;
     Ok(record)
 }

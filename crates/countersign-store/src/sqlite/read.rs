@@ -283,3 +283,21 @@ pub(crate) fn tokens(conn: &Conn) -> Result<Vec<Token>, StoreError> {
     }
     Ok(tokens)
 }
+
+/// Which of `ids` name revoked tokens. In chunks, to stay far below SQLite's limit on bound
+/// parameters; each id is a primary-key lookup.
+pub(crate) fn revoked_among(conn: &Conn, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut revoked = Vec::new();
+    for chunk in ids.chunks(256) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!("SELECT id FROM tokens WHERE revoked_at IS NOT NULL AND id IN ({marks})");
+        let mut statement = conn.prepare(&sql)?;
+        let found = statement
+            .query_map(rusqlite::params_from_iter(chunk), |row| {
+                row.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        revoked.extend(found);
+    }
+    Ok(revoked)
+}

@@ -34,12 +34,12 @@ pub(crate) enum Op {
     },
     Cancel {
         id: String,
-        actor: String,
+        actor: Actor,
         now: DateTime<Utc>,
     },
     Outcome {
         id: String,
-        actor: String,
+        actor: Actor,
         outcome: NewOutcome,
         now: DateTime<Utc>,
     },
@@ -61,7 +61,7 @@ pub(crate) enum Op {
     CreateToken(NewToken),
     RevokeToken {
         id: String,
-        actor: String,
+        actor: Actor,
         now: DateTime<Utc>,
     },
 }
