@@ -96,9 +96,11 @@ impl fmt::Display for ActionName {
 pub struct AgentName(String);
 
 impl AgentName {
+    /// Parses an agent name, folded to lowercase: names are identities and compare without
+    /// regard to case (see [`crate::name`]), so policies see one spelling.
     pub fn parse(text: &str) -> Result<AgentName, NameError> {
         check_name(text, ACTION_NAME_MAX, is_agent_name_char, AGENT_NAME_CHARS)?;
-        Ok(AgentName(text.to_owned()))
+        Ok(AgentName(text.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {

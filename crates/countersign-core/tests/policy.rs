@@ -300,6 +300,7 @@ fn classification_table() {
         ("refund.create", "support-bot", json!({"amount": 50}), Some(0.95)),
         ("refund.create", "support-bot", json!({"amount": 500}), Some(0.95)),
         ("refund.create", "sales-bot", json!({"amount": 500}), Some(0.95)),
+        ("refund.create", "Support-Bot", json!({"amount": 500}), Some(0.95)),
         ("refund.create", "support-bot", json!({"amount": 500}), Some(0.62)),
         ("refund.create", "support-bot", json!({"amount": 50}), Some(0.5)),
         ("refund.create", "support-bot", json!({"amount": 50}), None),
@@ -335,6 +336,7 @@ fn classification_table() {
         refund.create support-bot {"amount":50} 0.95 => logged "small refunds": rule "small refunds" matched (args.amount <= 100)
         refund.create support-bot {"amount":500} 0.95 => approve "large refunds": rule "large refunds" matched (args.amount > 100)
         refund.create sales-bot {"amount":500} 0.95 => approve "-": no rule matched; the policy default tier is approve
+        refund.create Support-Bot {"amount":500} 0.95 => approve "large refunds": rule "large refunds" matched (args.amount > 100)
         refund.create support-bot {"amount":500} 0.62 => approve "large refunds": confidence 0.62 is below 0.9 (rule "large refunds")
         refund.create support-bot {"amount":50} 0.5 => approve "small refunds": confidence 0.5 is below 0.7 (policy default)
         refund.create support-bot {"amount":50} - => logged "small refunds": rule "small refunds" matched (args.amount <= 100)

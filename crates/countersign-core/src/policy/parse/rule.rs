@@ -257,7 +257,12 @@ impl<'t, 'i> Entry<'t, 'i> {
         }
         let mut agents = Vec::new();
         for (pattern, span) in list {
-            match Glob::parse(&pattern, is_agent_name_char, AGENT_NAME_CHARS) {
+            // Agent names are folded to lowercase (they are identities), so are patterns.
+            match Glob::parse(
+                &pattern.to_ascii_lowercase(),
+                is_agent_name_char,
+                AGENT_NAME_CHARS,
+            ) {
                 Ok(glob) => agents.push(glob),
                 Err(e) => {
                     report.error(
