@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod name;
 pub mod policy;
 pub mod sla;
+pub mod summary;
 pub mod tier;
 
 pub use action::{ActionName, AgentName, Confidence, Hints, ProposedAction};

@@ -4,11 +4,12 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use clap::Args;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, ServerArgs, block_on, encode_segment, json_object};
+use crate::client::{Client, ServerArgs, block_on, json_object};
+use countersign_server::views::ActionPage;
+
 use crate::output;
 
 /// The longest single long-poll asked of the server; longer waits are several polls.
@@ -68,7 +69,9 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     }
     let client = Client::new(&args.server)?;
     block_on(async {
-        let action = client.post("/v1/actions", &Value::Object(body)).await?;
+        let action = client
+            .post(&["v1", "actions"], &Value::Object(body))
+            .await?;
         finish(&client, action, args.wait, args.json).await
     })?
 }
@@ -91,7 +94,7 @@ pub struct ShowArgs {
 pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server)?;
     block_on(async {
-        let action = client.get(&action_path(&args.id)).await?;
+        let action = client.get(&["v1", "actions", &args.id], &[]).await?;
         finish(&client, action, args.wait, args.json).await
     })?
 }
@@ -111,9 +114,9 @@ async fn finish(
                 break;
             }
             let id = action["id"].as_str().unwrap_or_default().to_owned();
-            let poll = left.min(POLL_SECONDS);
+            let poll = left.min(POLL_SECONDS).to_string();
             action = client
-                .get(&format!("{}?wait={poll}", action_path(&id)))
+                .get(&["v1", "actions", &id], &[("wait", &poll)])
                 .await?;
         }
     }
@@ -128,36 +131,57 @@ async fn finish(
     }))
 }
 
-fn action_path(id: &str) -> String {
-    format!("/v1/actions/{}", encode_segment(id))
-}
-
 #[derive(Args)]
 pub struct QueueArgs {
     /// Only actions whose name matches this glob, e.g. 'refund.*'.
     #[arg(long)]
     action: Option<String>,
-    /// At most this many.
+    /// At most this many a page.
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Start after this page (the cursor a previous page printed).
+    #[arg(long, conflicts_with = "all")]
+    cursor: Option<String>,
+    /// Every page, not just the first.
+    #[arg(long)]
+    all: bool,
     #[command(flatten)]
     server: ServerArgs,
-    /// Print the page as JSON.
+    /// Print the actions as JSON (`{"items": [...], "next_cursor": ...}`).
     #[arg(long)]
     json: bool,
 }
 
 pub fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server)?;
-    let mut path = format!("/v1/actions?status=pending&limit={}", args.limit);
-    if let Some(glob) = &args.action {
-        if glob.contains(['&', '#', ' ']) {
-            bail!("--action {glob:?} is not a valid action pattern");
+    let limit = args.limit.to_string();
+    let mut page: ActionPage = block_on(async {
+        let mut cursor = args.cursor.clone();
+        let mut all = ActionPage {
+            items: Vec::new(),
+            next_cursor: None,
+        };
+        loop {
+            let mut query = vec![("status", "pending"), ("limit", limit.as_str())];
+            if let Some(glob) = &args.action {
+                query.push(("action", glob));
+            }
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor));
+            }
+            let page: ActionPage = client.get_as(&["v1", "actions"], &query).await?;
+            all.items.extend(page.items);
+            all.next_cursor = page.next_cursor;
+            match &all.next_cursor {
+                Some(next) if args.all => cursor = Some(next.clone()),
+                _ => return anyhow::Ok(all),
+            }
         }
-        path.push_str(&format!("&action={}", glob.replace('?', "%3F")));
+    })??;
+    if args.all {
+        page.next_cursor = None;
     }
-    let page = block_on(client.get(&path))??;
-    output::queue(&page, args.json)?;
+    output::queue(&page, chrono::Utc::now(), args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -235,8 +259,7 @@ fn optional(body: &mut Value, key: &str, value: Option<String>) {
 
 fn decide(server: &ServerArgs, id: &str, body: Value, json: bool) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
-    let path = format!("{}/decisions", action_path(id));
-    let action = block_on(client.post(&path, &body))??;
+    let action = block_on(client.post(&["v1", "actions", id, "decisions"], &body))??;
     output::action(&action, json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -29,7 +29,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         Some(url) => block_on(verify_directly(url))??,
         None => {
             let client = Client::new(&args.target.server)?;
-            block_on(client.get("/v1/audit/verify"))??
+            block_on(client.get(&["v1", "audit", "verify"], &[]))??
         }
     };
     let ok = report["ok"] == true;

@@ -3,6 +3,8 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
+use reqwest::Url;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// How to reach the server.
@@ -28,7 +30,7 @@ pub struct DbOrServer {
 }
 
 pub struct Client {
-    base: String,
+    base: Url,
     token: String,
     http: reqwest::Client,
 }
@@ -40,26 +42,51 @@ impl Client {
             .clone()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| anyhow!("no token: pass --token or set COUNTERSIGN_TOKEN"))?;
+        let base = Url::parse(&args.server)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                anyhow!(
+                    "--server {:?} is not an http(s) URL, like http://127.0.0.1:7878",
+                    args.server
+                )
+            })?;
         let http = reqwest::Client::builder()
             .build()
             .context("cannot set up the HTTP client")?;
-        Ok(Client {
-            base: args.server.trim_end_matches('/').to_owned(),
-            token,
-            http,
-        })
+        Ok(Client { base, token, http })
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(self.url(path))).await
+    /// `GET` the API path `segments` with `query` pairs.
+    pub async fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url(segments)).query(query))
+            .await
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(self.url(path)).json(body)).await
+    /// The same, read as a typed view.
+    pub async fn get_as<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<T> {
+        let value = self.get(segments, query).await?;
+        serde_json::from_value(value).context("the server's answer is not what this client expects")
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// `POST` `body` to the API path `segments`.
+    pub async fn post(&self, segments: &[&str], body: &Value) -> anyhow::Result<Value> {
+        self.send(self.http.post(self.url(segments)).json(body))
+            .await
+    }
+
+    /// The server's URL with `segments` appended, each percent-encoded as one segment (an
+    /// id with a `/` or `?` in it stays one segment, and the server answers 404 for it).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
@@ -85,12 +112,6 @@ impl Client {
             _ => bail!("the server answered HTTP {}: {value}", status.as_u16()),
         }
     }
-}
-
-/// An id as one path segment. Ids are opaque but URL-safe; anything that would change the
-/// path (a typo'd or pasted id) is replaced, so the server answers 404 for it.
-pub fn encode_segment(id: &str) -> String {
-    id.replace(['/', '?', '#', '%'], "_")
 }
 
 /// Parses a JSON-object flag (`--args`, `--context`, `--hints`). serde's message carries

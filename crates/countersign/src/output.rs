@@ -3,6 +3,9 @@
 
 use std::io::Write as _;
 
+use chrono::{DateTime, TimeDelta, Utc};
+use countersign_core::summary::args_summary;
+use countersign_server::views::ActionPage;
 use serde_json::Value;
 
 /// One action.
@@ -60,40 +63,58 @@ pub fn action(action: &Value, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A page of actions, as a table.
-pub fn queue(page: &Value, json: bool) -> anyhow::Result<()> {
+/// A page of the queue, as a table: most urgent first, with the time left and a one-line
+/// summary of the arguments.
+pub fn queue(page: &ActionPage, now: DateTime<Utc>, json: bool) -> anyhow::Result<()> {
     if json {
-        return print_json(page);
+        return print_json(&serde_json::to_value(page)?);
     }
-    let items = page["items"].as_array().cloned().unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    if items.is_empty() {
+    if page.items.is_empty() {
         writeln!(out, "no pending actions")?;
         return Ok(());
     }
-    let rows: Vec<[String; 6]> = items
+    let rows: Vec<[String; 7]> = page
+        .items
         .iter()
         .map(|a| {
-            let cell = |key: &str| a[key].as_str().unwrap_or("-").to_owned();
             [
-                cell("id"),
-                cell("action"),
-                cell("agent"),
-                cell("tier"),
-                cell("deadline"),
-                cell("rule"),
+                a.id.clone(),
+                a.action.clone(),
+                a.agent.clone(),
+                a.tier.clone(),
+                a.deadline.map_or("-".to_owned(), |d| time_left(d - now)),
+                a.confidence.map_or("-".to_owned(), |c| format!("{c:.2}")),
+                args_summary(&a.args, 48),
             ]
         })
         .collect();
     table(
         &mut out,
-        ["ID", "ACTION", "AGENT", "TIER", "DEADLINE", "RULE"],
+        ["ID", "ACTION", "AGENT", "TIER", "LEFT", "CONF", "ARGS"],
         &rows,
     )?;
-    if let Some(cursor) = page["next_cursor"].as_str() {
-        writeln!(out, "(more: cursor {cursor})")?;
+    if let Some(cursor) = &page.next_cursor {
+        writeln!(out, "(more: --cursor {cursor}, or --all)")?;
     }
     Ok(())
+}
+
+/// `12m left`, `1h05m left`, `overdue 3m`: the largest two units, rounded down.
+fn time_left(left: TimeDelta) -> String {
+    let seconds = left.num_seconds();
+    let span = seconds.unsigned_abs();
+    let text = match span {
+        0..60 => format!("{span}s"),
+        60..3600 => format!("{}m", span / 60),
+        3600..86400 => format!("{}h{:02}m", span / 3600, span % 3600 / 60),
+        _ => format!("{}d{:02}h", span / 86400, span % 86400 / 3600),
+    };
+    if seconds < 0 {
+        format!("overdue {text}")
+    } else {
+        format!("{text} left")
+    }
 }
 
 /// Tokens, as a table.
@@ -170,4 +191,25 @@ pub fn print_json(value: &Value) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_at_a_glance() {
+        let cases: &[(i64, &str)] = &[
+            (0, "0s left"),
+            (59, "59s left"),
+            (61, "1m left"),
+            (3599, "59m left"),
+            (3900, "1h05m left"),
+            (90_000, "1d01h left"),
+            (-180, "overdue 3m"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(time_left(TimeDelta::seconds(*seconds)), *expected);
+        }
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use countersign_server::views::{TokenList, TokenView};
 use countersign_store::{Actor, CLI_ACTOR};
 
-use crate::client::{Client, DbOrServer, block_on, encode_segment};
+use crate::client::{Client, DbOrServer, block_on};
 use crate::output;
 
 #[derive(Subcommand)]
@@ -84,7 +84,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             let items: Vec<TokenView> = tokens?.iter().map(TokenView::from).collect();
             anyhow::Ok(serde_json::to_value(TokenList { items })?)
         })??,
-        None => block_on(Client::new(&args.target.server)?.get("/v1/tokens"))??,
+        None => block_on(Client::new(&args.target.server)?.get(&["v1", "tokens"], &[]))??,
     };
     output::tokens(&list, args.json)?;
     Ok(ExitCode::SUCCESS)
@@ -102,8 +102,7 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         })??,
         None => {
             let client = Client::new(&args.target.server)?;
-            let path = format!("/v1/tokens/{}/revoke", encode_segment(&args.id));
-            block_on(client.post(&path, &json!({})))??
+            block_on(client.post(&["v1", "tokens", &args.id, "revoke"], &json!({})))??
         }
     };
     if args.json {
@@ -132,7 +131,7 @@ fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             let request = json!({
                 "role": body.role, "name": body.name, "groups": body.groups, "owner": body.owner,
             });
-            block_on(client.post("/v1/tokens", &request))??
+            block_on(client.post(&["v1", "tokens"], &request))??
         }
     };
     if args.json {

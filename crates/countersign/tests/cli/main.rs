@@ -752,3 +752,64 @@ fn sighup_reloads_the_policy_and_refuses_a_bad_one() {
     assert_eq!(kept["status"], "allowed", "the old policy stays in force");
     assert_eq!(kept["policy_hash"], after["policy_hash"]);
 }
+
+#[test]
+fn queue_pages_and_reads_at_a_glance() {
+    let dir = TempDir::new();
+    let admin = bootstrap_admin(&dir);
+    let server = Server::start(&dir.0);
+    let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
+    let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
+    for n in 1..=3 {
+        let args = format!(r#"{{"amount": {n}00, "order": "A-{n}", "lines": [1, 2]}}"#);
+        let out = server.run(
+            &agent,
+            &["submit", "--action", "refund.create", "--args", &args],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let first = server.run(&rita, &["queue", "--limit", "2"]);
+    let table = stdout(&first);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "header, two actions, the cursor: {table}");
+    assert!(lines[0].starts_with("ID") && lines[0].contains("LEFT") && lines[0].contains("ARGS"));
+    assert!(
+        lines[1].contains("29m left") && lines[1].contains(r#"amount=100 lines=[2] order="A-1""#),
+        "{table}"
+    );
+    let cursor = lines[3]
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("a cursor to go on: {table}"));
+    let rest = server.run(&rita, &["queue", "--limit", "2", "--cursor", cursor]);
+    let rest = stdout(&rest);
+    assert_eq!(
+        rest.lines().count(),
+        2,
+        "header and the third action: {rest}"
+    );
+    assert!(rest.contains(r#"order="A-3""#), "{rest}");
+
+    let all = server.run(&rita, &["queue", "--limit", "1", "--all", "--json"]);
+    let all = json(&all);
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    assert_eq!(all["next_cursor"], Value::Null);
+
+    let bad = server.run(&rita, &["queue", "--action", "a b"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("invalid_query"), "{}", stderr(&bad));
+    let bad = server.run(&rita, &["queue", "--cursor", "nonsense"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("invalid_cursor"), "{}", stderr(&bad));
+    let out = Command::new(BIN)
+        .args(["queue", "--server", "not a url", "--token", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not an http(s) URL"),
+        "{}",
+        stderr(&out)
+    );
+}
