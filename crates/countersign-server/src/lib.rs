@@ -8,8 +8,10 @@
 mod auth;
 pub mod clock;
 pub mod config;
+mod duplicate_keys;
 mod error;
 mod extract;
+pub mod limits;
 mod metrics;
 mod openapi;
 pub mod policy_source;

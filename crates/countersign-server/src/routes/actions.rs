@@ -33,7 +33,7 @@ use crate::watch::ActionWatch;
         (status = 200, description = "An idempotent replay: the first answer", body = ActionView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, description = "Invalid action name, args too large, or an idempotency key reused with another body", body = ErrorBody),
+        (status = 422, description = "Invalid action name; args, reasoning or context too large; or an idempotency key reused with another body", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -65,6 +65,7 @@ pub async fn submit(
         .map_err(|e| AppError::invalid("invalid_confidence", e.to_string()))?;
     let args = body.args.clone().unwrap_or_default();
     check_args_size(&state, &args)?;
+    check_prose_sizes(&state, &body)?;
 
     let agent_name = caller.name().to_owned();
     if let Some(idempotency) = &idempotency
@@ -157,12 +158,63 @@ pub fn check_args_size(
     args: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), AppError> {
     let limit = state.limits().max_args_bytes;
-    let size = serde_json::to_string(args).map_or(usize::MAX, |s| s.len());
+    let size = json_size(args);
     if size > limit {
         return Err(AppError::invalid(
             "args_too_large",
             format!("args are {size} bytes as JSON; at most {limit} bytes can be sent for review"),
         ));
+    }
+    Ok(())
+}
+
+/// The length of `value` as compact JSON, counted without building the text.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Refuses `reasoning` and `context` larger than the configuration allows: every copy of an
+/// action (a reviewer's page, each waiter's answer) carries them. `hints` need no cap of
+/// their own: four optional booleans, unknown keys refused, are at most 80 bytes.
+fn check_prose_sizes(state: &AppState, body: &SubmitBody) -> Result<(), AppError> {
+    let limits = state.limits();
+    if let Some(reasoning) = &body.reasoning
+        && reasoning.len() > limits.max_reasoning_bytes
+    {
+        return Err(AppError::invalid(
+            "reasoning_too_large",
+            format!(
+                "reasoning is {} bytes; at most {} bytes are accepted",
+                reasoning.len(),
+                limits.max_reasoning_bytes
+            ),
+        ));
+    }
+    if let Some(context) = &body.context {
+        let size = json_size(context);
+        if size > limits.max_context_bytes {
+            return Err(AppError::invalid(
+                "context_too_large",
+                format!(
+                    "context is {size} bytes as JSON; at most {} bytes are accepted",
+                    limits.max_context_bytes
+                ),
+            ));
+        }
     }
     Ok(())
 }
