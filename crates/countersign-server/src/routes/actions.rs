@@ -334,7 +334,8 @@ pub struct ListQuery {
     status: Option<String>,
     /// A glob on the action name, e.g. `refund.*`.
     action: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
+    /// Page size, 1 to 1000 (default 50); a page also ends early, with a `next_cursor`, once
+    /// it holds the server's `max_page_bytes`.
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -378,6 +379,7 @@ pub async fn list(
                 action,
                 limit,
                 cursor: query.cursor,
+                max_bytes: state.limits().max_page_bytes,
             })
             .await?
     } else {
@@ -389,6 +391,7 @@ pub async fn list(
                 agent: None,
                 limit,
                 cursor: query.cursor,
+                max_bytes: state.limits().max_page_bytes,
             })
             .await?
     };
