@@ -43,8 +43,9 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// The first duplicate key in `json`, in document order. `None` also for text that is not
-/// JSON: the caller's parser reports that, with its own words.
+/// The first duplicate key in `json`, in document order. For text that is not JSON the
+/// answer means nothing (`None` if the error comes first): the caller parses first and
+/// reports syntax errors in its own words.
 pub fn first_duplicate(json: &[u8]) -> Option<Duplicate> {
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_slice(json);
@@ -176,7 +177,7 @@ mod tests {
             (r#"[{"k": 1}, {"k": 2}]"#, None),
             (r#"[{"k": 1, "k": 2}]"#, Some(("k", "[0]"))),
             // Not JSON: left to the body parser.
-            (r#"{"a": 1, "a""#, None),
+            (r#"{"a": 1,, "a": 2}"#, None),
             ("", None),
             // The first duplicate in document order.
             (r#"{"o": {"p": 1, "p": 2}, "o": 3}"#, Some(("p", "o"))),

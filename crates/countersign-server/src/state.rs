@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
+use crate::wait_caps::WaitCaps;
 use crate::watch::Watchers;
 
 /// The shared state of the API. Cheap to clone.
@@ -27,6 +28,8 @@ struct Inner {
     metrics: Metrics,
     /// Who waits for which action's changes.
     watchers: Arc<Watchers>,
+    /// Open long-polls and event streams per token.
+    wait_caps: Arc<WaitCaps>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
@@ -44,6 +47,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 watchers,
+                wait_caps: WaitCaps::new(limits.max_waits_per_token),
                 store,
                 policy,
                 clock,
@@ -93,6 +97,10 @@ impl AppState {
 
     pub(crate) fn watchers(&self) -> &Arc<Watchers> {
         &self.inner.watchers
+    }
+
+    pub(crate) fn wait_caps(&self) -> &Arc<WaitCaps> {
+        &self.inner.wait_caps
     }
 
     /// Asks the SLA worker to look at deadlines now.

@@ -1,22 +1,22 @@
 //! Actions: submit, read (with long-poll), watch (Server-Sent Events) and list.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use countersign_core::action::{ACTION_NAME_CHARS, IdempotencyKey, is_action_name_char};
 use countersign_core::glob::Glob;
 use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Status};
-use countersign_store::{ActionQuery, ActionRecord, Idempotency, NewAction, QueueQuery};
-use futures_util::stream::{self, Stream};
+use countersign_store::{ActionQuery, Idempotency, NewAction, QueueQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::{Caller, not_found};
 use crate::error::{AppError, ErrorBody};
+use crate::event_stream;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::{ActionPage, ActionView, StatusEvent, SubmitBody};
@@ -236,6 +236,7 @@ pub struct ShowQuery {
         (status = 200, description = "The action", body = ActionView),
         (status = 400, description = "A malformed query string", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "With `wait`: this token already has as many long-polls and event streams open as the server allows", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -244,7 +245,7 @@ pub async fn show(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
-) -> Result<Json<ActionView>, AppError> {
+) -> Result<Response, AppError> {
     let wait = query.wait.unwrap_or(0).min(state.limits().max_wait_seconds);
     if wait == 0 {
         let record = state
@@ -253,8 +254,9 @@ pub async fn show(
             .await?
             .ok_or_else(|| not_found(&id))?;
         caller.check_read(&record)?;
-        return Ok(Json(ActionView::from(&record)));
+        return Ok(Json(ActionView::from(&record)).into_response());
     }
+    let _permit = state.wait_caps().acquire(&caller.token.id)?;
     let mut watch = ActionWatch::start(&state, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
@@ -271,7 +273,12 @@ pub async fn show(
     if let Ok(Err(error)) = waited {
         return Err(error.into());
     }
-    Ok(Json(ActionView::from(watch.current())))
+    // The JSON every waiter of this version shares.
+    Ok((
+        [(CONTENT_TYPE, "application/json")],
+        watch.snapshot().json(),
+    )
+        .into_response())
 }
 
 /// Server-Sent Events: one `status` event per change of the action, carrying the action
@@ -284,6 +291,7 @@ pub async fn show(
         (status = 200, description = "An event stream of `status` events whose data is the action object",
             content_type = "text/event-stream", body = StatusEvent),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "This token already has as many long-polls and event streams open as the server allows", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -291,38 +299,13 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+) -> Result<Response, AppError> {
+    let permit = state.wait_caps().acquire(&caller.token.id)?;
     let watch = ActionWatch::start(&state, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
     caller.check_read(watch.current())?;
-    let first = watch.current().clone();
-    let stream = stream::unfold(Some((watch, Some(first))), |step| async move {
-        let (mut watch, first) = step?;
-        let record = match first {
-            Some(record) => record,
-            None => match watch.next().await {
-                Ok(true) => watch.current().clone(),
-                Ok(false) => return None,
-                Err(error) => {
-                    tracing::warn!(%error, "event stream ended by a store error");
-                    return None;
-                }
-            },
-        };
-        let event = status_event(&record);
-        let next = (!record.status.is_final()).then_some((watch, None));
-        Some((Ok(event), next))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
-fn status_event(record: &ActionRecord) -> Event {
-    let data = serde_json::to_string(&ActionView::from(record)).unwrap_or_default();
-    Event::default()
-        .event("status")
-        .id(record.version.to_string())
-        .data(data)
+    Ok(event_stream::response(watch, permit))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
