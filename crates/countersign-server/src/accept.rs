@@ -1,5 +1,5 @@
 //! The accept loop: at most `max_connections` connections are served at once; the next one
-//! is answered `503` with `Connection: close` at once and closed, so that a flood of idle
+//! is answered `503` with `Connection: close` and closed, so that a flood of idle
 //! connections costs the server a bounded number of descriptors and the caller a clear
 //! answer instead of a hang. An accept that fails (no descriptor left, say) is retried after
 //! a pause rather than ending the server or spinning on the error.
@@ -18,11 +18,16 @@ use tokio::time::Instant;
 
 use crate::state::AppState;
 
-/// Refused connections kept open at once to let the client read its `503` (lingering):
-/// their descriptors come out of the reserve kept beside `max_connections`.
-const LINGERING: usize = 32;
-/// How long a refused connection lingers for the client to read and close.
-const LINGER: Duration = Duration::from_secs(2);
+/// Refused connections kept open at once to be answered properly: their descriptors come
+/// out of the reserve kept beside `max_connections`. Past this many, a refused connection is
+/// closed without an answer.
+const REFUSING: usize = 32;
+/// How long a refused connection may take to send its request before it is answered anyway.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
+/// How long a refused connection is kept, all told.
+const REFUSAL_TIME: Duration = Duration::from_secs(3);
+/// The most of a refused request read before answering (a request header's size).
+const REFUSAL_READ: usize = 16 * 1024;
 /// The pause after a failed accept before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The shortest time between two log lines about failing accepts.
@@ -33,8 +38,8 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 pub async fn run(listener: TcpListener, router: axum::Router, state: AppState) {
     let max = state.limits().max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
-    let lingering = Arc::new(Semaphore::new(LINGERING));
-    let refusal = refusal();
+    let refusing = Arc::new(Semaphore::new(REFUSING));
+    let refusal: Arc<[u8]> = refusal().into();
     let mut stopping = state.stopping();
     let mut last_logged: Option<Instant> = None;
     loop {
@@ -62,10 +67,8 @@ pub async fn run(listener: TcpListener, router: axum::Router, state: AppState) {
             }
             Err(_) => {
                 state.metrics().connection_refused();
-                // A new socket's send buffer is empty: the answer fits without waiting.
-                let _ = stream.try_write(&refusal);
-                if let Ok(permit) = lingering.clone().try_acquire_owned() {
-                    tokio::spawn(linger(stream, permit));
+                if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                    tokio::spawn(refuse(stream, refusal.clone(), permit));
                 }
             }
         }
@@ -88,15 +91,31 @@ async fn serve(
     state.metrics().connection_closed();
 }
 
-/// Closes a refused connection after the client has read the answer: closing a socket with
-/// unread request bytes in it sends a reset, which can destroy the answer before the client
-/// reads it. So the write side is shut (the client sees the end of the answer), and what
-/// the client sends is read and dropped until it closes, or `LINGER` passes.
-async fn linger(mut stream: TcpStream, _permit: OwnedSemaphorePermit) {
-    let _ = tokio::time::timeout(LINGER, async {
+/// Answers a connection over the cap with `refusal`, then closes it.
+///
+/// The answer waits for the request (up to `REFUSAL_WAIT`): an HTTP client answered before
+/// it asked reports a broken connection, not the answer. And the socket is not simply closed
+/// after the answer: closing it with unread request bytes in it sends a reset, which can
+/// destroy the answer before the client reads it. So the write side is shut (the client
+/// sees the answer end), and what the client still sends is read and dropped until it
+/// closes, all within `REFUSAL_TIME`.
+async fn refuse(mut stream: TcpStream, refusal: Arc<[u8]>, _permit: OwnedSemaphorePermit) {
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        let asked = Instant::now() + REFUSAL_WAIT;
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while head.len() < REFUSAL_READ && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::time::timeout_at(asked, stream.read(&mut chunk)).await {
+                // The client left.
+                Ok(Ok(0) | Err(_)) => return Ok(()),
+                Ok(Ok(n)) => head.extend_from_slice(&chunk[..n]),
+                // It sends nothing: answer all the same.
+                Err(_) => break,
+            }
+        }
+        stream.write_all(&refusal).await?;
         stream.shutdown().await?;
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
+        while stream.read(&mut chunk).await? > 0 {}
         Ok::<(), std::io::Error>(())
     })
     .await;
