@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// Refused connections kept open at once to be answered properly: their descriptors come
 /// out of the reserve kept beside `max_connections`. Past this many, a refused connection is
 /// closed without an answer.
-const REFUSING: usize = 32;
+const REFUSING: usize = 16;
 /// How long a refused connection may take to send its request before it is answered anyway.
 const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 /// How long a refused connection is kept, all told.

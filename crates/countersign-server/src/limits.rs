@@ -90,10 +90,13 @@ pub fn connection_cap(
 mod tests {
     use super::*;
 
+    /// Configured cap, descriptor limit, and the cap or (part of) the error.
+    type Case = (Option<usize>, Option<u64>, Result<usize, &'static str>);
+
     #[test]
     fn connection_caps() {
         #[rustfmt::skip]
-        let cases: [(Option<usize>, Option<u64>, Result<usize, &str>); 8] = [
+        let cases: [Case; 8] = [
             (None, None, Ok(DEFAULT_MAX_CONNECTIONS)),
             (None, Some(1_048_576), Ok(DEFAULT_MAX_CONNECTIONS)),
             (None, Some(1024), Ok(960)),
