@@ -301,6 +301,7 @@ fn a_thousand_waiters_share_one_copy_of_a_large_action() {
     // copy (minutes in a debug build): its answer is not waited for, the waiters' are.
     let patience = if legacy.is_some() {
         let mut decision = TcpStream::connect(address(&server)).unwrap();
+        let decide = decide.replacen("\r\n", "\r\nconnection: close\r\n", 1);
         decision.write_all(decide.as_bytes()).unwrap();
         waiters.push(decision);
         Duration::from_secs(600)
