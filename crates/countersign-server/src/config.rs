@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::limits::Limits;
+use crate::limits::connection_cap;
+
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// The default database: an SQLite file in the working directory.
@@ -23,27 +26,6 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Whether `/metrics` answers without a token.
     pub metrics_public: bool,
-}
-
-/// Limits on what callers may send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest request body accepted; larger answers `413`.
-    pub max_body_bytes: usize,
-    /// Largest `args` (as JSON) a person can be asked to review; larger answers `422`.
-    pub max_args_bytes: usize,
-    /// Longest `?wait=` honoured, in seconds; longer waits are shortened to this.
-    pub max_wait_seconds: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 1024 * 1024,
-            max_args_bytes: 64 * 1024,
-            max_wait_seconds: 300,
-        }
-    }
 }
 
 /// Settings from one layer (environment or flags); `None` leaves the layer below in force.
@@ -78,6 +60,14 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     max_args_bytes: Option<usize>,
     max_wait_seconds: Option<u64>,
+    max_reasoning_bytes: Option<usize>,
+    max_context_bytes: Option<usize>,
+    max_page_bytes: Option<usize>,
+    max_waits_per_token: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
     metrics_public: Option<bool>,
     /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
     #[serde(default)]
@@ -101,11 +91,13 @@ pub enum ConfigError {
 }
 
 /// Resolves the configuration: `file` (path of the optional config file), then `env`,
-/// then `flags`.
+/// then `flags`. `descriptors` is the process's open-file limit, which the connection cap
+/// must stay below (`None`: unknown).
 pub fn resolve(
     file: Option<&Path>,
     env: Overrides,
     flags: Overrides,
+    descriptors: Option<u64>,
 ) -> Result<ServerConfig, ConfigError> {
     let (file_config, base_dir) = match file {
         Some(path) => {
@@ -126,6 +118,7 @@ pub fn resolve(
             "[[notify]] entries are accepted but notifications are not sent by this version"
         );
     }
+    let limits = limits(&file_config, descriptors)?;
     // A policy path in the file is relative to the file, as users of config files expect.
     let file_policy = file_config.policy.map(|p| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -142,24 +135,6 @@ pub fn resolve(
         .or(env.database)
         .or(file_config.database)
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
-    let defaults = Limits::default();
-    let limits = Limits {
-        max_body_bytes: file_config
-            .max_body_bytes
-            .unwrap_or(defaults.max_body_bytes),
-        max_args_bytes: file_config
-            .max_args_bytes
-            .unwrap_or(defaults.max_args_bytes),
-        max_wait_seconds: file_config
-            .max_wait_seconds
-            .unwrap_or(defaults.max_wait_seconds),
-    };
-    if limits.max_body_bytes < 1024 {
-        return Err(ConfigError::Value {
-            name: "max_body_bytes",
-            message: format!("expected at least 1024, found {}", limits.max_body_bytes),
-        });
-    }
     Ok(ServerConfig {
         listen,
         database,
@@ -168,6 +143,56 @@ pub fn resolve(
         limits,
         metrics_public: file_config.metrics_public.unwrap_or(true),
     })
+}
+
+/// The limits the file sets, over the defaults, each checked.
+fn limits(file: &FileConfig, descriptors: Option<u64>) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let seconds = |value: Option<u64>, default: std::time::Duration| {
+        value.map_or(default, std::time::Duration::from_secs)
+    };
+    let limits = Limits {
+        max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+        max_args_bytes: file.max_args_bytes.unwrap_or(defaults.max_args_bytes),
+        max_reasoning_bytes: file
+            .max_reasoning_bytes
+            .unwrap_or(defaults.max_reasoning_bytes),
+        max_context_bytes: file.max_context_bytes.unwrap_or(defaults.max_context_bytes),
+        max_page_bytes: file.max_page_bytes.unwrap_or(defaults.max_page_bytes),
+        max_wait_seconds: file.max_wait_seconds.unwrap_or(defaults.max_wait_seconds),
+        max_waits_per_token: file
+            .max_waits_per_token
+            .unwrap_or(defaults.max_waits_per_token),
+        max_connections: connection_cap(file.max_connections, descriptors).map_err(|message| {
+            ConfigError::Value {
+                name: "max_connections",
+                message,
+            }
+        })?,
+        header_timeout: seconds(file.header_timeout_seconds, defaults.header_timeout),
+        body_timeout: seconds(file.body_timeout_seconds, defaults.body_timeout),
+        idle_timeout: seconds(file.idle_timeout_seconds, defaults.idle_timeout),
+    };
+    let at_least = [
+        ("max_body_bytes", limits.max_body_bytes as u64, 1024),
+        ("max_args_bytes", limits.max_args_bytes as u64, 2),
+        ("max_reasoning_bytes", limits.max_reasoning_bytes as u64, 1),
+        ("max_context_bytes", limits.max_context_bytes as u64, 2),
+        ("max_page_bytes", limits.max_page_bytes as u64, 1),
+        ("max_waits_per_token", limits.max_waits_per_token as u64, 1),
+        ("header_timeout_seconds", limits.header_timeout.as_secs(), 1),
+        ("body_timeout_seconds", limits.body_timeout.as_secs(), 1),
+        ("idle_timeout_seconds", limits.idle_timeout.as_secs(), 1),
+    ];
+    for (name, value, minimum) in at_least {
+        if value < minimum {
+            return Err(ConfigError::Value {
+                name,
+                message: format!("expected at least {minimum}, found {value}"),
+            });
+        }
+    }
+    Ok(limits)
 }
 
 fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
@@ -180,7 +205,7 @@ mod tests {
 
     #[test]
     fn layers_and_errors() {
-        let none = resolve(None, Overrides::default(), Overrides::default()).unwrap();
+        let none = resolve(None, Overrides::default(), Overrides::default(), None).unwrap();
         assert_eq!(none.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(none.database, DEFAULT_DATABASE);
         assert_eq!(none.policy, None);
@@ -194,12 +219,57 @@ mod tests {
             listen: Some("127.0.0.1:2".into()),
             ..Overrides::default()
         };
-        let both = resolve(None, env, flags).unwrap();
+        let both = resolve(None, env, flags, None).unwrap();
         assert_eq!(both.listen.port(), 2);
         assert_eq!(both.database, "sqlite://env.db");
 
         let error = parse_file("listen = \"x\"\nbogus = 1\n").unwrap_err();
         assert!(error.to_string().contains("line 2"), "{error}");
         assert!(parse_file("[[notify]]\nkind = \"webhook\"\n").is_ok());
+    }
+
+    #[test]
+    fn limits_from_the_file() {
+        let limits_of = |text: &str, descriptors: Option<u64>| {
+            limits(&parse_file(text).unwrap(), descriptors).map_err(|e| e.to_string())
+        };
+        let set = limits_of(
+            "max_reasoning_bytes = 10\nmax_context_bytes = 20\nmax_page_bytes = 30\n\
+             max_waits_per_token = 4\nmax_connections = 50\nheader_timeout_seconds = 2\n\
+             body_timeout_seconds = 3\nidle_timeout_seconds = 5\n",
+            Some(1024),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                set.max_reasoning_bytes,
+                set.max_context_bytes,
+                set.max_page_bytes
+            ),
+            (10, 20, 30)
+        );
+        assert_eq!((set.max_waits_per_token, set.max_connections), (4, 50));
+        assert_eq!(set.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(set.body_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(set.idle_timeout, std::time::Duration::from_secs(5));
+        // Without a setting, the connection cap fits the descriptor limit.
+        assert_eq!(limits_of("", Some(256)).unwrap().max_connections, 192);
+
+        #[rustfmt::skip]
+        let refused = [
+            ("max_body_bytes = 10", "invalid max_body_bytes: expected at least 1024, found 10"),
+            ("max_reasoning_bytes = 0", "invalid max_reasoning_bytes: expected at least 1, found 0"),
+            ("max_page_bytes = 0", "invalid max_page_bytes: expected at least 1, found 0"),
+            ("max_waits_per_token = 0", "invalid max_waits_per_token: expected at least 1, found 0"),
+            ("header_timeout_seconds = 0", "invalid header_timeout_seconds: expected at least 1, found 0"),
+            ("idle_timeout_seconds = 0", "invalid idle_timeout_seconds: expected at least 1, found 0"),
+            ("max_connections = 0", "invalid max_connections: expected at least 1, found 0"),
+            ("max_connections = 5000", "invalid max_connections: 5000 connections need 5064 open files, but this process may open only 1024"),
+        ];
+        for (text, expected) in refused {
+            let error = limits_of(text, Some(1024)).unwrap_err();
+            assert!(error.starts_with(expected), "{text}: {error}");
+        }
+        assert!(parse_file("max_connections = -1").is_err());
     }
 }

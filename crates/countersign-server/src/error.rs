@@ -173,6 +173,14 @@ impl From<countersign_store::StoreError> for AppError {
             E::TokenNotFound(_) => AppError::not_found(message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
             E::WriterGone(_) => AppError::unavailable(message),
+            // Out of descriptors, a lock held too long: the caller may retry; the log says
+            // which.
+            other if other.is_temporary() => {
+                tracing::warn!(error = %other, "store unavailable");
+                AppError::unavailable(
+                    "the server is short of resources (database connections or file descriptors); try again shortly",
+                )
+            }
             other => AppError::internal(&other),
         }
     }

@@ -1,6 +1,7 @@
 //! Extractor wrappers that turn axum's own rejections (bad JSON, wrong types, unknown
 //! fields, oversized bodies, bad query strings) into the API's error format, with a precise
-//! 4xx status and code.
+//! 4xx status and code. JSON bodies must also arrive within the body timeout and name each
+//! key of an object once.
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -9,25 +10,49 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::duplicate_keys::first_duplicate;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// A JSON request body.
 pub struct ApiJson<T>(pub T);
 
-impl<T, S> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<AppState> for ApiJson<T>
 where
     T: DeserializeOwned,
-    S: Send + Sync,
 {
     type Rejection = AppError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, AppError> {
         let (parts, body) = request.into_parts();
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+        let timeout = state.limits().body_timeout;
+        let read = Bytes::from_request(Request::from_parts(parts.clone(), body), state);
+        let bytes = tokio::time::timeout(timeout, read)
             .await
+            .map_err(|_| {
+                AppError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the request body did not arrive within {} seconds",
+                        timeout.as_secs_f64()
+                    ),
+                )
+            })?
             .map_err(|rejection| json_error(JsonRejection::BytesRejection(rejection)))?;
         let request = Request::from_parts(parts, Body::from(bytes.clone()));
-        let value = match axum::Json::<T>::from_request(request, state).await {
+        let parsed = axum::Json::<T>::from_request(request, state).await;
+        // Valid JSON (whatever its shape) with a key twice means different things to
+        // different readers: refused before its shape is judged.
+        if matches!(parsed, Ok(_) | Err(JsonRejection::JsonDataError(_)))
+            && let Some(duplicate) = first_duplicate(&bytes)
+        {
+            return Err(AppError::bad_request(
+                "duplicate_key",
+                format!("ambiguous request body: {duplicate}"),
+            ));
+        }
+        let value = match parsed {
             Ok(axum::Json(value)) => value,
             Err(rejection) => return Err(json_error(rejection)),
         };

@@ -5,11 +5,16 @@
 //! it with its background workers until a shutdown signal. Everything the API decides about
 //! the domain is `countersign_core`'s; everything it keeps is the store's.
 
+mod accept;
 mod auth;
 pub mod clock;
 pub mod config;
+mod connection;
+mod duplicate_keys;
 mod error;
+mod event_stream;
 mod extract;
+pub mod limits;
 mod metrics;
 mod openapi;
 pub mod policy_source;
@@ -19,6 +24,7 @@ pub use routes::tokens::parse_new_token;
 mod sla_worker;
 mod state;
 pub mod views;
+mod wait_caps;
 mod watch;
 
 use std::future::Future;
@@ -42,8 +48,9 @@ pub fn openapi_json() -> String {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, with the SLA worker and policy
-/// hot-reload running alongside. In-flight requests finish; long-polls and event streams
-/// end at once; then the store finishes its queued writes and closes.
+/// hot-reload running alongside, within the connection limits and timeouts of the state's
+/// [`Limits`]. In-flight requests finish; long-polls and event streams end at once; then the
+/// store finishes its queued writes and closes.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -52,18 +59,19 @@ pub async fn serve(
     let stopping = state.stopping();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
-    let router = app(state.clone());
-    let signal_state = state.clone();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
+    let signal = tokio::spawn({
+        let state = state.clone();
+        async move {
             shutdown.await;
             tracing::info!("shutting down");
-            signal_state.begin_shutdown();
-        })
-        .await;
+            state.begin_shutdown();
+        }
+    });
+    accept::run(listener, app(state.clone()), state.clone()).await;
+    signal.abort();
     state.begin_shutdown();
     let _ = sla.await;
     let _ = policy.await;
     state.store().close().await;
-    result
+    Ok(())
 }

@@ -17,6 +17,16 @@ pub struct Metrics {
     decisions: [AtomicU64; 3],
     sla_steps: AtomicU64,
     rejected_requests: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
+    /// Connections closed by a timeout: header, idle, unread response.
+    connections_timed_out: AtomicU64,
+}
+
+/// Gauges read from elsewhere as `/metrics` renders.
+pub struct Gauges {
+    pub watched_actions: usize,
+    pub open_waits: usize,
 }
 
 impl Metrics {
@@ -46,8 +56,24 @@ impl Metrics {
         self.rejected_requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_timed_out(&self) {
+        self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition format.
-    pub fn render(&self, commits: CommitStats, watched_actions: usize) -> String {
+    pub fn render(&self, commits: CommitStats, gauges: Gauges) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -122,16 +148,42 @@ impl Metrics {
                 "Write batches whose commit failed.",
                 commits.failed_batches,
             ),
+            (
+                "countersign_connections_refused_total",
+                "Connections answered 503 and closed because max_connections were open.",
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "countersign_connections_timed_out_total",
+                "Connections closed for a slow header, idleness or a response left unread.",
+                self.connections_timed_out.load(Ordering::Relaxed),
+            ),
         ] {
             counter(&mut out, name, help);
             let _ = writeln!(out, "{name} {value}");
         }
-        let _ = writeln!(
-            out,
-            "# HELP countersign_watched_actions Actions that long-polls or event streams are waiting on now.\n\
-             # TYPE countersign_watched_actions gauge\n\
-             countersign_watched_actions {watched_actions}"
-        );
+        for (name, help, value) in [
+            (
+                "countersign_watched_actions",
+                "Actions that long-polls or event streams are waiting on now.",
+                gauges.watched_actions as u64,
+            ),
+            (
+                "countersign_open_waits",
+                "Long-polls and event streams open now.",
+                gauges.open_waits as u64,
+            ),
+            (
+                "countersign_open_connections",
+                "Connections being served now.",
+                self.connections_open.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
         out
     }
 }

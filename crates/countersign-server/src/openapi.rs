@@ -30,9 +30,27 @@ pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Adds what the route annotations cannot say: the bearer-token scheme, and a description
-/// for every response that has none (OpenAPI 3.1 requires one; utoipa leaves it out when the
-/// annotation gives only a status and a body).
+/// Answers any operation can give, whatever its handler does: they come from the layers
+/// around the handlers (the connection cap, the store), or, for operations with a body,
+/// from reading it (the body timeout, duplicate keys).
+const EVERY_OPERATION: &[(&str, &str)] = &[(
+    "503",
+    "The server is at its connection cap, short of descriptors, or its store cannot take writes; try again shortly",
+)];
+const WITH_A_BODY: &[(&str, &str)] = &[
+    (
+        "400",
+        "Malformed JSON, or an object that names a key twice (`duplicate_key`)",
+    ),
+    (
+        "408",
+        "The request body did not arrive within the server's body timeout",
+    ),
+];
+
+/// Adds what the route annotations cannot say: the bearer-token scheme, the answers every
+/// operation can give, and a description for every response that has none (OpenAPI 3.1
+/// requires one; utoipa leaves it out when the annotation gives only a status and a body).
 pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     for item in openapi.paths.paths.values_mut() {
         let operations = [
@@ -46,6 +64,17 @@ pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
             &mut item.trace,
         ];
         for operation in operations.into_iter().flatten() {
+            let with_a_body = operation.request_body.is_some();
+            let added = EVERY_OPERATION
+                .iter()
+                .chain(if with_a_body { WITH_A_BODY } else { &[] });
+            for (status, description) in added {
+                operation
+                    .responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| RefOr::T(error_response(description)));
+            }
             for (status, response) in &mut operation.responses.responses {
                 if let RefOr::T(response) = response
                     && response.description.is_empty()
@@ -74,6 +103,19 @@ pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
             ),
         );
     openapi
+}
+
+/// A response whose body is the API's error object.
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }
 
 /// The document as JSON, built once.

@@ -12,6 +12,7 @@ use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
+use crate::wait_caps::WaitCaps;
 use crate::watch::Watchers;
 
 /// The shared state of the API. Cheap to clone.
@@ -31,6 +32,8 @@ struct Inner {
     watchers: Arc<Watchers>,
     /// Which tokens have open waits, to end them when the token is revoked.
     revocations: Arc<Revocations>,
+    /// Open long-polls and event streams per token.
+    wait_caps: Arc<WaitCaps>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
@@ -50,6 +53,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 watchers,
                 revocations,
+                wait_caps: WaitCaps::new(limits.max_waits_per_token),
                 store,
                 policy,
                 clock,
@@ -110,6 +114,10 @@ impl AppState {
     /// end them at once). For tests and tuning.
     pub fn set_revocation_check_interval(&self, every: Duration) {
         self.inner.revocations.set_check_interval(every);
+    }
+
+    pub(crate) fn wait_caps(&self) -> &Arc<WaitCaps> {
+        &self.inner.wait_caps
     }
 
     /// Asks the SLA worker to look at deadlines now.

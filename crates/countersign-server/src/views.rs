@@ -344,7 +344,8 @@ impl From<&AuditEntry> for AuditEntryView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     pub items: Vec<AuditEntryView>,
-    /// Pass as `after` for the next page; `null` when this page was not full.
+    /// Pass as `after` for the next page; `null` when this page was not full (neither
+    /// `limit` entries nor the server's byte bound).
     pub next_after: Option<u64>,
 }
 

@@ -53,6 +53,17 @@ impl AuditEntry {
     pub fn body_json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
+
+    /// The bytes this entry holds, as pages of the log count them.
+    pub fn stored_bytes(&self) -> usize {
+        // `seq` and `at` as two 8-byte numbers.
+        16 + self.kind.len()
+            + self.actor.len()
+            + self.action_id.len()
+            + self.body.len()
+            + self.prev.len()
+            + self.hash.len()
+    }
 }
 
 /// An entry a caller appends (for events outside the action lifecycle, e.g. a policy

@@ -63,6 +63,10 @@ pub enum StoreError {
     /// The writer is gone (the store was closed, or a batch failed to commit).
     #[error("the store's writer stopped: {0}")]
     WriterGone(String),
+    /// The database cannot be reached right now, though nothing is wrong with it: a
+    /// connection could not be opened (the process is out of file descriptors, say).
+    #[error("the database is unavailable for now: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -74,9 +78,30 @@ impl StoreError {
                 | StoreError::Database(_)
                 | StoreError::Migrate(_)
                 | StoreError::WriterGone(_)
+                | StoreError::Unavailable(_)
                 | StoreError::UnsupportedUrl(_)
                 | StoreError::NoDatabase(_)
                 | StoreError::Open { .. }
         )
+    }
+
+    /// Is this a failure that passes, so that the caller should retry later (`503`) rather
+    /// than report a fault (`500`)? A closed store, a connection that cannot be opened, a
+    /// file that could not be opened (no descriptor left), a lock held past the busy timeout,
+    /// memory SQLite could not get.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::WriterGone(_) | StoreError::Unavailable(_) => true,
+            StoreError::Database(error) => matches!(
+                error.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::OutOfMemory
+                )
+            ),
+            _ => false,
+        }
     }
 }

@@ -37,9 +37,9 @@ pub use audit_log::{
 pub use canonical::request_hash;
 pub use error::StoreError;
 pub use record::{
-    ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
-    Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery, ReviewState, ReviewVerdict,
-    Submitted,
+    ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
+    NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
+    ReviewState, ReviewVerdict, Submitted,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, verify_file};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
@@ -153,8 +153,14 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an entry for an event outside the action lifecycle.
     fn append_audit(&self, entry: NewAuditEntry) -> BoxFuture<'_, StoreResult<AuditEntry>>;
 
-    /// Entries with `seq > after`, in order.
-    fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>>;
+    /// Entries with `seq > after`, in order: at most `limit`, and no more once they hold
+    /// more than `max_bytes` ([`AuditEntry::stored_bytes`]; 0 means [`DEFAULT_PAGE_BYTES`]).
+    fn audit(
+        &self,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>>;
 
     /// Verifies the whole chain and names the first changed, removed or reordered entry.
     fn verify_audit(&self) -> BoxFuture<'_, StoreResult<ChainReport>>;

@@ -316,6 +316,9 @@ pub struct QueueQuery {
     /// At most this many items (clamped to 1..=1000; 0 means 50).
     pub limit: u32,
     pub cursor: Option<String>,
+    /// The page ends early once its items hold more than this many stored bytes (0 means
+    /// [`DEFAULT_PAGE_BYTES`]).
+    pub max_bytes: usize,
 }
 
 /// Actions of any status, newest first.
@@ -327,6 +330,8 @@ pub struct ActionQuery {
     pub agent: Option<String>,
     pub limit: u32,
     pub cursor: Option<String>,
+    /// As in [`QueueQuery::max_bytes`].
+    pub max_bytes: usize,
 }
 
 /// The post-hoc review queue, oldest first.
@@ -336,6 +341,8 @@ pub struct ReviewQuery {
     pub reviewed: bool,
     pub limit: u32,
     pub cursor: Option<String>,
+    /// As in [`QueueQuery::max_bytes`].
+    pub max_bytes: usize,
 }
 
 /// A pending action whose deadline has passed.
@@ -343,6 +350,17 @@ pub struct ReviewQuery {
 pub struct DueDeadline {
     pub id: String,
     pub deadline: DateTime<Utc>,
+}
+
+/// The stored bytes a page holds before it ends early when the caller does not say.
+pub const DEFAULT_PAGE_BYTES: usize = 1024 * 1024;
+
+/// A page's byte bound: 0 means [`DEFAULT_PAGE_BYTES`].
+pub(crate) fn page_bytes(max_bytes: usize) -> usize {
+    match max_bytes {
+        0 => DEFAULT_PAGE_BYTES,
+        n => n,
+    }
 }
 
 /// Clamps a requested page size.

@@ -375,7 +375,7 @@ async fn pending_actions_deadlines_and_the_chain_survive_a_restart() {
     let report = store.verify_audit().await.unwrap();
     assert!(report.ok());
     assert_eq!(report.entries, head.entries + 1);
-    let entries = store.audit(head.entries, 10).await.unwrap();
+    let entries = store.audit(head.entries, 10, 0).await.unwrap();
     assert_eq!(entries[0].prev, head.head);
     store.close().await;
 }
@@ -390,7 +390,7 @@ async fn opening_by_url() {
     store.close().await;
     assert!(!store.is_writable());
     assert!(matches!(
-        store.audit(0, 10).await,
+        store.audit(0, 10, 0).await,
         Err(StoreError::WriterGone(_))
     ));
     for unsupported in ["postgres://localhost/x", "sqlite::memory:", "sqlite://"] {

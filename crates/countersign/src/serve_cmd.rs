@@ -34,7 +34,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         policy: args.policy,
     };
     let env = Overrides::from_env(|name| std::env::var(name).ok());
-    let config = config::resolve(args.config.as_deref(), env, flags)?;
+    let descriptors = raise_descriptor_limit();
+    let config = config::resolve(args.config.as_deref(), env, flags, descriptors)?;
+    tracing::info!(
+        max_connections = config.limits.max_connections,
+        open_files = descriptors.map_or("unknown".to_owned(), |d| d.to_string()),
+        "connection cap"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,6 +97,20 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+/// Raises the open-file soft limit to the hard limit (the soft default, often 1024, is a
+/// relic of `select()`, which this server does not use) and returns the limit in force, which
+/// the connection cap must stay below. `None` where the platform has no such limit.
+fn raise_descriptor_limit() -> Option<u64> {
+    if !rlimit::Resource::NOFILE.is_supported() {
+        return None;
+    }
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        // Refused (a hard limit above what the kernel allows, say): keep the current one.
+        Err(_) => rlimit::Resource::NOFILE.get().ok().map(|(soft, _)| soft),
     }
 }
 

@@ -1,22 +1,22 @@
 //! Actions: submit, read (with long-poll), watch (Server-Sent Events) and list.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use countersign_core::action::{ACTION_NAME_CHARS, IdempotencyKey, is_action_name_char};
 use countersign_core::glob::Glob;
 use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Status};
-use countersign_store::{ActionQuery, ActionRecord, Idempotency, NewAction, QueueQuery};
-use futures_util::stream::{self, Stream};
+use countersign_store::{ActionQuery, Idempotency, NewAction, QueueQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::{Caller, not_found};
 use crate::error::{AppError, ErrorBody};
+use crate::event_stream;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::revocation::revoked_while_waiting;
 use crate::state::AppState;
@@ -34,7 +34,7 @@ use crate::watch::ActionWatch;
         (status = 200, description = "An idempotent replay: the first answer", body = ActionView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, description = "Invalid action name, args too large, or an idempotency key reused with another body", body = ErrorBody),
+        (status = 422, description = "Invalid action name; args, reasoning or context too large; or an idempotency key reused with another body", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -66,6 +66,7 @@ pub async fn submit(
         .map_err(|e| AppError::invalid("invalid_confidence", e.to_string()))?;
     let args = body.args.clone().unwrap_or_default();
     check_args_size(&state, &args)?;
+    check_prose_sizes(&state, &body)?;
 
     let agent_name = caller.name().to_owned();
     if let Some(idempotency) = &idempotency
@@ -159,12 +160,63 @@ pub fn check_args_size(
     args: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), AppError> {
     let limit = state.limits().max_args_bytes;
-    let size = serde_json::to_string(args).map_or(usize::MAX, |s| s.len());
+    let size = json_size(args);
     if size > limit {
         return Err(AppError::invalid(
             "args_too_large",
             format!("args are {size} bytes as JSON; at most {limit} bytes can be sent for review"),
         ));
+    }
+    Ok(())
+}
+
+/// The length of `value` as compact JSON, counted without building the text.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Refuses `reasoning` and `context` larger than the configuration allows: every copy of an
+/// action (a reviewer's page, each waiter's answer) carries them. `hints` need no cap of
+/// their own: four optional booleans, unknown keys refused, are at most 80 bytes.
+fn check_prose_sizes(state: &AppState, body: &SubmitBody) -> Result<(), AppError> {
+    let limits = state.limits();
+    if let Some(reasoning) = &body.reasoning
+        && reasoning.len() > limits.max_reasoning_bytes
+    {
+        return Err(AppError::invalid(
+            "reasoning_too_large",
+            format!(
+                "reasoning is {} bytes; at most {} bytes are accepted",
+                reasoning.len(),
+                limits.max_reasoning_bytes
+            ),
+        ));
+    }
+    if let Some(context) = &body.context {
+        let size = json_size(context);
+        if size > limits.max_context_bytes {
+            return Err(AppError::invalid(
+                "context_too_large",
+                format!(
+                    "context is {size} bytes as JSON; at most {} bytes are accepted",
+                    limits.max_context_bytes
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -187,6 +239,7 @@ pub struct ShowQuery {
         (status = 400, description = "A malformed query string", body = ErrorBody),
         (status = 401, description = "No valid token, or the token was revoked while the request waited", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "With `wait`: this token already has as many long-polls and event streams open as the server allows", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -195,7 +248,7 @@ pub async fn show(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
-) -> Result<Json<ActionView>, AppError> {
+) -> Result<Response, AppError> {
     let wait = query.wait.unwrap_or(0).min(state.limits().max_wait_seconds);
     if wait == 0 {
         let record = state
@@ -204,8 +257,9 @@ pub async fn show(
             .await?
             .ok_or_else(|| not_found(&id))?;
         caller.check_read(&record)?;
-        return Ok(Json(ActionView::from(&record)));
+        return Ok(Json(ActionView::from(&record)).into_response());
     }
+    let _permit = state.wait_caps().acquire(&caller.token.id)?;
     let mut revoked = state.revocations().watch(&caller.token.id).await?;
     if revoked.is_revoked() {
         return Err(revoked_while_waiting());
@@ -232,7 +286,12 @@ pub async fn show(
     if let Ok(Err(error)) = waited {
         return Err(error);
     }
-    Ok(Json(ActionView::from(watch.current())))
+    // The JSON every waiter of this version shares.
+    Ok((
+        [(CONTENT_TYPE, "application/json")],
+        watch.snapshot().json(),
+    )
+        .into_response())
 }
 
 /// Server-Sent Events: one `status` event per change of the action, carrying the action
@@ -246,6 +305,7 @@ pub async fn show(
             content_type = "text/event-stream", body = StatusEvent),
         (status = 401, description = "No valid token (a stream whose token is revoked later ends)", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "This token already has as many long-polls and event streams open as the server allows", body = ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -253,7 +313,8 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+) -> Result<Response, AppError> {
+    let permit = state.wait_caps().acquire(&caller.token.id)?;
     let revoked = state.revocations().watch(&caller.token.id).await?;
     if revoked.is_revoked() {
         return Err(revoked_while_waiting());
@@ -262,42 +323,7 @@ pub async fn events(
         .await?
         .ok_or_else(|| not_found(&id))?;
     caller.check_read(watch.current())?;
-    let first = watch.current().clone();
-    let stream = stream::unfold(Some((watch, revoked, Some(first))), |step| async move {
-        let (mut watch, mut revoked, first) = step?;
-        let record = match first {
-            Some(record) => record,
-            None => {
-                let next = tokio::select! {
-                    () = revoked.revoked() => {
-                        tracing::info!(token = %revoked.token_id(), "event stream ended: its token was revoked");
-                        return None;
-                    }
-                    next = watch.next() => next,
-                };
-                match next {
-                    Ok(true) => watch.current().clone(),
-                    Ok(false) => return None,
-                    Err(error) => {
-                        tracing::warn!(%error, "event stream ended by a store error");
-                        return None;
-                    }
-                }
-            }
-        };
-        let event = status_event(&record);
-        let next = (!record.status.is_final()).then_some((watch, revoked, None));
-        Some((Ok(event), next))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
-fn status_event(record: &ActionRecord) -> Event {
-    let data = serde_json::to_string(&ActionView::from(record)).unwrap_or_default();
-    Event::default()
-        .event("status")
-        .id(record.version.to_string())
-        .data(data)
+    Ok(event_stream::response(watch, revoked, permit))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -309,7 +335,8 @@ pub struct ListQuery {
     status: Option<String>,
     /// A glob on the action name, e.g. `refund.*`.
     action: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
+    /// Page size, 1 to 1000 (default 50); a page also ends early, with a `next_cursor`, once
+    /// it holds the server's `max_page_bytes`.
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -353,6 +380,7 @@ pub async fn list(
                 action,
                 limit,
                 cursor: query.cursor,
+                max_bytes: state.limits().max_page_bytes,
             })
             .await?
     } else {
@@ -364,6 +392,7 @@ pub async fn list(
                 agent: None,
                 limit,
                 cursor: query.cursor,
+                max_bytes: state.limits().max_page_bytes,
             })
             .await?
     };

@@ -17,7 +17,8 @@ use crate::views::{AuditEntryView, AuditPage, VerifyView};
 pub struct AuditQuery {
     /// Entries with a sequence number above this (default 0: from the start).
     after: Option<u64>,
-    /// Page size, 1 to 1000 (default 100).
+    /// Page size, 1 to 1000 (default 100). A page also ends early once it holds the
+    /// server's `max_page_bytes`; `next_after` then says where to go on.
     limit: Option<u32>,
 }
 
@@ -42,8 +43,14 @@ pub async fn list(
         0 => 100,
         n => n.min(1000),
     };
-    let entries = state.store().audit(query.after.unwrap_or(0), limit).await?;
-    let next_after = (entries.len() as u32 == limit)
+    let max_bytes = state.limits().max_page_bytes;
+    let entries = state
+        .store()
+        .audit(query.after.unwrap_or(0), limit, max_bytes)
+        .await?;
+    // A full page, or one the byte bound ended early: there may be more after it.
+    let bytes: usize = entries.iter().map(|e| e.stored_bytes()).sum();
+    let next_after = (entries.len() as u32 == limit || bytes > max_bytes)
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
     Ok(Json(AuditPage {

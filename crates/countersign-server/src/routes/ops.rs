@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorBody};
+use crate::metrics::Gauges;
 use crate::state::AppState;
 
 /// `200` while the server is serving; `503` once its store cannot take writes (closed, or
@@ -35,9 +36,11 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
             return error.into_response();
         }
     }
-    let mut text = state
-        .metrics()
-        .render(state.store().commit_stats(), state.watchers().watched());
+    let gauges = Gauges {
+        watched_actions: state.watchers().watched(),
+        open_waits: state.wait_caps().total(),
+    };
+    let mut text = state.metrics().render(state.store().commit_stats(), gauges);
     state.policy().render_metrics(&mut text);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

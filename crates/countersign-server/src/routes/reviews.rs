@@ -19,7 +19,8 @@ use crate::views::{ActionPage, ActionView, ReviewBody, ReviewVerdictBody};
 pub struct ReviewsQuery {
     /// `open` (the default) or `done`.
     status: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
+    /// Page size, 1 to 1000 (default 50); a page also ends early, with a `next_cursor`, once
+    /// it holds the server's `max_page_bytes`.
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -57,6 +58,7 @@ pub async fn list(
             reviewed,
             limit: query.limit.unwrap_or(0),
             cursor: query.cursor,
+            max_bytes: state.limits().max_page_bytes,
         })
         .await?;
     Ok(Json(ActionPage {

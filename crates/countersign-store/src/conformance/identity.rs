@@ -31,7 +31,7 @@ pub(super) async fn identities(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(second.token.owner.as_deref(), Some("olivia"));
-    let audit = store.audit(0, 1000).await.unwrap();
+    let audit = store.audit(0, 1000, 0).await.unwrap();
     let created = audit.last().unwrap();
     assert_eq!(
         (created.kind.as_str(), created.actor.as_str()),

@@ -88,6 +88,7 @@ pub(super) async fn queue(store: &dyn Store) {
             action: Some(glob("queue.*")),
             limit: 2,
             cursor: None,
+            ..QueueQuery::default()
         })
         .await
         .unwrap();
@@ -96,6 +97,7 @@ pub(super) async fn queue(store: &dyn Store) {
             action: Some(glob("queue.*")),
             limit: 2,
             cursor: first.next_cursor.clone(),
+            ..QueueQuery::default()
         })
         .await
         .unwrap();
@@ -114,6 +116,7 @@ pub(super) async fn queue(store: &dyn Store) {
             action: Some(glob("queue.item")),
             limit: 10,
             cursor: None,
+            ..QueueQuery::default()
         })
         .await
         .unwrap();
@@ -142,6 +145,41 @@ pub(super) async fn queue(store: &dyn Store) {
         .unwrap();
     assert_eq!(own.items.len(), 3);
     assert!(own.items.windows(2).all(|w| w[0].id > w[1].id));
+    // A page ends once it holds more than its byte bound, with a cursor to the rest: one
+    // action is more than 10 bytes, so each page holds exactly one.
+    let mut cursor = None;
+    let mut walked = Vec::new();
+    loop {
+        let page = store
+            .queue(QueueQuery {
+                action: Some(glob("queue.*")),
+                limit: 1000,
+                cursor: cursor.take(),
+                max_bytes: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "{walked:?}");
+        walked.extend(page.items.iter().map(|r| r.id.clone()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected);
+    for max_bytes in [10, 1 << 20] {
+        let own = store
+            .actions(ActionQuery {
+                agent: Some("queue-bot".into()),
+                max_bytes,
+                ..ActionQuery::default()
+            })
+            .await
+            .unwrap();
+        let expected_items = if max_bytes == 10 { 1 } else { 3 };
+        assert_eq!(own.items.len(), expected_items);
+        assert_eq!(own.next_cursor.is_some(), max_bytes == 10);
+    }
 }
 
 pub(super) async fn submit_pending(store: &dyn Store, action: &str, args: Value) -> String {

@@ -196,7 +196,7 @@ pub(super) async fn audit(store: &dyn Store) {
         })
         .await
         .unwrap();
-    let entries = store.audit(0, 1000).await.unwrap();
+    let entries = store.audit(0, 1000, 0).await.unwrap();
     assert_eq!(entries.last(), Some(&custom));
     assert!(entries.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     assert!(entries.windows(2).all(|w| w[1].prev == w[0].hash));
@@ -230,8 +230,14 @@ pub(super) async fn audit(store: &dyn Store) {
         };
         assert_eq!(token, expected, "{entry:?}");
     }
-    let tail = store.audit(custom.seq - 2, 1000).await.unwrap();
+    let tail = store.audit(custom.seq - 2, 1000, 0).await.unwrap();
     assert_eq!(tail.len(), 2);
+    // A page stops once it holds more than its byte bound (and always holds one entry).
+    let small = store.audit(0, 1000, 1).await.unwrap();
+    assert_eq!(small, entries[..1]);
+    let bound = entries[0].stored_bytes() + entries[1].stored_bytes();
+    let two = store.audit(0, 1000, bound).await.unwrap();
+    assert_eq!(two.len(), 3, "the entry that crosses the bound is the last");
     let report = store.verify_audit().await.unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.entries, custom.seq);

@@ -135,6 +135,10 @@ fn try_open_writer(path: &Path) -> StoreResult<Connection> {
         )));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Statement journals (one per savepoint, spilled to a file past 64 KiB) and temporary
+    // tables stay in memory: the writer never needs a new file descriptor after it opened,
+    // so a process out of descriptors still commits.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     migrations::migrate(&mut conn)?;
     Ok(conn)
 }
@@ -168,7 +172,22 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
     .map_err(|e| open_error(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
+}
+
+/// Another read-only connection to the database this store already has open. A failure
+/// here is the process's, not the file's (the writer holds it open): most often no file
+/// descriptor is left. It is [`StoreError::Unavailable`], for the caller to retry.
+fn open_another_reader(path: &Path) -> StoreResult<Connection> {
+    open_reader(path).map_err(|error| {
+        // SQLite says only "unable to open database file"; the OS says why.
+        let why = match std::fs::File::open(path) {
+            Err(os) => os.to_string(),
+            Ok(_) => error.to_string(),
+        };
+        StoreError::Unavailable(format!("cannot open a read connection: {why}"))
+    })
 }
 
 /// Read-only connections for reuse: a query takes an idle one or opens one, and gives it
@@ -189,7 +208,7 @@ impl Readers {
         let idle = self.lock().pop();
         let mut conn = match idle {
             Some(conn) => conn,
-            None => open_reader(&self.path)?,
+            None => open_another_reader(&self.path)?,
         };
         let result = query(&mut conn);
         let mut idle = self.lock();
@@ -213,9 +232,14 @@ impl Readers {
 }
 
 /// Verifies the chain in one read transaction (one snapshot), on the blocking pool.
-async fn verify_on(path: PathBuf) -> StoreResult<ChainReport> {
+/// `open` is [`open_reader`] for a file nobody else has open, [`open_another_reader`] for
+/// this store's own.
+async fn verify_on(
+    path: PathBuf,
+    open: fn(&Path) -> StoreResult<Connection>,
+) -> StoreResult<ChainReport> {
     tokio::task::spawn_blocking(move || {
-        let mut conn = open_reader(&path)?;
+        let mut conn = open(&path)?;
         let tx = conn.transaction()?;
         read::verify(&tx)
     })
@@ -296,7 +320,7 @@ fn unexpected() -> StoreError {
 /// Verifies the audit chain of the database file at `path` directly, without a server
 /// (`countersign audit verify --db`). Opens the file read-only and never creates it.
 pub async fn verify_file(path: impl AsRef<Path>) -> StoreResult<ChainReport> {
-    verify_on(path.as_ref().to_path_buf()).await
+    verify_on(path.as_ref().to_path_buf(), open_reader).await
 }
 
 impl Store for SqliteStore {
@@ -437,12 +461,20 @@ impl Store for SqliteStore {
         })
     }
 
-    fn audit(&self, after: u64, limit: u32) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>> {
-        Box::pin(async move { self.readers.with(|c| read::audit(c, after, limit)) })
+    fn audit(
+        &self,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>> {
+        Box::pin(async move {
+            self.readers
+                .with(|c| read::audit(c, after, limit, max_bytes))
+        })
     }
 
     fn verify_audit(&self) -> BoxFuture<'_, StoreResult<ChainReport>> {
-        Box::pin(verify_on(self.readers.path.clone()))
+        Box::pin(verify_on(self.readers.path.clone(), open_another_reader))
     }
 
     fn create_token(&self, token: NewToken) -> BoxFuture<'_, StoreResult<CreatedToken>> {

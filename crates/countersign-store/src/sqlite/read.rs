@@ -1,17 +1,19 @@
 //! Read queries, run on a read-only connection (and a few by the writer inside its
 //! transaction). Every listing is keyset-paginated on an index, so the first page of a queue
-//! of a million pending actions costs as much as the first page of ten.
+//! of a million pending actions costs as much as the first page of ten; and a page ends
+//! early once it holds its byte bound, so a thousand large actions are never one page.
 
 use chrono::{DateTime, Utc};
 use countersign_core::audit::Verifier;
 use countersign_core::audit::{EntryFields, hex};
-use rusqlite::{Connection, OptionalExtension, ToSql, params};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::rows::{self, ACTION_COLUMNS, AUDIT_COLUMNS, TOKEN_COLUMNS, millis};
 use crate::audit_log::{AuditEntry, ChainReport};
 use crate::error::StoreError;
 use crate::record::{
-    ActionQuery, ActionRecord, DueDeadline, Page, QueueQuery, ReviewQuery, page_limit,
+    ActionQuery, ActionRecord, DueDeadline, Page, QueueQuery, ReviewQuery, page_bytes, page_limit,
 };
 use crate::token::{self, Token};
 
@@ -44,18 +46,6 @@ fn id_cursor(cursor: &str) -> Result<&str, StoreError> {
     Ok(cursor)
 }
 
-/// Splits the one extra row a listing fetched off into a cursor.
-fn page(
-    mut items: Vec<ActionRecord>,
-    limit: u32,
-    cursor: impl Fn(&ActionRecord) -> String,
-) -> Page<ActionRecord> {
-    let more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let next_cursor = if more { items.last().map(cursor) } else { None };
-    Page { items, next_cursor }
-}
-
 pub(crate) fn queue(conn: &Conn, query: &QueueQuery) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
     let after = query.cursor.as_deref().map(queue_cursor).transpose()?;
@@ -84,10 +74,9 @@ pub(crate) fn queue(conn: &Conn, query: &QueueQuery) -> Result<Page<ActionRecord
         values.push(Box::new(id.to_owned()));
     }
     values.push(Box::new(i64::from(limit) + 1));
-    let items = action_rows(conn, &sql, values)?;
-    Ok(page(items, limit, |r| {
+    action_page(conn, &sql, values, limit, query.max_bytes, |r| {
         format!("{}.{}", r.deadline.map(millis).unwrap_or_default(), r.id)
-    }))
+    })
 }
 
 pub(crate) fn actions(conn: &Conn, query: &ActionQuery) -> Result<Page<ActionRecord>, StoreError> {
@@ -121,8 +110,7 @@ pub(crate) fn actions(conn: &Conn, query: &ActionQuery) -> Result<Page<ActionRec
         values.push(Box::new(id.to_owned()));
     }
     values.push(Box::new(i64::from(limit) + 1));
-    let items = action_rows(conn, &sql, values)?;
-    Ok(page(items, limit, |r| r.id.clone()))
+    action_page(conn, &sql, values, limit, query.max_bytes, |r| r.id.clone())
 }
 
 pub(crate) fn reviews(conn: &Conn, query: &ReviewQuery) -> Result<Page<ActionRecord>, StoreError> {
@@ -139,23 +127,49 @@ pub(crate) fn reviews(conn: &Conn, query: &ReviewQuery) -> Result<Page<ActionRec
         values.push(Box::new(id.to_owned()));
     }
     values.push(Box::new(i64::from(limit) + 1));
-    let items = action_rows(conn, &sql, values)?;
-    Ok(page(items, limit, |r| r.id.clone()))
+    action_page(conn, &sql, values, limit, query.max_bytes, |r| r.id.clone())
 }
 
-/// Runs a query selecting [`ACTION_COLUMNS`] and reads every row.
-fn action_rows(
+/// Runs a query selecting [`ACTION_COLUMNS`] (with `LIMIT limit + 1`) and reads a page:
+/// `limit` rows, or fewer once they hold more than `max_bytes`. A row beyond the page means
+/// there is more, and the last item's `cursor` says where to go on.
+fn action_page(
     conn: &Conn,
     sql: &str,
     values: Vec<Box<dyn ToSql>>,
-) -> Result<Vec<ActionRecord>, StoreError> {
+    limit: u32,
+    max_bytes: usize,
+    cursor: impl Fn(&ActionRecord) -> String,
+) -> Result<Page<ActionRecord>, StoreError> {
+    let max_bytes = page_bytes(max_bytes);
     let mut statement = conn.prepare_cached(sql)?;
     let mut rows = statement.query(rusqlite::params_from_iter(values))?;
     let mut items = Vec::new();
+    let mut bytes = 0;
     while let Some(row) = rows.next()? {
+        if items.len() >= limit as usize || bytes > max_bytes {
+            return Ok(Page {
+                next_cursor: items.last().map(&cursor),
+                items,
+            });
+        }
+        bytes += row_bytes(row);
         items.push(rows::action_from_row(row)?);
     }
-    Ok(items)
+    Ok(Page {
+        items,
+        next_cursor: None,
+    })
+}
+
+/// The bytes a row holds: its text and blobs, and 8 for anything else.
+fn row_bytes(row: &Row<'_>) -> usize {
+    (0..row.as_ref().column_count())
+        .map(|i| match row.get_ref(i) {
+            Ok(ValueRef::Text(bytes) | ValueRef::Blob(bytes)) => bytes.len(),
+            _ => 8,
+        })
+        .sum()
 }
 
 pub(crate) fn next_deadline(conn: &Conn) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -193,7 +207,13 @@ pub(crate) fn due_deadlines(
         .collect()
 }
 
-pub(crate) fn audit(conn: &Conn, after: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+pub(crate) fn audit(
+    conn: &Conn,
+    after: u64,
+    limit: u32,
+    max_bytes: usize,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let max_bytes = page_bytes(max_bytes);
     let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?");
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(params![
@@ -201,8 +221,13 @@ pub(crate) fn audit(conn: &Conn, after: u64, limit: u32) -> Result<Vec<AuditEntr
         i64::from(page_limit(limit))
     ])?;
     let mut entries = Vec::new();
-    while let Some(row) = rows.next()? {
-        entries.push(rows::audit_from_row(row)?);
+    let mut bytes = 0;
+    while bytes <= max_bytes
+        && let Some(row) = rows.next()?
+    {
+        let entry = rows::audit_from_row(row)?;
+        bytes += entry.stored_bytes();
+        entries.push(entry);
     }
     Ok(entries)
 }

@@ -1,8 +1,10 @@
 //! The client commands against a real `countersign serve` process: the approval story with
 //! SPEC exit codes, audit tamper detection with `audit verify`, and a crash test that
-//! `kill -9`s the server while agents submit and decide; and (in `policy`) the policy
-//! commands. One test binary for the crate.
+//! `kill -9`s the server while agents submit and decide; (in `policy`) the policy commands;
+//! and (in `limits`) the server out of descriptors and under a thousand waiters. One test
+//! binary for the crate.
 
+mod limits;
 mod policy;
 
 use std::io::{BufRead, BufReader};
@@ -51,8 +53,15 @@ struct Server {
 impl Server {
     /// Starts the server on a free port in `dir` and waits until it says it is serving.
     fn start(dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
+        Server::start_command(dir, Command::new(BIN), &[])
+    }
+
+    /// Like [`Server::start`], with `command` the binary or a wrapper that runs it (e.g.
+    /// `prlimit ... -- BIN`), and `extra` arguments after `serve`'s own.
+    fn start_command(dir: &Path, mut command: Command, extra: &[&str]) -> Server {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--db", "countersign.db"])
+            .args(extra)
             .current_dir(dir)
             .env("RUST_LOG", "info")
             .env_remove("COUNTERSIGN_POLICY")
