@@ -38,6 +38,7 @@ pub struct ActionState {
     pub escalate_to: Option<Value>,
     pub escalation_sla: Option<Value>,
     pub review_sample: Option<Value>,
+    pub escalated: Option<Value>,
     pub escalated_to: Option<Value>,
     pub decisions: Option<Value>,
     pub review: Option<Value>,
@@ -48,7 +49,7 @@ pub struct ActionState {
 
 impl ActionState {
     /// Every field with its name, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, &Option<Value>); 28] {
+    pub fn fields(&self) -> [(&'static str, &Option<Value>); 29] {
         [
             ("action", &self.action),
             ("agent", &self.agent),
@@ -72,6 +73,7 @@ impl ActionState {
             ("escalate_to", &self.escalate_to),
             ("escalation_sla", &self.escalation_sla),
             ("review_sample", &self.review_sample),
+            ("escalated", &self.escalated),
             ("escalated_to", &self.escalated_to),
             ("decisions", &self.decisions),
             ("review", &self.review),
@@ -189,6 +191,7 @@ impl Replay {
                 }
                 state.owner = optional(&body, "owner");
                 state.original_args = Some(Value::Null);
+                state.escalated = Some(json!(false));
                 state.escalated_to = Some(json!([]));
                 state.decisions = Some(json!([]));
                 state.outcome = Some(Value::Null);
@@ -253,6 +256,7 @@ impl Replay {
                         }
                     }
                 }
+                state.escalated = Some(json!(true));
                 state.deadline = Some(field(&body, "deadline"));
             }
             "outcome" => {

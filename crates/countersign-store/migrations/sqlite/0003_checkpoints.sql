@@ -1,0 +1,31 @@
+-- Signed checkpoints of the audit chain (C2SP signed notes), and what verification needs to
+-- re-derive every action's state from its own entries.
+
+-- One row per signed chain head. The signed note is what counts (it is also published
+-- outside the database); size and hash are kept beside it to look it up and compare.
+CREATE TABLE checkpoints (
+    size      INTEGER PRIMARY KEY NOT NULL,
+    hash      BLOB NOT NULL,
+    note      TEXT NOT NULL,
+    signed_at INTEGER NOT NULL
+);
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'checkpoints are append-only');
+END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'checkpoints are append-only');
+END;
+
+-- An action's entries in order: verification walks the log by action (merged with the
+-- actions table by id), so its memory stays one action's worth however large the log is.
+-- Ids are time-ordered, so inserts land near the end of the index.
+CREATE INDEX audit_by_action ON audit (action_id, seq) WHERE action_id <> '';
+
+-- The row a health probe rewrites: a real committed write, so that a full disk or a
+-- read-only file shows even while no request writes.
+CREATE TABLE write_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);

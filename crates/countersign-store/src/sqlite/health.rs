@@ -1,0 +1,80 @@
+//! Whether the store can take writes, as its last writes showed: a write that failed for a
+//! storage reason (full disk, read-only file, device error, lock held elsewhere) makes the
+//! store unavailable until a later write commits; a damaged file makes it damaged until
+//! restart. `/healthz` reads this, and probes with a real write when it is stale.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::audit_log::StoreHealth;
+use crate::error::StoreError;
+
+/// A health answer older than this is checked with a probe write first.
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Condition {
+    failing: Option<String>,
+    damaged: Option<String>,
+    last_write: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    condition: Mutex<Condition>,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Condition> {
+        // Plain data: a panic while it was held cannot leave it inconsistent.
+        self.condition
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A write committed.
+    pub fn wrote(&self) {
+        let mut condition = self.lock();
+        condition.failing = None;
+        condition.last_write = Some(Instant::now());
+    }
+
+    /// Records `error` if it is a storage failure (other errors say nothing about health).
+    pub fn failed(&self, error: &StoreError) {
+        let mut condition = self.lock();
+        match error {
+            StoreError::Damaged(message) => {
+                condition.damaged.get_or_insert_with(|| message.clone());
+            }
+            error if error.is_storage_failure() => condition.failing = Some(error.to_string()),
+            _ => {}
+        }
+    }
+
+    /// The damage found, if any: writes are refused with it.
+    pub fn damage(&self) -> Option<String> {
+        self.lock().damaged.clone()
+    }
+
+    pub fn current(&self) -> StoreHealth {
+        let condition = self.lock();
+        if let Some(damage) = &condition.damaged {
+            return StoreHealth::Damaged(damage.clone());
+        }
+        match &condition.failing {
+            Some(reason) => StoreHealth::Unavailable(reason.clone()),
+            None => StoreHealth::Ok,
+        }
+    }
+
+    /// Whether the answer needs a probe write: failing now (to see it recover), or no write
+    /// for a while (a disk can fill up while nobody writes).
+    pub fn needs_probe(&self) -> bool {
+        let condition = self.lock();
+        condition.damaged.is_none()
+            && (condition.failing.is_some()
+                || condition
+                    .last_write
+                    .is_none_or(|at| at.elapsed() >= PROBE_AFTER))
+    }
+}
