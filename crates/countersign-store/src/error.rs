@@ -94,9 +94,9 @@ impl From<rusqlite::Error> for StoreError {
             C::SystemIoFailure => {
                 StoreError::Unavailable(format!("the storage device failed ({error})"))
             }
-            C::CannotOpen => StoreError::Unavailable(format!(
-                "the database files cannot be opened ({error})"
-            )),
+            C::CannotOpen => {
+                StoreError::Unavailable(format!("the database files cannot be opened ({error})"))
+            }
             C::DatabaseBusy | C::DatabaseLocked => StoreError::Busy(format!(
                 "another process holds the database locked ({error})"
             )),

@@ -119,10 +119,7 @@ pub struct FileError {
 /// Verifies and reads every checkpoint in `text` (one note, or notes one after another as
 /// the server appends them to its publish file). All must verify: a file that mixes in a
 /// forged or damaged one is refused whole, with the note that failed.
-pub fn open_all(
-    text: &str,
-    verifier: &NoteVerifier,
-) -> Result<Vec<FiledCheckpoint>, FileError> {
+pub fn open_all(text: &str, verifier: &NoteVerifier) -> Result<Vec<FiledCheckpoint>, FileError> {
     let notes = split_notes(text).map_err(|error| FileError {
         index: 1,
         count: 1,
@@ -203,7 +200,10 @@ mod tests {
             }
         }
         // A changed size no longer verifies.
-        let note = checkpoint(20).sign(&signer).unwrap().replacen("\n20\n", "\n19\n", 1);
+        let note = checkpoint(20)
+            .sign(&signer)
+            .unwrap()
+            .replacen("\n20\n", "\n19\n", 1);
         assert!(matches!(
             Checkpoint::open(&note, &verifier),
             Err(CheckpointError::Note(NoteError::BadSignature { .. }))

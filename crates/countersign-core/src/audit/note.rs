@@ -47,7 +47,9 @@ pub enum NoteError {
     Malformed { line: usize, what: String },
     #[error("the note is not signed by the key {expected} (its signatures are by: {found})")]
     UnknownKey { expected: String, found: String },
-    #[error("the signature by {key} does not verify: the note was changed or signed by another key")]
+    #[error(
+        "the signature by {key} does not verify: the note was changed or signed by another key"
+    )]
     BadSignature { key: String },
 }
 
@@ -300,8 +302,7 @@ impl<'a> Note<'a> {
         let Some(split) = note.rfind("\n\n") else {
             return Err(NoteError::Malformed {
                 line: note.split('\n').count(),
-                what: "no blank line before the signature lines: this is not a signed note"
-                    .into(),
+                what: "no blank line before the signature lines: this is not a signed note".into(),
             });
         };
         let text = &note[..=split];
@@ -316,10 +317,10 @@ impl<'a> Note<'a> {
                     what: format!("more than {MAX_SIGNATURES} signatures"),
                 });
             }
-            signatures.push(parse_signature(line).map_err(|what| NoteError::Malformed {
-                line: number,
-                what,
-            })?);
+            signatures.push(
+                parse_signature(line)
+                    .map_err(|what| NoteError::Malformed { line: number, what })?,
+            );
         }
         Ok(Note { text, signatures })
     }
@@ -434,7 +435,9 @@ mod tests {
         let verifier = NoteVerifier::parse(vkey).unwrap();
         assert_eq!(
             verifier.open(note),
-            Ok("If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n")
+            Ok(
+                "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+            )
         );
         // Ed25519 is deterministic: the Go signer key signs to the same note, byte for byte.
         let signer = NoteSigner::parse(
@@ -470,7 +473,10 @@ mod tests {
             NoteVerifier::parse(&vkey),
             Err(KeyError::HashMismatch { .. })
         ));
-        assert_eq!(NoteSigner::parse("nope").unwrap_err(), KeyError::SignerShape);
+        assert_eq!(
+            NoteSigner::parse("nope").unwrap_err(),
+            KeyError::SignerShape
+        );
 
         let verifier = signer().verifier();
         let other = NoteSigner::from_seed("countersign/other", [8; 32]).unwrap();

@@ -125,4 +125,5 @@ pub async fn story(store: &dyn Store) {
     records::post_hoc_review(store).await;
     records::idempotency(store).await;
     records::audit(store).await;
+    records::checkpoints(store).await;
 }

@@ -13,7 +13,10 @@ const MIGRATIONS: [(u32, &str); 3] = [
         2,
         include_str!("../../migrations/sqlite/0002_queue_by_action.sql"),
     ),
-    (3, include_str!("../../migrations/sqlite/0003_checkpoints.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_checkpoints.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -31,8 +31,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use self::health::Health;
 use self::writer::{Command, Counters, Op, Reply, Writer};
 use crate::audit_log::{
-    AuditEntry, AuditHead, AuditReport, CheckpointClaim, CommitStats, NewAuditEntry,
-    NewCheckpoint, StoreHealth, StoredCheckpoint,
+    AuditEntry, AuditHead, AuditReport, CheckpointClaim, CommitStats, NewAuditEntry, NewCheckpoint,
+    StoreHealth, StoredCheckpoint,
 };
 use crate::error::StoreError;
 use crate::record::{
@@ -121,7 +121,9 @@ fn start_error(path: &Path, error: StoreError) -> StoreError {
     match error {
         StoreError::Unavailable(reason) | StoreError::Busy(reason) => StoreError::Open {
             path: shown.to_string(),
-            reason: format!("{reason}; countersign must be able to write the file and create its -wal and -shm files beside it"),
+            reason: format!(
+                "{reason}; countersign must be able to write the file and create its -wal and -shm files beside it"
+            ),
         },
         StoreError::Damaged(damage) => StoreError::Damaged(format!(
             "{shown}: {damage}; restore it from a backup, or salvage what is readable with `sqlite3 {shown} .recover`"
@@ -316,11 +318,14 @@ impl SqliteStore {
     /// Finishes queued writes and closes the database. Later calls fail with
     /// [`StoreError::WriterGone`].
     pub async fn close(&self) {
+        // Readers first: the last connection to close checkpoints the write-ahead log into
+        // the file and removes it, which only a writing connection can do, so a cleanly
+        // stopped server leaves one file behind.
+        self.readers.close();
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Close(reply)).await.is_ok() {
             let _ = done.await;
         }
-        self.readers.close();
     }
 
     async fn write(&self, op: Op) -> StoreResult<Reply> {

@@ -41,8 +41,8 @@ pub(crate) fn verify(
         state_mismatch_count: 0,
         damage: None,
     };
-    let result = verify_chain(conn, claims, &mut report)
-        .and_then(|()| verify_states(conn, &mut report));
+    let result =
+        verify_chain(conn, claims, &mut report).and_then(|()| verify_states(conn, &mut report));
     match result {
         Ok(()) => Ok(report),
         Err(error) if error.is_storage_failure() => {
@@ -77,9 +77,7 @@ fn verify_chain(
     claims.sort_by_key(|claim| claim.size);
     let mut claims = claims.into_iter().peekable();
     let mut check = |claim: CheckpointClaim, outcome| {
-        report
-            .checkpoints
-            .push(CheckpointCheck { claim, outcome });
+        report.checkpoints.push(CheckpointCheck { claim, outcome });
     };
     let matched = |claim: &CheckpointClaim, hash: &[u8; 32]| {
         if claim.hash == *hash {
@@ -271,7 +269,9 @@ fn verify_states(conn: &Connection, report: &mut AuditReport) -> Result<(), Stor
         action = next_action(&mut action_rows)?;
         match (record, derived) {
             (Err(error), _) => mismatches.push(id, "row", json!(error.to_string()), Value::Null),
-            (Ok(_), Err(error)) => mismatches.push(id, "log", Value::Null, json!(error.to_string())),
+            (Ok(_), Err(error)) => {
+                mismatches.push(id, "log", Value::Null, json!(error.to_string()))
+            }
             (Ok(record), Ok(derived)) => {
                 for mismatch in replay::compare(&stored_state(&record), &derived) {
                     mismatches.push(

@@ -188,9 +188,7 @@ impl Writer {
                     .filter(|error| error.is_storage_failure());
                 match failure {
                     Some(error) => self.health.failed(error),
-                    None if done.iter().any(|(outcome, _)| outcome.is_ok()) => {
-                        self.health.wrote()
-                    }
+                    None if done.iter().any(|(outcome, _)| outcome.is_ok()) => self.health.wrote(),
                     None => {}
                 }
                 // Subscribers first: a caller that has its answer and subscribes next must
