@@ -138,6 +138,12 @@ impl From<countersign_store::StoreError> for AppError {
             E::TokenNotFound(_) => AppError::not_found(message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
             E::WriterGone(_) => AppError::unavailable(message),
+            // The storage, not the request or the code: "not now", with the reason.
+            E::Unavailable(_) | E::Busy(_) | E::Damaged(_) => {
+                tracing::error!(error = %message, "the database cannot serve this request");
+                AppError::unavailable(message)
+            }
+            E::CheckpointMismatch(_) => AppError::conflict("checkpoint_mismatch", message),
             other => AppError::internal(&other),
         }
     }

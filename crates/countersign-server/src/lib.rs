@@ -5,7 +5,10 @@
 //! it with its background workers until a shutdown signal. Everything the API decides about
 //! the domain is `countersign_core`'s; everything it keeps is the store's.
 
+pub mod audit_views;
 mod auth;
+pub mod checkpoint_key;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 mod error;
@@ -24,6 +27,7 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 
+pub use checkpoints::{Checkpoints, Publish};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, ServerConfig};
 pub use error::AppError;
@@ -50,6 +54,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = state.stopping();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
+    let checkpoints = tokio::spawn(checkpoints::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
     let router = app(state.clone());
     let signal_state = state.clone();
@@ -63,6 +68,8 @@ pub async fn serve(
     state.begin_shutdown();
     let _ = sla.await;
     let _ = policy.await;
+    // After the SLA worker's last step: the final checkpoint covers everything written.
+    let _ = checkpoints.await;
     state.store().close().await;
     result
 }

@@ -46,7 +46,9 @@ impl Health {
             StoreError::Damaged(message) => {
                 condition.damaged.get_or_insert_with(|| message.clone());
             }
-            error if error.is_storage_failure() => condition.failing = Some(error.to_string()),
+            StoreError::Unavailable(reason) | StoreError::Busy(reason) => {
+                condition.failing = Some(reason.clone());
+            }
             _ => {}
         }
     }
