@@ -51,6 +51,13 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
     tracing::info!(hash = %policy.current().hash(),
         file = %config.policy.as_ref().map_or("built-in".into(), |p| p.display().to_string()),
         "policy loaded");
+    let options = countersign_store::SqliteOptions {
+        check_integrity: config.integrity_check,
+        ..countersign_store::SqliteOptions::default()
+    };
+    let store = countersign_store::open_with(&config.database, options)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database))?;
     let key = checkpoint_key::load_or_create(&config.checkpoints.key)?;
     let verifier = key.signer.verifier().encode();
     if key.created {
@@ -59,13 +66,6 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
     } else {
         tracing::info!(key = %verifier, "audit checkpoint key loaded");
     }
-    let options = countersign_store::SqliteOptions {
-        check_integrity: config.integrity_check,
-        ..countersign_store::SqliteOptions::default()
-    };
-    let store = countersign_store::open_with(&config.database, options)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database))?;
     let mut state = AppState::new(
         store,
         Arc::new(policy),

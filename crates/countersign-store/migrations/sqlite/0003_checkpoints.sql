@@ -23,8 +23,8 @@ END;
 -- Ids are time-ordered, so inserts land near the end of the index.
 CREATE INDEX audit_by_action ON audit (action_id, seq) WHERE action_id <> '';
 
--- The row a health probe rewrites: a real committed write, so that a full disk or a
--- read-only file shows even while no request writes.
+-- The row a health probe rewrites: a real committed write, so that a read-only file or a
+-- failing device shows even while no request writes.
 CREATE TABLE write_probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at INTEGER NOT NULL

@@ -3,6 +3,8 @@
 //! store unavailable until a later write commits; a damaged file makes it damaged until
 //! restart. `/healthz` reads this, and probes with a real write when it is stale.
 
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,36 @@ use crate::error::StoreError;
 
 /// A health answer older than this is checked with a probe write first.
 pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(10);
+/// The free space a healthy store has beside its file: room for a few of the largest
+/// requests (64 KiB of `args`, written to the row and to the log).
+pub(crate) const HEADROOM: usize = 256 * 1024;
+
+/// Checks that the file system holding `database` has [`HEADROOM`] bytes free, by writing
+/// (and syncing, and removing) a file of that size beside it. A probe write into the
+/// database alone cannot tell: after a write failed for a full disk, the write-ahead log
+/// keeps the space that write had taken, so small writes fit again while real requests do
+/// not.
+pub(crate) fn check_headroom(database: &Path) -> Result<(), StoreError> {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-headroom");
+    let probe = Path::new(&name);
+    let written = (|| {
+        let mut file = std::fs::File::create(probe)?;
+        file.write_all(&vec![0u8; HEADROOM])?;
+        file.sync_data()
+    })();
+    let _ = std::fs::remove_file(probe);
+    written.map_err(|error| {
+        StoreError::Unavailable(if error.kind() == std::io::ErrorKind::StorageFull {
+            format!(
+                "the disk is full: less than {} KiB free beside the database ({error})",
+                HEADROOM / 1024
+            )
+        } else {
+            format!("cannot write beside the database ({error})")
+        })
+    })
+}
 
 #[derive(Debug, Default)]
 struct Condition {

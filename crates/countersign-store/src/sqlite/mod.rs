@@ -169,9 +169,11 @@ fn try_open_writer(path: &Path, check_integrity: bool) -> StoreResult<Connection
     }
     migrations::migrate(&mut conn)?;
     conn.execute(
-        "INSERT INTO write_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        "INSERT INTO write_probe (id, at) VALUES (1, ?) \
+         ON CONFLICT (id) DO UPDATE SET at = excluded.at",
         [rows::millis(chrono::Utc::now())],
     )?;
+    health::check_headroom(path)?;
     Ok(conn)
 }
 

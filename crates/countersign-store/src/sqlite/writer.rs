@@ -334,6 +334,9 @@ fn run_op(
             (Reply::Checkpoint(stored, created), vec![])
         }
         Op::Probe(now) => {
+            if let Some(path) = conn.path() {
+                super::health::check_headroom(std::path::Path::new(path))?;
+            }
             conn.prepare_cached(
                 "INSERT INTO write_probe (id, at) VALUES (1, ?) \
                  ON CONFLICT (id) DO UPDATE SET at = excluded.at",

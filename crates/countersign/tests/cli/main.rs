@@ -1,8 +1,10 @@
 //! The client commands against a real `countersign serve` process: the approval story with
 //! SPEC exit codes, audit tamper detection with `audit verify`, and a crash test that
 //! `kill -9`s the server while agents submit and decide; and (in `policy`) the policy
-//! commands. One test binary for the crate.
+//! commands, (in `hardening_audit`) checkpoints, a read-only database and a full disk. One
+//! test binary for the crate.
 
+mod hardening_audit;
 mod policy;
 
 use std::io::{BufRead, BufReader};
