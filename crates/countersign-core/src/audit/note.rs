@@ -456,7 +456,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_keys_and_notes() {
-        let cases: &[(&str, fn(&KeyError) -> bool)] = &[
+        type Expect = fn(&KeyError) -> bool;
+        let cases: &[(&str, Expect)] = &[
             ("", |e| matches!(e, KeyError::VerifierShape(_))),
             ("name+zz+AAAA", |e| matches!(e, KeyError::HashShape { .. })),
             ("na me+01234567+AAAA", |e| matches!(e, KeyError::Name(_))),

@@ -54,6 +54,9 @@ struct Condition {
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     condition: Mutex<Condition>,
+    /// One probe at a time: concurrent health checks share its answer instead of each
+    /// writing a probe of their own.
+    probing: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
@@ -101,14 +104,36 @@ impl Health {
         }
     }
 
-    /// Whether the answer needs a probe write: failing now (to see it recover), or no write
-    /// for a while (a disk can fill up while nobody writes).
-    pub fn needs_probe(&self) -> bool {
-        let condition = self.lock();
-        condition.damaged.is_none()
-            && (condition.failing.is_some()
-                || condition
-                    .last_write
-                    .is_none_or(|at| at.elapsed() >= PROBE_AFTER))
+    /// Whether the answer needs a probe write (failing now, to see it recover; or no write
+    /// for a while, since a disk can fill up while nobody writes) and none is running; if
+    /// so, the caller runs it while holding the returned guard (dropped, even by a caller
+    /// that gave up waiting, it lets the next probe run).
+    pub fn start_probe(&self) -> Option<ProbeGuard<'_>> {
+        use std::sync::atomic::Ordering;
+        let needed = {
+            let condition = self.lock();
+            condition.damaged.is_none()
+                && (condition.failing.is_some()
+                    || condition
+                        .last_write
+                        .is_none_or(|at| at.elapsed() >= PROBE_AFTER))
+        };
+        let won = needed
+            && self
+                .probing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        won.then_some(ProbeGuard(self))
+    }
+}
+
+/// A probe in progress; see [`Health::start_probe`].
+pub(crate) struct ProbeGuard<'a>(&'a Health);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .probing
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }

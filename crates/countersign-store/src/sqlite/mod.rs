@@ -575,7 +575,7 @@ impl Store for SqliteStore {
             if !self.is_open() {
                 return StoreHealth::Unavailable("the store was closed".into());
             }
-            if self.health.needs_probe() {
+            if let Some(_probing) = self.health.start_probe() {
                 let probe = self.write(Op::Probe(chrono::Utc::now()));
                 match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
                     Ok(Ok(_)) => {}

@@ -319,7 +319,7 @@ fn stored_state(record: &ActionRecord) -> ActionState {
         reasoning: Some(json!(record.reasoning)),
         context: Some(Value::Object(record.context.clone())),
         confidence: Some(json!(record.confidence)),
-        hints: Some(serde_json::to_value(&record.hints).unwrap_or(Value::Null)),
+        hints: Some(serde_json::to_value(record.hints).unwrap_or(Value::Null)),
         idempotency_key: Some(json!(record.idempotency_key)),
         tier: Some(json!(record.tier.as_str())),
         status: Some(json!(record.status.as_str())),
