@@ -217,7 +217,11 @@ impl AuditReport {
             problems.push(format!("the database file is damaged: {}", damage.message));
         }
         if let Some(broken) = &self.broken {
-            problems.push(broken.describe());
+            problems.push(format!(
+                "the audit chain is broken at entry {}: {}",
+                broken.seq(),
+                broken.describe()
+            ));
         }
         for check in self.checkpoints.iter().filter(|c| !c.ok()) {
             problems.push(check.describe());

@@ -427,3 +427,83 @@ async fn bad_checkpoints_and_keys_are_refused_precisely() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     plain.stop().await;
 }
+
+#[tokio::test]
+async fn new_checkpoints_are_posted_to_the_webhook_and_failures_counted() {
+    // A webhook receiver on loopback that keeps what it is sent.
+    let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let app = axum::Router::new().route(
+        "/checkpoints",
+        axum::routing::post({
+            let received = received.clone();
+            move |body: String| async move {
+                received.lock().unwrap().push(body);
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/checkpoints", listener.local_addr().unwrap());
+    let receiver = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // A second server that publishes to a closed port.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+
+    for (webhook, reachable) in [(url, true), (dead_url, false)] {
+        let server = spawn_with(Options {
+            checkpoints: Some(Checkpoints::start(
+                signer(),
+                Duration::from_secs(3600),
+                Publish {
+                    file: None,
+                    webhook: Some(webhook),
+                },
+            )),
+            ..Options::default()
+        })
+        .await;
+        server.submit(large_refund()).await;
+        let (status, signed) = server
+            .call("POST", "/v1/audit/checkpoints", &server.admin, None)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{signed}");
+        let note = signed["note"].as_str().unwrap().to_owned();
+        let mut seen = false;
+        for _ in 0..200 {
+            let checkpoints = server.state.checkpoints().unwrap();
+            seen = if reachable {
+                received.lock().unwrap().contains(&note)
+            } else {
+                checkpoints.publish_failures() >= 1
+            };
+            if seen {
+                break;
+            }
+            // The publisher posts on its own task, after the answer.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            seen,
+            "reachable={reachable}: not published or not counted within 5 s"
+        );
+        if !reachable {
+            let response = reqwest::get(format!("{}/metrics", server.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let failures: u64 = response
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix("countersign_checkpoint_publish_failures_total ")
+                })
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!(failures >= 1, "{response}");
+        }
+        server.stop().await;
+    }
+    receiver.abort();
+}

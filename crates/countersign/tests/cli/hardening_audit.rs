@@ -364,3 +364,59 @@ fn a_full_disk_answers_503_and_healthz_reports_it_until_space_is_freed() {
     let (status, answer) = http(&server.url, "POST", "/v1/actions", &agent, Some(body));
     assert_eq!(status, 201, "{answer}");
 }
+
+#[test]
+fn serve_refuses_a_key_file_that_is_not_a_key_and_bad_checkpoint_settings() {
+    let dir = TempDir::new();
+    bootstrap_admin(&dir);
+    let cases: &[(&str, &str, &str)] = &[
+        // (key file content or "" for none, config, expected message)
+        (
+            "not a key\n",
+            "",
+            "countersign-checkpoint.key is not a signing key",
+        ),
+        (
+            "",
+            "checkpoint_interval = \"0s\"\n",
+            "invalid checkpoint_interval",
+        ),
+        (
+            "",
+            "checkpoint_interval = \"often\"\n",
+            "invalid checkpoint_interval",
+        ),
+        (
+            "",
+            "checkpoint_webhook = \"ftp://x\"\n",
+            "invalid checkpoint_webhook",
+        ),
+    ];
+    for (key, config, expected) in cases {
+        let key_path = dir.0.join("countersign-checkpoint.key");
+        let _ = std::fs::remove_file(&key_path);
+        if !key.is_empty() {
+            std::fs::write(&key_path, key).unwrap();
+        }
+        std::fs::write(dir.0.join("countersign.toml"), config).unwrap();
+        let output = run_in(
+            &dir.0,
+            &[
+                "serve",
+                "--config",
+                "countersign.toml",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                &dir.db(),
+            ],
+        );
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{config}: {message}");
+        assert!(message.contains(expected), "{config}: {message}");
+        if !key.is_empty() {
+            // Never replaced: a new key would orphan the checkpoints published with the old.
+            assert_eq!(std::fs::read_to_string(&key_path).unwrap(), *key);
+        }
+    }
+}
