@@ -66,11 +66,9 @@ pub struct StateMismatchView {
     /// The field that differs; `row` when the row is missing or unreadable, `log` when the
     /// entries are.
     pub field: String,
-    /// What the actions table holds.
-    #[schema(value_type = Object)]
+    /// What the actions table holds (any JSON value).
     pub stored: Value,
-    /// What the log entries say.
-    #[schema(value_type = Object)]
+    /// What the log entries say (any JSON value).
     pub derived: Value,
 }
 
