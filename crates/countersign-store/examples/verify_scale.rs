@@ -8,7 +8,8 @@
 //!
 //! `generate` submits N actions through the real store from 64 concurrent tasks (half
 //! `order.get`, allowed at once; half large refunds, pending, of which every other one is
-//! approved). `verify` times `verify_file` and an open with and without `quick_check`, and
+//! approved); `generate-with-index` does the same with an index of the log by action
+//! added (`(action_id, seq)`), to measure what such an index would cost the write path. `verify` times `verify_file` and an open with and without `quick_check`, and
 //! prints the process's peak memory.
 
 use std::sync::Arc;
@@ -23,15 +24,30 @@ use serde_json::json;
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("generate") => {
+        Some(mode @ ("generate" | "generate-with-index")) => {
             let count: u64 = args
                 .get(3)
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1_000_000);
+            if mode == "generate-with-index" {
+                SqliteStore::open(&args[2], SqliteOptions::default())
+                    .await
+                    .unwrap()
+                    .close()
+                    .await;
+                let conn = rusqlite::Connection::open(&args[2]).unwrap();
+                conn.execute_batch(
+                    "CREATE INDEX audit_by_action ON audit (action_id, seq) WHERE action_id <> ''",
+                )
+                .unwrap();
+                conn.close().unwrap();
+            }
             generate(&args[2], count).await;
         }
         Some("verify") => verify(&args[2]).await,
-        _ => eprintln!("usage: verify_scale generate PATH N | verify PATH"),
+        _ => eprintln!(
+            "usage: verify_scale generate PATH N | generate-with-index PATH N | verify PATH"
+        ),
     }
 }
 
@@ -59,8 +75,11 @@ async fn generate(path: &str, count: u64) {
                 } else {
                     ("refund.create", json!({"amount": 500, "order": n}))
                 };
+                // A millisecond apart, as real traffic: ids are time-ordered, so index
+                // inserts land near the end (all at one instant they would be random).
+                let at = t0() + chrono::TimeDelta::milliseconds(n as i64);
                 let record = store
-                    .submit(new_action(&p, "bot", action, args, t0()))
+                    .submit(new_action(&p, "bot", action, args, at))
                     .await
                     .unwrap()
                     .record;
@@ -72,7 +91,7 @@ async fn generate(path: &str, count: u64) {
                         confirm: None,
                     };
                     store
-                        .decide(record.id, lead.clone(), request, t0())
+                        .decide(record.id, lead.clone(), request, at)
                         .await
                         .unwrap();
                 }

@@ -1,5 +1,5 @@
--- Signed checkpoints of the audit chain (C2SP signed notes), and what verification needs to
--- re-derive every action's state from its own entries.
+-- Signed checkpoints of the audit chain (C2SP signed notes), and the row health probes
+-- write.
 
 -- One row per signed chain head. The signed note is what counts (it is also published
 -- outside the database); size and hash are kept beside it to look it up and compare.
@@ -18,10 +18,8 @@ BEGIN
     SELECT RAISE(ABORT, 'checkpoints are append-only');
 END;
 
--- An action's entries in order: verification walks the log by action (merged with the
--- actions table by id), so its memory stays one action's worth however large the log is.
--- Ids are time-ordered, so inserts land near the end of the index.
-CREATE INDEX audit_by_action ON audit (action_id, seq) WHERE action_id <> '';
+-- No index of the log by action: verification sorts (action id, seq) pairs when it runs,
+-- which costs it nothing measurable, where an index cost every write ~15% (BENCHMARKS.md).
 
 -- The row a health probe rewrites: a real committed write, so that a read-only file or a
 -- failing device shows even while no request writes.

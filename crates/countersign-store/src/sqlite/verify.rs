@@ -3,8 +3,11 @@
 //!
 //! 1. the hash chain, in stored order, checking each given checkpoint as its entry passes;
 //! 2. every action's state: the actions table (by id) merged with the log's entries by
-//!    action (the `audit_by_action` index, by id then seq), each action's entries folded by
-//!    `countersign_core::audit::replay` and compared with its row;
+//!    action, each action's entries folded by `countersign_core::audit::replay` and
+//!    compared with its row. The log is walked by action through a sort of its (action id,
+//!    seq) pairs, about 40 bytes an entry, which SQLite's sorter spills to temporary files
+//!    past a few megabytes, and a lookup of each entry by seq: no index to maintain on the
+//!    write path, and no copy of the bodies in the sort;
 //! 3. on a read that fails because the file is damaged, SQLite's `quick_check`, so the
 //!    report says what is wrong instead of the request failing.
 
@@ -152,17 +155,30 @@ struct EntryRow {
     body: String,
 }
 
-fn next_entry(rows: &mut Rows<'_>) -> Result<Option<EntryRow>, StoreError> {
-    let Some(row) = rows.next()? else {
+/// The next entry in (action id, seq) order: the next key from the sorted walk, then the
+/// entry itself by seq.
+fn next_entry(
+    keys: &mut Rows<'_>,
+    entry: &mut rusqlite::Statement<'_>,
+) -> Result<Option<EntryRow>, StoreError> {
+    let Some(key) = keys.next()? else {
         return Ok(None);
     };
+    let action_id: String = key.get(0).unwrap_or_default();
+    let seq: i64 = key.get(1)?;
+    let mut rows = entry.query([seq])?;
+    let Some(row) = rows.next()? else {
+        return Err(StoreError::Damaged(format!(
+            "audit entry {seq} vanished while it was read"
+        )));
+    };
     Ok(Some(EntryRow {
-        seq: u64::try_from(row.get::<_, i64>(0).unwrap_or(-1)).unwrap_or(0),
-        at_millis: row.get(1).unwrap_or_default(),
-        kind: row.get(2).unwrap_or_default(),
-        actor: row.get(3).unwrap_or_default(),
-        action_id: row.get(4).unwrap_or_default(),
-        body: row.get(5).unwrap_or_default(),
+        seq: u64::try_from(seq).unwrap_or(0),
+        at_millis: row.get(0).unwrap_or_default(),
+        kind: row.get(1).unwrap_or_default(),
+        actor: row.get(2).unwrap_or_default(),
+        action_id,
+        body: row.get(3).unwrap_or_default(),
     }))
 }
 
@@ -188,14 +204,13 @@ fn next_action(rows: &mut Rows<'_>) -> Result<Option<ActionRow>, StoreError> {
 fn verify_states(conn: &Connection, report: &mut AuditReport) -> Result<(), StoreError> {
     let mut actions = conn.prepare(&format!("SELECT {ACTION_COLUMNS} FROM actions ORDER BY id"))?;
     let mut action_rows = actions.query([])?;
-    // The condition matches the partial index's, so SQLite walks it in order.
-    let mut entries = conn.prepare(
-        "SELECT seq, at, kind, actor, action_id, body FROM audit \
-         WHERE action_id <> '' ORDER BY action_id, seq",
+    let mut keys = conn.prepare(
+        "SELECT action_id, seq FROM audit WHERE action_id <> '' ORDER BY action_id, seq",
     )?;
-    let mut entry_rows = entries.query([])?;
+    let mut key_rows = keys.query([])?;
+    let mut by_seq = conn.prepare("SELECT at, kind, actor, body FROM audit WHERE seq = ?")?;
     let mut action = next_action(&mut action_rows)?;
-    let mut entry = next_entry(&mut entry_rows)?;
+    let mut entry = next_entry(&mut key_rows, &mut by_seq)?;
     let mut mismatches = Mismatches { report };
     loop {
         let order = match (&action, &entry) {
@@ -240,7 +255,7 @@ fn verify_states(conn: &Connection, report: &mut AuditReport) -> Result<(), Stor
             {
                 replay_error = Some(error);
             }
-            current = next_entry(&mut entry_rows)?;
+            current = next_entry(&mut key_rows, &mut by_seq)?;
         }
         entry = current;
         let derived = match replay_error {
