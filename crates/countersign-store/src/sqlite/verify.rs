@@ -28,8 +28,8 @@ use crate::record::{ActionRecord, ReviewState};
 const INTEGRITY_LINES: usize = 10;
 
 /// Verifies everything. The caller runs it inside one read transaction (one snapshot).
-/// Storage failures while reading become the report's `damage`; other errors are bugs and
-/// are returned.
+/// A damaged file becomes the report's `damage`; other errors (a full temporary disk, a
+/// lock, a bug) are returned, to be answered as such rather than as damage.
 pub(crate) fn verify(
     conn: &Connection,
     claims: Vec<CheckpointClaim>,
@@ -48,9 +48,9 @@ pub(crate) fn verify(
         verify_chain(conn, claims, &mut report).and_then(|()| verify_states(conn, &mut report));
     match result {
         Ok(()) => Ok(report),
-        Err(error) if error.is_storage_failure() => {
+        Err(StoreError::Damaged(message)) => {
             report.damage = Some(Damage {
-                message: error.to_string(),
+                message,
                 integrity: integrity(conn),
             });
             Ok(report)
