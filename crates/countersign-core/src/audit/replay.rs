@@ -245,6 +245,22 @@ impl Replay {
                     }
                     state.args = Some(field(&body, "args"));
                 }
+                // A decision that changed what the action needs (modified arguments
+                // classified again) says what it needs from now on.
+                if let Some(Value::Object(now)) = body
+                    .get("classification")
+                    .and_then(|c| c.get("now_required"))
+                {
+                    for (slot, name) in [
+                        (&mut state.tier, "tier"),
+                        (&mut state.approvers, "approvers"),
+                        (&mut state.approvals_required, "approvals_required"),
+                    ] {
+                        if let Some(value) = now.get(name) {
+                            *slot = Some(value.clone());
+                        }
+                    }
+                }
             }
             "escalated" => {
                 if let (Some(Value::Array(list)), Some(Value::Array(groups))) =
@@ -360,7 +376,8 @@ mod tests {
             (
                 "decided",
                 "rita",
-                json!({"verdict": "modify", "args": {"amount": 4}, "reason": null, "status": "pending"}),
+                json!({"verdict": "modify", "args": {"amount": 4}, "reason": null, "status": "pending",
+                       "classification": {"now_required": {"tier": "confirm", "approvers": ["leads"], "approvals_required": 2}}}),
             ),
             (
                 "escalated",
@@ -380,6 +397,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(state.status, Some(json!("approved")));
+        assert_eq!(state.tier, Some(json!("confirm")));
+        assert_eq!(state.approvals_required, Some(json!(2)));
         assert_eq!(state.args, Some(json!({"amount": 4})));
         assert_eq!(state.original_args, Some(json!({"amount": 5})));
         assert_eq!(state.escalated_to, Some(json!(["finance"])));
