@@ -28,6 +28,7 @@ trap cleanup EXIT
 cat > "$WORK/countersign.toml" <<TOML
 listen = "127.0.0.1:0"
 database = "sqlite://$WORK/countersign.db"
+checkpoint_key = "$WORK/checkpoint.key"
 max_wait_seconds = 2
 TOML
 ADMIN=$("$BIN" token create --role admin --name fuzz-admin --db "sqlite://$WORK/countersign.db")

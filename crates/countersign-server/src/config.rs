@@ -4,6 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use countersign_core::duration::ReviewDuration;
 
 use serde::Deserialize;
 
@@ -14,6 +17,10 @@ use crate::limits::connection_cap;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 /// The default database: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE: &str = "sqlite://countersign.db";
+/// The default checkpoint signing key file, beside the default database.
+pub const DEFAULT_CHECKPOINT_KEY: &str = "countersign-checkpoint.key";
+/// How often the audit chain's head is signed by default (when it moved).
+pub const DEFAULT_CHECKPOINT_INTERVAL: &str = "1m";
 
 /// Everything `serve` needs, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +33,24 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Whether `/metrics` answers without a token.
     pub metrics_public: bool,
+    /// Signed checkpoints of the audit chain.
+    pub checkpoints: CheckpointConfig,
+    /// Run SQLite's `quick_check` on the database at start and refuse a damaged file.
+    pub integrity_check: bool,
+}
+
+/// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
+/// is published (outside the database, so that it outlives tampering with it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// The Ed25519 signing key (C2SP `PRIVATE+KEY+...` text), created at first start.
+    pub key: PathBuf,
+    /// How often the head is signed when it moved.
+    pub interval: Duration,
+    /// A file each new checkpoint is appended to.
+    pub publish_file: Option<PathBuf>,
+    /// A URL each new checkpoint is POSTed to (`text/plain`, the signed note).
+    pub webhook: Option<String>,
 }
 
 /// Settings from one layer (environment or flags); `None` leaves the layer below in force.
@@ -69,6 +94,11 @@ struct FileConfig {
     body_timeout_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     metrics_public: Option<bool>,
+    checkpoint_key: Option<PathBuf>,
+    checkpoint_interval: Option<String>,
+    checkpoint_file: Option<PathBuf>,
+    checkpoint_webhook: Option<String>,
+    integrity_check: Option<bool>,
     /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
     #[serde(default)]
     notify: Vec<toml::Table>,
@@ -119,11 +149,33 @@ pub fn resolve(
         );
     }
     let limits = limits(&file_config, descriptors)?;
-    // A policy path in the file is relative to the file, as users of config files expect.
-    let file_policy = file_config.policy.map(|p| match &base_dir {
+    // Paths in the file are relative to the file, as users of config files expect.
+    let relative = |p: PathBuf| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
         _ => p,
-    });
+    };
+    let file_policy = file_config.policy.map(relative);
+    let checkpoints = CheckpointConfig {
+        key: file_config
+            .checkpoint_key
+            .map(relative)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CHECKPOINT_KEY)),
+        interval: checkpoint_interval(file_config.checkpoint_interval.as_deref())?,
+        publish_file: file_config.checkpoint_file.map(relative),
+        webhook: file_config
+            .checkpoint_webhook
+            .map(|url| {
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    Ok(url)
+                } else {
+                    Err(ConfigError::Value {
+                        name: "checkpoint_webhook",
+                        message: format!("expected an http:// or https:// URL, found {url:?}"),
+                    })
+                }
+            })
+            .transpose()?,
+    };
     let listen = flags
         .listen
         .or(env.listen)
@@ -142,6 +194,8 @@ pub fn resolve(
         public_url: file_config.public_url,
         limits,
         metrics_public: file_config.metrics_public.unwrap_or(true),
+        checkpoints,
+        integrity_check: file_config.integrity_check.unwrap_or(true),
     })
 }
 
@@ -195,6 +249,15 @@ fn limits(file: &FileConfig, descriptors: Option<u64>) -> Result<Limits, ConfigE
     Ok(limits)
 }
 
+fn checkpoint_interval(text: Option<&str>) -> Result<Duration, ConfigError> {
+    let text = text.unwrap_or(DEFAULT_CHECKPOINT_INTERVAL);
+    let duration: ReviewDuration = text.parse().map_err(|error| ConfigError::Value {
+        name: "checkpoint_interval",
+        message: format!("{error}"),
+    })?;
+    Ok(Duration::from_secs(duration.seconds()))
+}
+
 fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
     toml::from_str(text)
 }
@@ -222,6 +285,10 @@ mod tests {
         let both = resolve(None, env, flags, None).unwrap();
         assert_eq!(both.listen.port(), 2);
         assert_eq!(both.database, "sqlite://env.db");
+
+        assert_eq!(none.checkpoints.interval, Duration::from_secs(60));
+        assert_eq!(none.checkpoints.key, PathBuf::from(DEFAULT_CHECKPOINT_KEY));
+        assert!(none.integrity_check);
 
         let error = parse_file("listen = \"x\"\nbogus = 1\n").unwrap_err();
         assert!(error.to_string().contains("line 2"), "{error}");

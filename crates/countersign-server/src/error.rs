@@ -173,6 +173,11 @@ impl From<countersign_store::StoreError> for AppError {
             E::TokenNotFound(_) => AppError::not_found(message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
             E::WriterGone(_) => AppError::unavailable(message),
+            // The storage, not the request or the code: "not now", with the reason.
+            E::Unavailable(_) | E::Busy(_) | E::Damaged(_) => {
+                tracing::error!(error = %message, "the database cannot serve this request");
+                AppError::unavailable(message)
+            }
             // Out of descriptors, a lock held too long: the caller may retry; the log says
             // which.
             other if other.is_temporary() => {
@@ -181,6 +186,7 @@ impl From<countersign_store::StoreError> for AppError {
                     "the server is short of resources (database connections or file descriptors); try again shortly",
                 )
             }
+            E::CheckpointMismatch(_) => AppError::conflict("checkpoint_mismatch", message),
             other => AppError::internal(&other),
         }
     }

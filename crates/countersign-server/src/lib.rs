@@ -6,7 +6,10 @@
 //! the domain is `countersign_core`'s; everything it keeps is the store's.
 
 mod accept;
+pub mod audit_views;
 mod auth;
+pub mod checkpoint_key;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 mod connection;
@@ -31,6 +34,7 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 
+pub use checkpoints::{Checkpoints, Publish};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, ServerConfig};
 pub use error::AppError;
@@ -58,6 +62,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = state.stopping();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
+    let checkpoints = tokio::spawn(checkpoints::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
     let signal = tokio::spawn({
         let state = state.clone();
@@ -72,6 +77,8 @@ pub async fn serve(
     state.begin_shutdown();
     let _ = sla.await;
     let _ = policy.await;
+    // After the SLA worker's last step: the final checkpoint covers everything written.
+    let _ = checkpoints.await;
     state.store().close().await;
     Ok(())
 }

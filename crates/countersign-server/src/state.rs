@@ -7,6 +7,7 @@ use std::time::Duration;
 use countersign_store::Store;
 use tokio::sync::{Notify, watch};
 
+use crate::checkpoints::Checkpoints;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ struct Inner {
     limits: Limits,
     metrics_public: bool,
     metrics: Metrics,
+    /// The checkpoint key and publisher; `None` when not configured (some tests).
+    checkpoints: Option<Arc<Checkpoints>>,
     /// Who waits for which action's changes.
     watchers: Arc<Watchers>,
     /// Which tokens have open waits, to end them when the token is revoked.
@@ -60,6 +63,7 @@ impl AppState {
                 limits,
                 metrics_public: true,
                 metrics: Metrics::default(),
+                checkpoints: None,
                 sla_wake: Notify::new(),
                 stop_sender,
             }),
@@ -75,6 +79,21 @@ impl AppState {
                 ..inner
             }),
         }
+    }
+
+    /// Signs audit checkpoints with `checkpoints` (`countersign serve` always does).
+    pub fn with_checkpoints(self, checkpoints: Checkpoints) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner {
+                checkpoints: Some(Arc::new(checkpoints)),
+                ..inner
+            }),
+        }
+    }
+
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.inner.checkpoints.as_deref()
     }
 
     pub fn store(&self) -> &dyn Store {

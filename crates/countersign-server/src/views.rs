@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::Decision;
-use countersign_store::{ActionRecord, AuditEntry, ChainReport, Outcome, ReviewState, Token};
+use countersign_store::{ActionRecord, AuditEntry, Outcome, ReviewState, Token};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -349,32 +349,7 @@ pub struct AuditPage {
     pub next_after: Option<u64>,
 }
 
-/// The result of verifying the audit chain.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct VerifyView {
-    pub ok: bool,
-    /// Entries verified good.
-    pub entries: u64,
-    /// Hex hash of the last good entry.
-    pub head: String,
-    /// The first changed, removed or reordered entry.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub first_bad_seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-impl From<&ChainReport> for VerifyView {
-    fn from(r: &ChainReport) -> Self {
-        VerifyView {
-            ok: r.ok(),
-            entries: r.entries,
-            head: r.head.clone(),
-            first_bad_seq: r.first_bad_seq(),
-            message: r.broken.as_ref().map(|b| b.describe()),
-        }
-    }
-}
+pub use crate::audit_views::{CheckpointView, VerifyView};
 
 /// A token as created: the secret is shown here once.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -31,8 +31,9 @@ use countersign_core::lifecycle::DecisionRequest;
 use tokio::sync::broadcast;
 
 pub use audit_log::{
-    ACTOR_TOKEN_FIELD, AuditEntry, CLI_ACTOR, ChainReport, CommitStats, NewAuditEntry,
-    SYSTEM_ACTOR, kind,
+    ACTOR_TOKEN_FIELD, AuditEntry, AuditHead, AuditReport, CLI_ACTOR, CheckpointCheck,
+    CheckpointClaim, CheckpointOutcome, CommitStats, Damage, MAX_LISTED_MISMATCHES, NewAuditEntry,
+    NewCheckpoint, SYSTEM_ACTOR, StateMismatch, StoreHealth, StoredCheckpoint, kind,
 };
 pub use canonical::request_hash;
 pub use error::StoreError;
@@ -41,7 +42,7 @@ pub use record::{
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
     ReviewState, ReviewVerdict, Submitted,
 };
-pub use sqlite::{SqliteOptions, SqliteStore, verify_file};
+pub use sqlite::{SqliteOptions, SqliteStore, latest_checkpoint_in_file, verify_file};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
 
 /// A boxed, sendable future: what [`Store`] methods return, so that the trait can be used
@@ -162,8 +163,33 @@ pub trait Store: Send + Sync + 'static {
         max_bytes: usize,
     ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>>;
 
-    /// Verifies the whole chain and names the first changed, removed or reordered entry.
-    fn verify_audit(&self) -> BoxFuture<'_, StoreResult<ChainReport>>;
+    /// Verifies the log: the whole chain (naming the first changed, removed or reordered
+    /// entry), that it still extends each of `claims` (checkpoints whose signatures the
+    /// caller checked), and every action's stored state against its entries. A file too
+    /// damaged to read to the end is reported in the report's `damage`, not as an error.
+    fn verify_audit_against(
+        &self,
+        claims: Vec<CheckpointClaim>,
+    ) -> BoxFuture<'_, StoreResult<AuditReport>>;
+
+    /// [`Store::verify_audit_against`] no checkpoint.
+    fn verify_audit(&self) -> BoxFuture<'_, StoreResult<AuditReport>> {
+        self.verify_audit_against(Vec::new())
+    }
+
+    /// The chain's head: what a checkpoint signs.
+    fn audit_head(&self) -> BoxFuture<'_, StoreResult<AuditHead>>;
+
+    /// Keeps a signed checkpoint. Refused ([`StoreError::CheckpointMismatch`]) unless the
+    /// log holds its entry with its hash and still extends the latest checkpoint stored;
+    /// `false` when the same one was stored already.
+    fn add_checkpoint(
+        &self,
+        checkpoint: NewCheckpoint,
+    ) -> BoxFuture<'_, StoreResult<(StoredCheckpoint, bool)>>;
+
+    /// The checkpoint of the largest size stored.
+    fn latest_checkpoint(&self) -> BoxFuture<'_, StoreResult<Option<StoredCheckpoint>>>;
 
     // ---- tokens --------------------------------------------------------------------------
 
@@ -204,8 +230,14 @@ pub trait Store: Send + Sync + 'static {
     fn commit_stats(&self) -> CommitStats;
 
     /// Whether the store can take writes: `false` once it was closed or its writer stopped
-    /// (a bug that panicked it, say). Cheap: no query.
+    /// (a bug that panicked it, say), while writes fail for a storage reason (until one
+    /// succeeds again), and once the file was found damaged. Cheap: no query.
     fn is_writable(&self) -> bool;
+
+    /// Like [`Store::is_writable`], with the reason, and checked with a real write when the
+    /// last one is a while ago or failed (so that a disk that filled up while nobody wrote,
+    /// or one that has space again, shows).
+    fn health(&self) -> BoxFuture<'_, StoreHealth>;
 
     /// Finishes queued writes and closes the database; later calls fail with
     /// [`StoreError::WriterGone`]. Dropping the store without closing loses nothing
@@ -216,7 +248,12 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a plain path
 /// (created if missing, migrated).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    let store = SqliteStore::open(sqlite_path(url)?, SqliteOptions::default()).await?;
+    open_with(url, SqliteOptions::default()).await
+}
+
+/// [`open`] with options.
+pub async fn open_with(url: &str, options: SqliteOptions) -> StoreResult<Arc<dyn Store>> {
+    let store = SqliteStore::open(sqlite_path(url)?, options).await?;
     Ok(Arc::new(store))
 }
 
@@ -231,14 +268,24 @@ pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
     open(url).await
 }
 
-/// Verifies the audit chain of the database a URL names, read-only: the file is neither
-/// created nor migrated nor written (`countersign audit verify --db`).
-pub async fn verify_database(url: &str) -> StoreResult<ChainReport> {
+/// Verifies the audit log of the database a URL names against `claims`, read-only: the
+/// file is neither created nor migrated nor written (`countersign audit verify --db`).
+pub async fn verify_database(url: &str, claims: Vec<CheckpointClaim>) -> StoreResult<AuditReport> {
+    verify_file(existing_file(url)?, claims).await
+}
+
+/// The latest checkpoint stored in the database a URL names, read-only (`countersign audit
+/// checkpoint --db`).
+pub async fn latest_checkpoint_in_database(url: &str) -> StoreResult<Option<StoredCheckpoint>> {
+    latest_checkpoint_in_file(existing_file(url)?).await
+}
+
+fn existing_file(url: &str) -> StoreResult<&str> {
     let path = sqlite_path(url)?;
     if !std::path::Path::new(path).is_file() {
         return Err(StoreError::NoDatabase(path.to_owned()));
     }
-    verify_file(path).await
+    Ok(path)
 }
 
 /// The file a database URL names.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use countersign_server::config::{self, Overrides};
-use countersign_server::{AppState, PolicySource, SystemClock};
+use countersign_server::{AppState, Checkpoints, PolicySource, SystemClock, checkpoint_key};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -57,15 +57,28 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
     tracing::info!(hash = %policy.current().hash(),
         file = %config.policy.as_ref().map_or("built-in".into(), |p| p.display().to_string()),
         "policy loaded");
-    let store = countersign_store::open(&config.database)
+    let options = countersign_store::SqliteOptions {
+        check_integrity: config.integrity_check,
+        ..countersign_store::SqliteOptions::default()
+    };
+    let store = countersign_store::open_with(&config.database, options)
         .await
         .with_context(|| format!("cannot open the database {}", config.database))?;
+    let key = checkpoint_key::load_or_create(&config.checkpoints.key)?;
+    let verifier = key.signer.verifier().encode();
+    if key.created {
+        tracing::info!(file = %config.checkpoints.key.display(), key = %verifier,
+            "created the audit checkpoint key; keep the verifier key with your published checkpoints");
+    } else {
+        tracing::info!(key = %verifier, "audit checkpoint key loaded");
+    }
     let mut state = AppState::new(
         store,
         Arc::new(policy),
         Arc::new(SystemClock),
         config.limits,
-    );
+    )
+    .with_checkpoints(Checkpoints::from_config(key.signer, &config.checkpoints));
     if !config.metrics_public {
         state = state.with_private_metrics();
     }

@@ -3,6 +3,7 @@
 
 pub mod actions;
 mod audit;
+mod checkpoints;
 pub mod decisions;
 mod ops;
 mod reviews;
@@ -28,7 +29,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(reviews::list))
         .routes(routes!(reviews::review))
         .routes(routes!(audit::list))
-        .routes(routes!(audit::verify))
+        .routes(routes!(audit::verify, audit::verify_against))
+        .routes(routes!(checkpoints::latest))
+        .routes(routes!(checkpoints::sign))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
         .routes(routes!(ops::healthz))

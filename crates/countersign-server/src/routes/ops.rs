@@ -3,27 +3,36 @@
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use countersign_store::StoreHealth;
 
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorBody};
 use crate::metrics::Gauges;
 use crate::state::AppState;
 
-/// `200` while the server is serving; `503` once its store cannot take writes (closed, or
-/// its writer stopped), so that a supervisor restarts it rather than keep sending agents to
-/// a gateway that can only refuse them.
+/// `200` while the server is serving; `503` with the reason while its store cannot take
+/// writes (closed, its writer stopped, the disk full, the file read-only or damaged), so
+/// that a supervisor or load balancer stops sending agents to a gateway that can only
+/// refuse them. The store's answer is checked with a real write when its last one is more
+/// than a few seconds old or failed, so it shows a disk that filled up while idle, and
+/// recovery once writes go through again.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses(
         (status = 200, description = "Serving", body = serde_json::Value),
-        (status = 503, description = "The store cannot take writes", body = ErrorBody),
+        (status = 503, description = "The store cannot take writes; the message says why", body = ErrorBody),
     ))]
 pub async fn healthz(
     State(state): State<AppState>,
 ) -> Result<axum::Json<serde_json::Value>, AppError> {
-    if !state.store().is_writable() {
-        return Err(AppError::unavailable("the store cannot take writes"));
+    match state.store().health().await {
+        StoreHealth::Ok => Ok(axum::Json(serde_json::json!({"status": "ok"}))),
+        StoreHealth::Unavailable(reason) => Err(AppError::unavailable(format!(
+            "the store cannot take writes: {reason}"
+        ))),
+        StoreHealth::Damaged(reason) => Err(AppError::unavailable(format!(
+            "the database file is damaged: {reason}; restore it from a backup and restart"
+        ))),
     }
-    Ok(axum::Json(serde_json::json!({"status": "ok"})))
 }
 
 /// Prometheus text format. Public unless the server is configured otherwise.
@@ -42,6 +51,9 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
     };
     let mut text = state.metrics().render(state.store().commit_stats(), gauges);
     state.policy().render_metrics(&mut text);
+    if let Some(checkpoints) = state.checkpoints() {
+        text.push_str(&checkpoints.render_metrics());
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -188,6 +188,15 @@ async fn a_modify_needs_what_the_new_arguments_need() {
         classification["now_required"],
         json!({"tier": "confirm", "approvers": ["finance"], "approvals_required": 2})
     );
+    // The state the log implies (tightened by the modify) is the state stored.
+    let (status, report) = server
+        .call("GET", "/v1/audit/verify", &server.admin, None)
+        .await;
+    assert_eq!(
+        (status, &report["ok"]),
+        (StatusCode::OK, &json!(true)),
+        "{report}"
+    );
 }
 
 #[tokio::test]

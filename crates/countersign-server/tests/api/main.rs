@@ -110,6 +110,9 @@ struct Options {
     dir: Option<Arc<TempDir>>,
     /// The policy in force (default: [`POLICY`], fixed).
     policy: Option<Arc<PolicySource>>,
+    /// A store opened by the test (e.g. with other options); default: the dir's file.
+    store: Option<Arc<dyn Store>>,
+    checkpoints: Option<countersign_server::Checkpoints>,
 }
 
 impl Default for Options {
@@ -119,6 +122,8 @@ impl Default for Options {
             limits: Limits::default(),
             dir: None,
             policy: None,
+            store: None,
+            checkpoints: None,
         }
     }
 }
@@ -129,13 +134,19 @@ async fn spawn() -> Server {
 
 async fn spawn_with(options: Options) -> Server {
     let dir = options.dir.unwrap_or_else(|| Arc::new(TempDir::new()));
-    let store = countersign_store::open(dir.0.join("countersign.db").to_str().unwrap())
-        .await
-        .unwrap();
+    let store = match options.store {
+        Some(store) => store,
+        None => countersign_store::open(dir.0.join("countersign.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    };
     let policy = options
         .policy
         .unwrap_or_else(|| Arc::new(PolicySource::fixed(Policy::parse(POLICY).unwrap())));
-    let state = AppState::new(store.clone(), policy, options.clock, options.limits);
+    let mut state = AppState::new(store.clone(), policy, options.clock, options.limits);
+    if let Some(checkpoints) = options.checkpoints {
+        state = state.with_checkpoints(checkpoints);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -138,4 +138,5 @@ pub async fn story(store: &dyn Store) {
     identity::review_separation(store).await;
     records::idempotency(store).await;
     records::audit(store).await;
+    records::checkpoints(store).await;
 }

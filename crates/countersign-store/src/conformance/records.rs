@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use super::lifecycle::submit_pending;
 use super::{new_action, policy, reviewer, t0, verdict};
 use crate::{
-    ACTOR_TOKEN_FIELD, Actor, CLI_ACTOR, Idempotency, NewAuditEntry, NewReview, NewToken,
-    ReviewQuery, ReviewState, ReviewVerdict, Role, Store, StoreError, kind, request_hash,
+    ACTOR_TOKEN_FIELD, Actor, CLI_ACTOR, CheckpointClaim, CheckpointOutcome, Idempotency,
+    NewAuditEntry, NewCheckpoint, NewReview, NewToken, ReviewQuery, ReviewState, ReviewVerdict,
+    Role, Store, StoreError, kind, request_hash,
 };
 
 pub(super) async fn tokens(store: &dyn Store) {
@@ -242,6 +243,76 @@ pub(super) async fn audit(store: &dyn Store) {
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.entries, custom.seq);
     assert_eq!(report.head, custom.hash);
+    // Every action of the story was re-derived from its entries, and agrees.
+    assert!(report.actions >= 10, "{report:?}");
+    assert_eq!(report.state_mismatch_count, 0, "{report:?}");
     let stats = store.commit_stats();
     assert!(stats.commits >= 1 && stats.commands >= stats.commits);
+}
+
+pub(super) async fn checkpoints(store: &dyn Store) {
+    let head = store.audit_head().await.unwrap();
+    let last = store.audit(head.size - 1, 1, 0).await.unwrap();
+    assert_eq!(last[0].seq, head.size);
+    assert_eq!(last[0].hash, countersign_core::audit::hex(&head.hash));
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    let new = NewCheckpoint {
+        size: head.size,
+        hash: head.hash,
+        note: "a signed note".into(),
+        at: t0(),
+    };
+    let (stored, created) = store.add_checkpoint(new.clone()).await.unwrap();
+    assert!(created);
+    assert_eq!((stored.size, &stored.note), (head.size, &new.note));
+    let (_, again) = store.add_checkpoint(new.clone()).await.unwrap();
+    assert!(!again, "the same checkpoint is kept once");
+    assert_eq!(store.latest_checkpoint().await.unwrap(), Some(stored));
+    // A head the log does not hold is never kept: another hash, an entry it lacks, an
+    // empty log's.
+    for (size, hash) in [
+        (head.size, [9; 32]),
+        (head.size + 5, head.hash),
+        (0, [0; 32]),
+    ] {
+        let wrong = NewCheckpoint {
+            size,
+            hash,
+            ..new.clone()
+        };
+        assert!(matches!(
+            store.add_checkpoint(wrong).await,
+            Err(StoreError::CheckpointMismatch(_))
+        ));
+    }
+    // Verifying against checkpoints: extended, rewritten, cut from the end.
+    let claim = |size, hash| CheckpointClaim {
+        source: format!("checkpoint {size}"),
+        size,
+        hash,
+    };
+    let report = store
+        .verify_audit_against(vec![claim(head.size, head.hash)])
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report:?}");
+    let report = store
+        .verify_audit_against(vec![
+            claim(head.size + 3, [1; 32]),
+            claim(head.size, head.hash),
+            claim(1, [0; 32]),
+        ])
+        .await
+        .unwrap();
+    let outcomes: Vec<_> = report.checkpoints.iter().map(|c| &c.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &CheckpointOutcome::Rewritten,
+            &CheckpointOutcome::Extended,
+            &CheckpointOutcome::Truncated { entries: head.size },
+        ]
+    );
+    assert!(!report.ok());
+    assert_eq!(report.first_bad_seq(), Some(head.size + 1));
 }

@@ -7,11 +7,15 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 2] = [
+const MIGRATIONS: [(u32, &str); 3] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
         include_str!("../../migrations/sqlite/0002_queue_by_action.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_checkpoints.sql"),
     ),
 ];
 

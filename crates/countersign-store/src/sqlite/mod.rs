@@ -9,10 +9,13 @@
 
 mod admin_ops;
 mod chain;
+mod checkpoints;
+mod health;
 mod migrations;
 mod ops;
 mod read;
 mod rows;
+mod verify;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,8 +28,12 @@ use countersign_core::lifecycle::DecisionRequest;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use self::health::Health;
 use self::writer::{Command, Counters, Op, Reply, Writer};
-use crate::audit_log::{AuditEntry, ChainReport, CommitStats, NewAuditEntry};
+use crate::audit_log::{
+    AuditEntry, AuditHead, AuditReport, CheckpointClaim, CommitStats, NewAuditEntry, NewCheckpoint,
+    StoreHealth, StoredCheckpoint,
+};
 use crate::error::StoreError;
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
@@ -46,6 +53,9 @@ pub struct SqliteOptions {
     pub queue_capacity: usize,
     /// How many changes a slow subscriber may fall behind before it lags.
     pub change_capacity: usize,
+    /// Run SQLite's `quick_check` when opening, and refuse a damaged file. It reads the
+    /// whole file (see BENCHMARKS.md for what that costs on a large one).
+    pub check_integrity: bool,
 }
 
 impl Default for SqliteOptions {
@@ -55,6 +65,7 @@ impl Default for SqliteOptions {
             read_connections: 8,
             queue_capacity: 8192,
             change_capacity: 4096,
+            check_integrity: true,
         }
     }
 }
@@ -68,6 +79,7 @@ pub struct SqliteStore {
     /// Ids of tokens revoked through this store, sent after the commit.
     revocations: broadcast::Sender<String>,
     counters: Arc<Counters>,
+    health: Arc<Health>,
 }
 
 /// Revocations a slow listener may fall behind on before it lags (and re-checks instead).
@@ -80,13 +92,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// SQLITE_BUSY or SQLITE_LOCKED.
 fn is_busy(error: &StoreError) -> bool {
-    let StoreError::Database(error) = error else {
-        return false;
-    };
-    matches!(
-        error.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+    matches!(error, StoreError::Busy(_))
 }
 
 /// Opens the writer's connection and brings the schema up to date.
@@ -99,25 +105,42 @@ fn is_busy(error: &StoreError) -> bool {
 /// token create --db`, as the README does). The switch to WAL takes an exclusive lock that
 /// SQLite does not wait for, so the later process can fail with "database is locked"; each
 /// such failure means the other side made progress, and a short backoff lets it finish.
-fn open_writer(path: &Path) -> StoreResult<Connection> {
+fn open_writer(path: &Path, check_integrity: bool) -> StoreResult<Connection> {
     let mut backoff = Duration::from_millis(10);
     let mut attempts_left = 8;
     loop {
-        let error = match try_open_writer(path) {
+        match try_open_writer(path, check_integrity) {
             Ok(conn) => return Ok(conn),
-            Err(error) if is_busy(&error) => error,
-            Err(error) => return Err(error),
-        };
-        attempts_left -= 1;
-        if attempts_left == 0 {
-            return Err(error);
+            Err(error) if is_busy(&error) && attempts_left > 1 => {}
+            Err(error) => return Err(start_error(path, error)),
         }
+        attempts_left -= 1;
         std::thread::sleep(backoff);
         backoff *= 2;
     }
 }
 
-fn try_open_writer(path: &Path) -> StoreResult<Connection> {
+/// A storage failure while opening, said as what the operator has to fix.
+fn start_error(path: &Path, error: StoreError) -> StoreError {
+    let shown = path.display();
+    match error {
+        StoreError::Unavailable(reason) | StoreError::Busy(reason) => StoreError::Open {
+            path: shown.to_string(),
+            reason: format!(
+                "{reason}; countersign must be able to write the file and create its -wal and -shm files beside it"
+            ),
+        },
+        StoreError::Damaged(damage) => StoreError::Damaged(format!(
+            "{shown}: {damage}; restore it from a backup, or salvage what is readable with `sqlite3 {shown} .recover`"
+        )),
+        other => other,
+    }
+}
+
+/// Opens, checks and migrates the writer's connection: refuses a file it could not write
+/// (SQLite would quietly open it read-only and fail every write later), a damaged file
+/// (`quick_check`), and proves writes commit with a probe write.
+fn try_open_writer(path: &Path, check_integrity: bool) -> StoreResult<Connection> {
     let mut conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -125,6 +148,11 @@ fn try_open_writer(path: &Path) -> StoreResult<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| open_error(path, e))?;
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(StoreError::Unavailable(
+            "the file is read-only for this process (its permissions or owner, an immutable attribute, or a read-only mount)".into(),
+        ));
+    }
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let mode: String =
@@ -139,7 +167,22 @@ fn try_open_writer(path: &Path) -> StoreResult<Connection> {
     // tables stay in memory: the writer never needs a new file descriptor after it opened,
     // so a process out of descriptors still commits.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    if check_integrity {
+        let problems = verify::integrity(&conn);
+        if problems != ["ok"] {
+            return Err(StoreError::Damaged(format!(
+                "SQLite's quick_check found: {}",
+                problems.join("; ")
+            )));
+        }
+    }
     migrations::migrate(&mut conn)?;
+    conn.execute(
+        "INSERT INTO write_probe (id, at) VALUES (1, ?) \
+         ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        [rows::millis(chrono::Utc::now())],
+    )?;
+    health::check_headroom(path)?;
     Ok(conn)
 }
 
@@ -148,6 +191,15 @@ fn open_error(path: &Path, error: rusqlite::Error) -> StoreError {
     let reason = match &error {
         rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
             ErrorCode::CannotOpen if path.is_dir() => "it is a directory".to_owned(),
+            ErrorCode::CannotOpen
+                if !path.exists()
+                    && path
+                        .parent()
+                        .is_some_and(|dir| dir.as_os_str().is_empty() || dir.is_dir()) =>
+            {
+                "no such file, and it cannot be created there (is the directory writable?)"
+                    .to_owned()
+            }
             ErrorCode::CannotOpen if !path.exists() => {
                 "no such file, or its directory does not exist".to_owned()
             }
@@ -198,6 +250,7 @@ struct Readers {
     idle: Mutex<Vec<Connection>>,
     keep: usize,
     closed: AtomicBool,
+    health: Arc<Health>,
 }
 
 impl Readers {
@@ -211,6 +264,10 @@ impl Readers {
             None => open_another_reader(&self.path)?,
         };
         let result = query(&mut conn);
+        if let Err(error) = &result {
+            // A damaged page found by a read is damage all the same.
+            self.health.failed(error);
+        }
         let mut idle = self.lock();
         if idle.len() < self.keep && !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
@@ -231,17 +288,21 @@ impl Readers {
     }
 }
 
-/// Verifies the chain in one read transaction (one snapshot), on the blocking pool.
-/// `open` is [`open_reader`] for a file nobody else has open, [`open_another_reader`] for
-/// this store's own.
+/// Verifies the log in one read transaction (one snapshot), on the blocking pool. `open` is
+/// [`open_reader`] for a file nobody else has open, [`open_another_reader`] for this store's
+/// own.
 async fn verify_on(
     path: PathBuf,
     open: fn(&Path) -> StoreResult<Connection>,
-) -> StoreResult<ChainReport> {
+    claims: Vec<CheckpointClaim>,
+) -> StoreResult<AuditReport> {
     tokio::task::spawn_blocking(move || {
         let mut conn = open(&path)?;
+        // The state pass sorts (action id, seq) pairs, ~40 bytes an entry: on disk past a
+        // few megabytes, so that verifying a log of millions stays a few MiB of memory.
+        conn.pragma_update(None, "temp_store", "FILE")?;
         let tx = conn.transaction()?;
-        read::verify(&tx)
+        verify::verify(&tx, claims)
     })
     .await
     .map_err(|e| StoreError::WriterGone(format!("audit verification stopped: {e}")))?
@@ -253,17 +314,21 @@ impl SqliteStore {
     pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         let writer_path = path.clone();
-        let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path))
+        let check_integrity = options.check_integrity;
+        let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path, check_integrity))
             .await
             .map_err(|e| StoreError::WriterGone(format!("opening the database stopped: {e}")))??;
         let (commands, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let (changes, _) = broadcast::channel(options.change_capacity.max(1));
         let counters = Arc::new(Counters::default());
+        let health = Arc::new(Health::default());
+        health.wrote();
         let writer = Writer {
             conn,
             commands: receiver,
             changes: changes.clone(),
             counters: counters.clone(),
+            health: health.clone(),
             max_batch: options.max_batch.max(1),
         };
         std::thread::Builder::new()
@@ -277,24 +342,33 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
                 keep: options.read_connections.max(1) as usize,
                 closed: AtomicBool::new(false),
+                health: health.clone(),
             }),
             changes,
             revocations: broadcast::channel(REVOCATION_CAPACITY).0,
             counters,
+            health,
         })
     }
 
     /// Finishes queued writes and closes the database. Later calls fail with
     /// [`StoreError::WriterGone`].
     pub async fn close(&self) {
+        // Readers first: the last connection to close checkpoints the write-ahead log into
+        // the file and removes it, which only a writing connection can do, so a cleanly
+        // stopped server leaves one file behind.
+        self.readers.close();
         let (reply, done) = oneshot::channel();
         if self.commands.send(Command::Close(reply)).await.is_ok() {
             let _ = done.await;
         }
-        self.readers.close();
     }
 
     async fn write(&self, op: Op) -> StoreResult<Reply> {
+        // Writing on into a damaged file could spread the damage: refused until restart.
+        if let Some(damage) = self.health.damage() {
+            return Err(StoreError::Damaged(damage));
+        }
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Run { op, reply })
@@ -313,15 +387,46 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    fn is_open(&self) -> bool {
+        !self.commands.is_closed() && !self.readers.closed.load(Ordering::Acquire)
+    }
+}
+
 fn unexpected() -> StoreError {
     StoreError::WriterGone("the writer answered with the wrong kind of reply".into())
 }
 
-/// Verifies the audit chain of the database file at `path` directly, without a server
-/// (`countersign audit verify --db`). Opens the file read-only and never creates it.
-pub async fn verify_file(path: impl AsRef<Path>) -> StoreResult<ChainReport> {
-    verify_on(path.as_ref().to_path_buf(), open_reader).await
+/// Verifies the audit log of the database file at `path` directly, without a server
+/// (`countersign audit verify --db`), against `claims` (checkpoints whose signatures the
+/// caller checked). Opens the file read-only and never creates it.
+pub async fn verify_file(
+    path: impl AsRef<Path>,
+    claims: Vec<CheckpointClaim>,
+) -> StoreResult<AuditReport> {
+    verify_on(path.as_ref().to_path_buf(), open_reader, claims).await
 }
+
+/// The latest checkpoint stored in the database file at `path`, read-only
+/// (`countersign audit checkpoint --db`).
+pub async fn latest_checkpoint_in_file(
+    path: impl AsRef<Path>,
+) -> StoreResult<Option<StoredCheckpoint>> {
+    let path = path.as_ref().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let conn = open_reader(&path)?;
+        if migrations::user_version(&conn)? < 3 {
+            // A file from before checkpoints existed has none.
+            return Ok(None);
+        }
+        checkpoints::latest(&conn)
+    })
+    .await
+    .map_err(|e| StoreError::WriterGone(format!("reading the checkpoint stopped: {e}")))?
+}
+
+/// How long a health probe may wait for the writer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store for SqliteStore {
     fn submit(&self, action: NewAction) -> BoxFuture<'_, StoreResult<Submitted>> {
@@ -473,8 +578,60 @@ impl Store for SqliteStore {
         })
     }
 
-    fn verify_audit(&self) -> BoxFuture<'_, StoreResult<ChainReport>> {
-        Box::pin(verify_on(self.readers.path.clone(), open_another_reader))
+    fn verify_audit_against(
+        &self,
+        claims: Vec<CheckpointClaim>,
+    ) -> BoxFuture<'_, StoreResult<AuditReport>> {
+        Box::pin(async move {
+            let report = verify_on(self.readers.path.clone(), open_another_reader, claims).await?;
+            if let Some(damage) = &report.damage {
+                self.health
+                    .failed(&StoreError::Damaged(damage.message.clone()));
+            }
+            Ok(report)
+        })
+    }
+
+    fn audit_head(&self) -> BoxFuture<'_, StoreResult<AuditHead>> {
+        Box::pin(async move { self.readers.with(|c| checkpoints::head(c)) })
+    }
+
+    fn add_checkpoint(
+        &self,
+        checkpoint: NewCheckpoint,
+    ) -> BoxFuture<'_, StoreResult<(StoredCheckpoint, bool)>> {
+        Box::pin(async move {
+            match self.write(Op::AddCheckpoint(checkpoint)).await? {
+                Reply::Checkpoint(stored, created) => Ok((stored, created)),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+
+    fn latest_checkpoint(&self) -> BoxFuture<'_, StoreResult<Option<StoredCheckpoint>>> {
+        Box::pin(async move { self.readers.with(|c| checkpoints::latest(c)) })
+    }
+
+    fn health(&self) -> BoxFuture<'_, StoreHealth> {
+        Box::pin(async move {
+            if !self.is_open() {
+                return StoreHealth::Unavailable("the store was closed".into());
+            }
+            if let Some(_probing) = self.health.start_probe() {
+                let probe = self.write(Op::Probe(chrono::Utc::now()));
+                match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => self.health.failed(&error),
+                    Err(_) => {
+                        return StoreHealth::Unavailable(format!(
+                            "a probe write did not finish within {} s",
+                            PROBE_TIMEOUT.as_secs()
+                        ));
+                    }
+                }
+            }
+            self.health.current()
+        })
     }
 
     fn create_token(&self, token: NewToken) -> BoxFuture<'_, StoreResult<CreatedToken>> {
@@ -530,7 +687,7 @@ impl Store for SqliteStore {
     }
 
     fn is_writable(&self) -> bool {
-        !self.commands.is_closed() && !self.readers.closed.load(Ordering::Acquire)
+        self.is_open() && self.health.current() == StoreHealth::Ok
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

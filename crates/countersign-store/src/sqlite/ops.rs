@@ -292,6 +292,7 @@ pub(crate) fn submit(
         "confidence": record.confidence,
         "hints": record.hints,
         "idempotency_key": record.idempotency_key,
+        "owner": record.owner,
     });
     let classified = json!({
         "tier": record.tier.as_str(),
@@ -303,7 +304,10 @@ pub(crate) fn submit(
         "approvals_required": record.approvals_required,
         "deadline": record.deadline.map(millis),
         "on_timeout": record.timeout.as_ref().map(|t| t.on_timeout.as_str()),
+        "escalate_to": record.timeout.as_ref().map(|t| &t.escalate_to),
+        "escalation_sla": record.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
         "review_sampled": record.review == ReviewState::Open,
+        "review_sample": record.review_sample,
     });
     let drafts = vec![
         chain::Draft {
@@ -471,7 +475,7 @@ pub(crate) fn apply_sla(
         return Ok(None);
     };
     let missed = record.deadline.map(millis);
-    let (kind, body) = match &step {
+    let (kind, mut body) = match &step {
         SlaStep::Escalate { groups, deadline } => {
             for group in groups {
                 if !record.escalated_to.contains(group) {
@@ -488,6 +492,8 @@ pub(crate) fn apply_sla(
         SlaStep::Expire => (kind::EXPIRED, json!({"missed_deadline": missed})),
         SlaStep::AutoApprove => (kind::AUTO_APPROVED, json!({"missed_deadline": missed})),
     };
+    // Every entry that moves an action says where to: verification re-derives the row.
+    body["status"] = json!(step.status().as_str());
     record.status = step.status();
     if record.status.is_final() {
         record.decided_at = Some(now);

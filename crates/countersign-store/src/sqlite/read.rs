@@ -4,13 +4,11 @@
 //! early once it holds its byte bound, so a thousand large actions are never one page.
 
 use chrono::{DateTime, Utc};
-use countersign_core::audit::Verifier;
-use countersign_core::audit::{EntryFields, hex};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::rows::{self, ACTION_COLUMNS, AUDIT_COLUMNS, TOKEN_COLUMNS, millis};
-use crate::audit_log::{AuditEntry, ChainReport};
+use crate::audit_log::AuditEntry;
 use crate::error::StoreError;
 use crate::record::{
     ActionQuery, ActionRecord, DueDeadline, Page, QueueQuery, ReviewQuery, page_bytes, page_limit,
@@ -230,49 +228,6 @@ pub(crate) fn audit(
         entries.push(entry);
     }
     Ok(entries)
-}
-
-/// Verifies the chain in stored order, streaming (memory stays flat however long the log
-/// is). The caller runs it inside one read transaction, so that it sees one snapshot.
-pub(crate) fn verify(conn: &Conn) -> Result<ChainReport, StoreError> {
-    let mut verifier = Verifier::default();
-    // By rowid (= seq unless someone renumbered rows), and the verifier checks that seq
-    // follows on: a removed or reordered entry shows as a gap or a broken link.
-    let mut statement = conn.prepare(
-        "SELECT seq, at, kind, actor, action_id, body, prev, hash FROM audit ORDER BY rowid",
-    )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let seq: i64 = row.get(0)?;
-        let kind: String = row.get(2)?;
-        let actor: String = row.get(3)?;
-        let action_id: String = row.get(4)?;
-        // A body that is not text (a tampered file) is verified as empty: it cannot match
-        // its hash unless it was empty, which the hash then says.
-        let body: String = row.get(5).unwrap_or_default();
-        let prev: Vec<u8> = row.get(6).unwrap_or_default();
-        let hash: Vec<u8> = row.get(7).unwrap_or_default();
-        let fields = EntryFields {
-            seq: u64::try_from(seq).unwrap_or(0),
-            at_millis: row.get(1)?,
-            kind: &kind,
-            actor: &actor,
-            action_id: &action_id,
-            body: &body,
-        };
-        if let Err(broken) = verifier.check(&fields, &prev, &hash) {
-            return Ok(ChainReport {
-                entries: verifier.count(),
-                head: hex(&verifier.head()),
-                broken: Some(broken),
-            });
-        }
-    }
-    Ok(ChainReport {
-        entries: verifier.count(),
-        head: hex(&verifier.head()),
-        broken: None,
-    })
 }
 
 pub(crate) fn token(conn: &Conn, id: &str) -> Result<Option<Token>, StoreError> {

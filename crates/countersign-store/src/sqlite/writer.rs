@@ -17,8 +17,9 @@ use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::chain::{self, Head};
-use super::{admin_ops, ops};
-use crate::audit_log::{AuditEntry, CommitStats, NewAuditEntry};
+use super::health::Health;
+use super::{admin_ops, checkpoints, ops};
+use crate::audit_log::{AuditEntry, CommitStats, NewAuditEntry, NewCheckpoint, StoredCheckpoint};
 use crate::error::StoreError;
 use crate::record::{ActionRecord, Actor, NewAction, NewOutcome, NewReview, Submitted};
 use crate::token::{CreatedToken, NewToken, Token};
@@ -64,6 +65,9 @@ pub(crate) enum Op {
         actor: Actor,
         now: DateTime<Utc>,
     },
+    AddCheckpoint(NewCheckpoint),
+    /// Rewrites the probe row: a real commit, to learn whether writes go through.
+    Probe(DateTime<Utc>),
 }
 
 /// The writer's answer to an [`Op`].
@@ -75,6 +79,8 @@ pub(crate) enum Reply {
     Audit(AuditEntry),
     CreatedToken(CreatedToken),
     Token(Token),
+    Checkpoint(StoredCheckpoint, bool),
+    Done,
 }
 
 pub(crate) enum Command {
@@ -113,6 +119,7 @@ pub(crate) struct Writer {
     pub commands: mpsc::Receiver<Command>,
     pub changes: broadcast::Sender<Arc<ActionRecord>>,
     pub counters: Arc<Counters>,
+    pub health: Arc<Health>,
     pub max_batch: usize,
 }
 
@@ -173,6 +180,17 @@ impl Writer {
         match self.transact(ops) {
             Ok(done) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                // A storage failure of any command says the disk cannot take everything;
+                // otherwise a command that wrote shows that it can again.
+                let failure = done
+                    .iter()
+                    .find_map(|(outcome, _)| outcome.as_ref().err())
+                    .filter(|error| error.is_storage_failure());
+                match failure {
+                    Some(error) => self.health.failed(error),
+                    None if done.iter().any(|(outcome, _)| outcome.is_ok()) => self.health.wrote(),
+                    None => {}
+                }
                 // Subscribers first: a caller that has its answer and subscribes next must
                 // not be told afterwards about a change it already knows.
                 let mut outcomes = Vec::with_capacity(done.len());
@@ -195,11 +213,18 @@ impl Writer {
                 if !self.conn.is_autocommit() {
                     let _ = self.exec("ROLLBACK");
                 }
+                self.health.failed(&error);
                 let message = error.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::WriterGone(format!(
-                        "the write was not committed: {message}"
-                    ))));
+                    let _ = reply.send(Err(match &error {
+                        StoreError::Damaged(_) => StoreError::Damaged(message.clone()),
+                        error if error.is_storage_failure() => StoreError::Unavailable(format!(
+                            "the write was not committed: {message}"
+                        )),
+                        _ => StoreError::WriterGone(format!(
+                            "the write was not committed: {message}"
+                        )),
+                    }));
                 }
             }
         }
@@ -221,6 +246,9 @@ impl Writer {
                 }
                 Err(error) => {
                     head = saved;
+                    // Recorded now: after a full disk SQLite may have rolled the whole
+                    // transaction back, and then the batch fails with another error.
+                    self.health.failed(&error);
                     self.counters.refused.fetch_add(1, Ordering::Relaxed);
                     self.exec("ROLLBACK TO command")?;
                     self.exec("RELEASE command")?;
@@ -301,5 +329,20 @@ fn run_op(
             Reply::Token(admin_ops::revoke_token(conn, head, &id, &actor, now)?),
             vec![],
         ),
+        Op::AddCheckpoint(new) => {
+            let (stored, created) = checkpoints::add(conn, new)?;
+            (Reply::Checkpoint(stored, created), vec![])
+        }
+        Op::Probe(now) => {
+            if let Some(path) = conn.path() {
+                super::health::check_headroom(std::path::Path::new(path))?;
+            }
+            conn.prepare_cached(
+                "INSERT INTO write_probe (id, at) VALUES (1, ?) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            )?
+            .execute([super::rows::millis(now)])?;
+            (Reply::Done, vec![])
+        }
     })
 }

@@ -1,9 +1,11 @@
 //! The client commands against a real `countersign serve` process: the approval story with
 //! SPEC exit codes, audit tamper detection with `audit verify`, and a crash test that
 //! `kill -9`s the server while agents submit and decide; (in `policy`) the policy commands;
-//! and (in `limits`) the server out of descriptors and under a thousand waiters. One test
-//! binary for the crate.
+//! (in `limits`) the server out of descriptors and under a thousand waiters; and (in
+//! `hardening_audit`) checkpoints, a read-only database and a full disk. One test binary for
+//! the crate.
 
+mod hardening_audit;
 mod limits;
 mod policy;
 

@@ -1,6 +1,15 @@
 //! The audit chain's hashing: each entry carries the SHA-256 of its predecessor over a
 //! canonical encoding, so that changing, removing or reordering any entry breaks every link
 //! after it. The store persists entries; this module only says what the links are.
+//!
+//! What the chain alone cannot show, its submodules add: [`checkpoint`] (signed chain heads
+//! kept elsewhere, which expose entries cut from the end), [`note`] (the C2SP signed-note
+//! envelope they travel in) and [`replay`] (an action's state re-derived from its entries,
+//! which exposes a stored row edited behind the log's back).
+
+pub mod checkpoint;
+pub mod note;
+pub mod replay;
 
 use sha2::{Digest, Sha256};
 
@@ -12,6 +21,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -20,6 +30,19 @@ pub fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     out
+}
+
+/// The 32 bytes a 64-digit hex string (upper or lower case) spells; `None` for anything else.
+pub fn hash_from_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// The fields of an audit entry that the chain covers.
@@ -175,6 +198,9 @@ mod tests {
             Ok::<u64, ChainBreak>(v.count())
         };
         assert_eq!(verify(&chain), Ok(4));
+        let head = chain[3].2;
+        assert_eq!(hash_from_hex(&hex(&head)), Some(head));
+        assert_eq!(hash_from_hex("ab"), None);
 
         let mut changed = chain.clone();
         changed[1].0.body = "{\"x\":2}";
