@@ -265,7 +265,19 @@ pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
     if !std::path::Path::new(path).is_file() {
         return Err(StoreError::NoDatabase(path.to_owned()));
     }
-    open(url).await
+    open_for_command(url).await
+}
+
+/// Like [`open`], for one-shot commands on the file (`token create --db` and the others):
+/// without the start-up integrity scan, which `serve` runs and which takes tens of seconds
+/// on a large file whose pages are not cached (BENCHMARKS.md). A damaged page the command
+/// touches is still reported.
+pub async fn open_for_command(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let options = SqliteOptions {
+        check_integrity: false,
+        ..SqliteOptions::default()
+    };
+    open_with(url, options).await
 }
 
 /// Verifies the audit log of the database a URL names against `claims`, read-only: the

@@ -149,7 +149,7 @@ async fn create_directly(
     let new_token =
         countersign_server::parse_new_token(body, Actor::named(CLI_ACTOR), chrono::Utc::now())
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let store = countersign_store::open(url).await?;
+    let store = countersign_store::open_for_command(url).await?;
     let created = store.create_token(new_token).await;
     store.close().await;
     let created = created?;
