@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::name::same;
+use crate::name::Name;
 
 /// Who may decide on an action.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,14 +19,14 @@ pub enum Approvers {
     /// Any reviewer.
     Anyone,
     /// Members of any of these groups (never empty).
-    Groups(Vec<String>),
+    Groups(Vec<Name>),
     /// No group satisfies every rule that might apply: only people with the admin role.
     AdminsOnly,
 }
 
 impl Approvers {
     /// The approvers a rule's `approvers` list names: empty means any reviewer.
-    pub fn from_groups(groups: Vec<String>) -> Approvers {
+    pub fn from_groups(groups: Vec<Name>) -> Approvers {
         if groups.is_empty() {
             Approvers::Anyone
         } else {
@@ -36,7 +36,7 @@ impl Approvers {
 
     /// The groups named, if any (none for [`Approvers::Anyone`] and
     /// [`Approvers::AdminsOnly`]).
-    pub fn groups(&self) -> &[String] {
+    pub fn groups(&self) -> &[Name] {
         match self {
             Approvers::Groups(groups) => groups,
             Approvers::Anyone | Approvers::AdminsOnly => &[],
@@ -54,11 +54,7 @@ impl Approvers {
             (Approvers::AdminsOnly, _) | (_, Approvers::AdminsOnly) => Approvers::AdminsOnly,
             (Approvers::Anyone, other) | (other, Approvers::Anyone) => other.clone(),
             (Approvers::Groups(a), Approvers::Groups(b)) => {
-                let both: Vec<String> = a
-                    .iter()
-                    .filter(|g| b.iter().any(|h| same(g, h)))
-                    .cloned()
-                    .collect();
+                let both: Vec<Name> = a.iter().filter(|g| b.contains(g)).cloned().collect();
                 if both.is_empty() {
                     Approvers::AdminsOnly
                 } else {
@@ -69,13 +65,13 @@ impl Approvers {
     }
 
     /// Adds groups that may decide too (SLA escalation). Anyone stays anyone.
-    pub fn widened(&self, extra: &[String]) -> Approvers {
+    pub fn widened(&self, extra: &[Name]) -> Approvers {
         match self {
             Approvers::Anyone => Approvers::Anyone,
             Approvers::Groups(groups) => {
                 let mut groups = groups.clone();
                 for g in extra {
-                    if !groups.iter().any(|known| same(known, g)) {
+                    if !groups.contains(g) {
                         groups.push(g.clone());
                     }
                 }
@@ -87,13 +83,11 @@ impl Approvers {
     }
 
     /// Whether a person in `groups` (with the admin role when `admin`) may decide.
-    pub fn admits(&self, groups: &[String], admin: bool) -> bool {
+    pub fn admits(&self, groups: &[Name], admin: bool) -> bool {
         match self {
             Approvers::Anyone => true,
             // The admin role does not stand in for a group the policy names.
-            Approvers::Groups(allowed) => allowed
-                .iter()
-                .any(|g| groups.iter().any(|mine| same(mine, g))),
+            Approvers::Groups(allowed) => allowed.iter().any(|g| groups.contains(g)),
             Approvers::AdminsOnly => admin,
         }
     }
@@ -103,7 +97,16 @@ impl fmt::Display for Approvers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Approvers::Anyone => f.write_str("any reviewer"),
-            Approvers::Groups(groups) => write!(f, "members of {}", groups.join(", ")),
+            Approvers::Groups(groups) => {
+                f.write_str("members of ")?;
+                for (i, group) in groups.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(group.as_str())?;
+                }
+                Ok(())
+            }
             Approvers::AdminsOnly => f.write_str("admins only"),
         }
     }
@@ -114,7 +117,11 @@ mod tests {
     use super::*;
 
     fn groups(names: &[&str]) -> Approvers {
-        Approvers::from_groups(names.iter().map(|s| s.to_string()).collect())
+        Approvers::from_groups(names.iter().map(|s| n(s)).collect())
+    }
+
+    fn n(name: &str) -> Name {
+        Name::parse(name).unwrap()
     }
 
     #[test]
@@ -160,7 +167,7 @@ mod tests {
             (&Approvers::AdminsOnly, &[], true, true),
         ];
         for (approvers, in_groups, admin, expected) in cases {
-            let in_groups: Vec<String> = in_groups.iter().map(|s| s.to_string()).collect();
+            let in_groups: Vec<Name> = in_groups.iter().map(|s| n(s)).collect();
             assert_eq!(
                 approvers.admits(&in_groups, *admin),
                 *expected,
@@ -172,15 +179,15 @@ mod tests {
     #[test]
     fn escalation_widens() {
         assert_eq!(
-            groups(&["leads"]).widened(&["finance".into()]),
+            groups(&["leads"]).widened(&[n("finance")]),
             groups(&["leads", "finance"])
         );
         assert_eq!(
-            Approvers::Anyone.widened(&["finance".into()]),
+            Approvers::Anyone.widened(&[n("finance")]),
             Approvers::Anyone
         );
         assert_eq!(
-            Approvers::AdminsOnly.widened(&["finance".into()]),
+            Approvers::AdminsOnly.widened(&[n("finance")]),
             groups(&["finance"])
         );
     }

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod sla;
 pub mod summary;
 pub mod tier;
+pub mod vocabulary;
 
 pub use action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
 pub use approvers::Approvers;

@@ -21,7 +21,8 @@ pub const RESERVED_NAMES: [&str; 2] = ["system", "cli"];
 
 /// The name of a person or an agent, case-folded: `Olivia` parses as `olivia`. Equality,
 /// ordering and hashing are on the folded form.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct Name(String);
 
 impl Name {
@@ -50,6 +51,34 @@ impl Name {
     /// identity?
     pub fn is(&self, stored: &str) -> bool {
         same(&self.0, stored)
+    }
+}
+
+/// For names the program spells itself, as literals (`"system"`, test fixtures): folded
+/// like any other.
+///
+/// # Panics
+///
+/// When the literal is not a valid name. Input from outside goes through [`Name::parse`].
+impl From<&'static str> for Name {
+    fn from(literal: &'static str) -> Name {
+        Name::parse(literal).unwrap_or_else(|e| panic!("invalid name literal {literal:?}: {e}"))
+    }
+}
+
+/// A name reads as its (folded) text.
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A name equals the text of its folded spelling (`Name::parse("Rita") == "rita"`), for
+/// tests and literals; input from outside is parsed, never compared as text.
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 

@@ -12,7 +12,7 @@ use crate::tier::{Status, Tier};
 pub enum SlaStep {
     /// Add the escalation groups as approvers and move the deadline.
     Escalate {
-        groups: Vec<String>,
+        groups: Vec<crate::name::Name>,
         deadline: DateTime<Utc>,
     },
     /// The action expires: the agent may not run it.
@@ -67,12 +67,12 @@ mod tests {
 
     fn gate(tier: Tier, on_timeout: OnTimeout) -> Gate {
         Gate {
-            action: "refund.create".into(),
-            agent: "bot".into(),
+            action: crate::ActionName::parse("refund.create").unwrap(),
+            agent: n("bot"),
             owner: None,
             tier,
             status: Status::Pending,
-            approvers: crate::Approvers::Groups(vec!["leads".into()]),
+            approvers: crate::Approvers::Groups(vec![n("leads")]),
             escalated_to: vec![],
             approvals_required: 1,
             decisions: vec![],
@@ -81,11 +81,18 @@ mod tests {
             deadline: Some(DateTime::from_timestamp(1_000_000, 0).unwrap()),
             timeout: Some(TimeoutPlan {
                 on_timeout,
-                escalate_to: vec!["finance".into()],
+                escalate_to: vec![n("finance")],
                 escalation_sla: ReviewDuration::from_seconds(3600).unwrap(),
             }),
             escalated: false,
+            decided_at: None,
+            review: crate::lifecycle::ReviewState::NotSampled,
+            outcome: None,
         }
+    }
+
+    fn n(name: &str) -> crate::Name {
+        crate::Name::parse(name).unwrap()
     }
 
     #[test]
@@ -103,7 +110,7 @@ mod tests {
         assert_eq!(
             step,
             SlaStep::Escalate {
-                groups: vec!["finance".into()],
+                groups: vec![n("finance")],
                 deadline: after + TimeDelta::hours(1)
             }
         );

@@ -1,44 +1,27 @@
 //! Tiers (how much human judgment an action needs) and statuses (where an action is in its
 //! life). See SPEC section 1.
 
-use std::fmt;
-use std::str::FromStr;
+pub use crate::vocabulary::UnknownName;
 
-/// How an action is handled. Ordered from least to most strict, so that `max` is "the
-/// stricter of": escalation and fail-closed evaluation only ever move up this order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tier {
-    /// Read-only: allowed at once, audited.
-    Auto,
-    /// Low-risk write: allowed at once, audited, a sample reviewed after the fact.
-    Logged,
-    /// High-risk write: waits for approval.
-    Approve,
-    /// Irreversible: approval from two different people, each re-typing the action name.
-    Confirm,
-    /// Never allowed.
-    Deny,
+crate::vocabulary! {
+    /// How an action is handled. Ordered from least to most strict, so that `max` is "the
+    /// stricter of": escalation and fail-closed evaluation only ever move up this order.
+    #[derive(PartialOrd, Ord)]
+    pub enum Tier {
+        /// Read-only: allowed at once, audited.
+        Auto = "auto",
+        /// Low-risk write: allowed at once, audited, a sample reviewed after the fact.
+        Logged = "logged",
+        /// High-risk write: waits for approval.
+        Approve = "approve",
+        /// Irreversible: approval from two different people, each re-typing the action name.
+        Confirm = "confirm",
+        /// Never allowed.
+        Deny = "deny",
+    }
 }
 
 impl Tier {
-    pub const ALL: [Tier; 5] = [
-        Tier::Auto,
-        Tier::Logged,
-        Tier::Approve,
-        Tier::Confirm,
-        Tier::Deny,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Auto => "auto",
-            Tier::Logged => "logged",
-            Tier::Approve => "approve",
-            Tier::Confirm => "confirm",
-            Tier::Deny => "deny",
-        }
-    }
-
     /// Does this tier wait for people?
     pub fn is_human_gated(self) -> bool {
         matches!(self, Tier::Approve | Tier::Confirm)
@@ -63,68 +46,20 @@ impl Tier {
     }
 }
 
-impl fmt::Display for Tier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::vocabulary! {
+    /// Where an action is in its life.
+    pub enum Status {
+        Allowed = "allowed",
+        Denied = "denied",
+        Pending = "pending",
+        Approved = "approved",
+        Rejected = "rejected",
+        Expired = "expired",
+        Cancelled = "cancelled",
     }
-}
-
-/// Parse error for names of tiers, statuses and other closed vocabularies.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("expected one of {expected}, found {found:?}")]
-pub struct UnknownName {
-    pub expected: &'static str,
-    pub found: String,
-}
-
-impl FromStr for Tier {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tier::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                expected: "\"auto\", \"logged\", \"approve\", \"confirm\", \"deny\"",
-                found: s.to_owned(),
-            })
-    }
-}
-
-/// Where an action is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Status {
-    Allowed,
-    Denied,
-    Pending,
-    Approved,
-    Rejected,
-    Expired,
-    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
-        Status::Allowed,
-        Status::Denied,
-        Status::Pending,
-        Status::Approved,
-        Status::Rejected,
-        Status::Expired,
-        Status::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Allowed => "allowed",
-            Status::Denied => "denied",
-            Status::Pending => "pending",
-            Status::Approved => "approved",
-            Status::Rejected => "rejected",
-            Status::Expired => "expired",
-            Status::Cancelled => "cancelled",
-        }
-    }
-
     /// May the agent execute the action now?
     pub fn may_run(self) -> bool {
         matches!(self, Status::Allowed | Status::Approved)
@@ -133,25 +68,6 @@ impl Status {
     /// Is this an end state (nothing more will be decided)?
     pub fn is_final(self) -> bool {
         self != Status::Pending
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Status {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                expected: "\"allowed\", \"denied\", \"pending\", \"approved\", \"rejected\", \"expired\", \"cancelled\"",
-                found: s.to_owned(),
-            })
     }
 }
 
@@ -170,10 +86,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for tier in Tier::ALL {
+        for &tier in Tier::ALL {
             assert_eq!(tier.as_str().parse::<Tier>(), Ok(tier));
         }
-        for status in Status::ALL {
+        for &status in Status::ALL {
             assert_eq!(status.as_str().parse::<Status>(), Ok(status));
         }
         assert!("tire".parse::<Tier>().is_err());

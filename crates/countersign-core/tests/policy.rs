@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use countersign_core::policy::{self, NaivePolicy, OnTimeout, Policy};
-use countersign_core::{ActionName, AgentName, Approvers, Confidence, ProposedAction, Tier};
+use countersign_core::{ActionName, AgentName, Approvers, Confidence, Name, ProposedAction, Tier};
 use expect_test::expect;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -389,7 +389,10 @@ fn review_settings_follow_rule_then_defaults() {
         now(),
     );
     let s = policy.review_settings(&c);
-    assert_eq!(s.approvers, Approvers::Groups(vec!["support-leads".into()]));
+    assert_eq!(
+        s.approvers,
+        Approvers::Groups(vec![Name::parse("support-leads").unwrap()])
+    );
     assert_eq!(s.approvals_required, 1);
     assert_eq!(s.sla.to_string(), "15m");
     assert_eq!(s.on_timeout, OnTimeout::Escalate);
@@ -829,7 +832,10 @@ approvers = ["support-leads"]
     assert_eq!(c.tier, Tier::Approve);
     assert_eq!(c.failed, [0, 1, 2]);
     let s = policy.review_settings(&c);
-    assert_eq!(s.approvers, Approvers::Groups(vec!["support-leads".into()]));
+    assert_eq!(
+        s.approvers,
+        Approvers::Groups(vec![Name::parse("support-leads").unwrap()])
+    );
     assert_eq!(s.approvals_required, 2);
     assert_eq!(s.sla.to_string(), "15m");
     // `reject` (small refunds, refunds to leads) is stricter than `escalate`.

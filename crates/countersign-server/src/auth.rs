@@ -85,7 +85,7 @@ impl Caller {
     /// compare without regard to case, as identities do.
     pub fn check_read(&self, record: &ActionRecord) -> Result<(), AppError> {
         match self.token.role {
-            Role::Agent if !name::same(&record.agent, &self.token.name) => {
+            Role::Agent if !name::same(&record.gate.agent, &self.token.name) => {
                 Err(not_found(&record.id))
             }
             _ => Ok(()),

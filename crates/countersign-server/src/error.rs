@@ -121,6 +121,10 @@ impl From<ReviewError> for AppError {
     fn from(error: ReviewError) -> AppError {
         match &error {
             ReviewError::OwnAgent { .. } => AppError::forbidden("own_agent", error.to_string()),
+            ReviewError::NotSampled => AppError::conflict("not_in_review_queue", error.to_string()),
+            ReviewError::AlreadyReviewed => {
+                AppError::conflict("already_reviewed", error.to_string())
+            }
         }
     }
 }
@@ -151,6 +155,7 @@ impl From<StateError> for AppError {
         let code = match &error {
             StateError::NotCancellable(_) => "not_pending",
             StateError::MayNotRun(_) => "may_not_run",
+            StateError::OutcomeAlreadyReported => "outcome_already_recorded",
         };
         AppError::conflict(code, error.to_string())
     }
@@ -167,12 +172,11 @@ impl From<countersign_store::StoreError> for AppError {
             E::Review(e) => e.into(),
             E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
-            E::OutcomeAlreadyRecorded => AppError::conflict("outcome_already_recorded", message),
-            E::NotInReviewQueue => AppError::conflict("not_in_review_queue", message),
-            E::AlreadyReviewed => AppError::conflict("already_reviewed", message),
             E::TokenNotFound(_) => AppError::not_found(message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
-            E::WriterGone(_) => AppError::unavailable(message),
+            E::Closed | E::NotCommitted(_) | E::WriterStopped | E::Stopped(_) => {
+                AppError::unavailable(message)
+            }
             // The storage, not the request or the code: "not now", with the reason.
             E::Unavailable(_) | E::Busy(_) | E::Damaged(_) => {
                 tracing::error!(error = %message, "the database cannot serve this request");

@@ -55,7 +55,7 @@ pub fn response(watch: ActionWatch, revoked: RevocationWatch, permit: WaitPermit
         };
         let frame = status_frame(&snapshot);
         let next =
-            (!snapshot.record.status.is_final()).then_some((watch, None, revoked, permit));
+            (!snapshot.record.gate.status.is_final()).then_some((watch, None, revoked, permit));
         Some((frame, next))
     })
     .flat_map(|chunks| stream::iter(chunks.into_iter().map(Ok::<_, std::convert::Infallible>)));

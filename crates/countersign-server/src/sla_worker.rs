@@ -40,8 +40,8 @@ pub async fn sweep(state: &AppState) -> Result<Duration, countersign_store::Stor
         if !changed.is_empty() {
             state.metrics().sla_steps(changed.len());
             for record in &changed {
-                tracing::info!(id = %record.id, status = %record.status,
-                    escalated = record.escalated, "SLA step applied");
+                tracing::info!(id = %record.id, status = %record.gate.status,
+                    escalated = record.gate.escalated, "SLA step applied");
             }
         }
         if (changed.len() as u32) < BATCH {

@@ -248,7 +248,7 @@ pub struct OutcomeView {
 impl From<&Decision> for DecisionView {
     fn from(d: &Decision) -> Self {
         DecisionView {
-            reviewer: d.reviewer.clone(),
+            reviewer: d.reviewer.to_string(),
             verdict: d.verdict.as_str().to_owned(),
             args: d.args.clone(),
             reason: d.reason.clone(),
@@ -271,31 +271,37 @@ impl From<&ActionRecord> for ActionView {
     fn from(r: &ActionRecord) -> Self {
         ActionView {
             id: r.id.clone(),
-            action: r.action.clone(),
-            agent: r.agent.clone(),
-            status: r.status.as_str().to_owned(),
-            tier: r.tier.as_str().to_owned(),
+            action: r.gate.action.to_string(),
+            agent: r.gate.agent.to_string(),
+            status: r.gate.status.as_str().to_owned(),
+            tier: r.gate.tier.as_str().to_owned(),
             rule: r.rule.clone(),
             reason: r.reason.clone(),
-            args: r.args.clone(),
-            original_args: r.original_args.clone(),
-            approvals_required: r.approvals_required,
-            decisions: r.decisions.iter().map(DecisionView::from).collect(),
-            deadline: r.deadline,
+            args: r.gate.args.clone(),
+            original_args: r.gate.original_args.clone(),
+            approvals_required: r.gate.approvals_required,
+            decisions: r.gate.decisions.iter().map(DecisionView::from).collect(),
+            deadline: r.gate.deadline,
             created_at: r.created_at,
-            decided_at: r.decided_at,
+            decided_at: r.gate.decided_at,
             reasoning: r.reasoning.clone(),
             context: r.context.clone(),
             confidence: r.confidence,
-            approvers: r.gate().deciders().groups().to_vec(),
-            admins_only: r.gate().deciders().admins_only(),
+            approvers: r
+                .gate
+                .deciders()
+                .groups()
+                .iter()
+                .map(|g| g.to_string())
+                .collect(),
+            admins_only: r.gate.deciders().admins_only(),
             policy_hash: r.policy_hash.clone(),
-            review: match &r.review {
+            review: match &r.gate.review {
                 ReviewState::NotSampled => None,
                 ReviewState::Open => Some("open".to_owned()),
                 ReviewState::Reviewed(review) => Some(review.verdict.as_str().to_owned()),
             },
-            outcome: r.outcome.as_ref().map(OutcomeView::from),
+            outcome: r.gate.outcome.as_ref().map(OutcomeView::from),
         }
     }
 }
@@ -368,10 +374,10 @@ impl CreatedTokenView {
         CreatedTokenView {
             token: secret,
             id: token.id.clone(),
-            name: token.name.clone(),
+            name: token.name.to_string(),
             role: token.role.as_str().to_owned(),
-            groups: token.groups.clone(),
-            owner: token.owner.clone(),
+            groups: token.groups.iter().map(|g| g.to_string()).collect(),
+            owner: token.owner.as_ref().map(|o| o.to_string()),
         }
     }
 }
@@ -394,10 +400,10 @@ impl From<&Token> for TokenView {
     fn from(token: &Token) -> TokenView {
         TokenView {
             id: token.id.clone(),
-            name: token.name.clone(),
+            name: token.name.to_string(),
             role: token.role.as_str().to_owned(),
-            groups: token.groups.clone(),
-            owner: token.owner.clone(),
+            groups: token.groups.iter().map(|g| g.to_string()).collect(),
+            owner: token.owner.as_ref().map(|o| o.to_string()),
             created_at: token.created_at,
             revoked: token.revoked,
         }

@@ -13,7 +13,8 @@ pub enum StoreError {
     /// The lifecycle refused the decision (see [`DecideError::kind`] for its class).
     #[error(transparent)]
     Decide(#[from] DecideError),
-    /// The lifecycle refused a cancellation or outcome.
+    /// The lifecycle refused a cancellation or outcome (not pending, may not run, already
+    /// reported).
     #[error(transparent)]
     State(#[from] StateError),
     /// An idempotency key was reused with a different request body.
@@ -21,21 +22,13 @@ pub enum StoreError {
         "idempotency key {key:?} was already used with a different request body; use a new key for a new request"
     )]
     IdempotencyMismatch { key: String },
-    /// The post-hoc review was refused (the reviewer answers for the agent).
+    /// The post-hoc review was refused (not sampled, already reviewed, or the reviewer
+    /// answers for the agent).
     #[error(transparent)]
     Review(#[from] ReviewError),
     /// A new token may not take the identity it asks for (see [`IdentityError::kind`]).
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    /// An outcome was already reported for this action.
-    #[error("an outcome was already reported for this action")]
-    OutcomeAlreadyRecorded,
-    /// The action is not in the post-hoc review queue (it was not sampled).
-    #[error("this action was not sampled for post-hoc review")]
-    NotInReviewQueue,
-    /// The post-hoc review of this action is already done.
-    #[error("this action was already reviewed")]
-    AlreadyReviewed,
     /// No token with this id.
     #[error("no token with id {0:?}")]
     TokenNotFound(String),
@@ -55,9 +48,9 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database failed for a reason that is neither the request's nor the storage's
-    /// (a bug, a constraint).
+    /// (a bug, a constraint): the backend's message.
     #[error("database error: {0}")]
-    Database(rusqlite::Error),
+    Database(String),
     /// The storage cannot do it now: the disk is full, the file or its directory is
     /// read-only, the device failed, a connection could not be opened (the process is out
     /// of file descriptors, say). Answered `503`; the store reports itself unhealthy until
@@ -79,38 +72,18 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migrate(String),
-    /// The writer is gone (the store was closed, or a batch failed to commit).
-    #[error("the store's writer stopped: {0}")]
-    WriterGone(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    /// Storage failures (full, read-only, I/O, damaged) become [`StoreError::Unavailable`]
-    /// or [`StoreError::Damaged`], so that callers answer them as "not now" instead of as a
-    /// bug.
-    fn from(error: rusqlite::Error) -> StoreError {
-        use rusqlite::ErrorCode as C;
-        let Some(code) = error.sqlite_error_code() else {
-            return StoreError::Database(error);
-        };
-        match code {
-            C::DatabaseCorrupt | C::NotADatabase => StoreError::Damaged(error.to_string()),
-            C::DiskFull => StoreError::Unavailable(format!("the disk is full ({error})")),
-            C::ReadOnly => StoreError::Unavailable(format!(
-                "the database file or its directory is read-only ({error})"
-            )),
-            C::SystemIoFailure => {
-                StoreError::Unavailable(format!("the storage device failed ({error})"))
-            }
-            C::CannotOpen => {
-                StoreError::Unavailable(format!("the database files cannot be opened ({error})"))
-            }
-            C::DatabaseBusy | C::DatabaseLocked => StoreError::Busy(format!(
-                "another process holds the database locked ({error})"
-            )),
-            _ => StoreError::Database(error),
-        }
-    }
+    /// The store was closed: it takes no more work.
+    #[error("the store was closed")]
+    Closed,
+    /// The batch this write was part of did not commit: nothing of it is on disk.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
+    /// The writer stopped before it answered (it failed, or the process is ending).
+    #[error("the store's writer stopped before answering")]
+    WriterStopped,
+    /// A background task of the store stopped before it finished (opening, verifying).
+    #[error("the store stopped: {0}")]
+    Stopped(String),
 }
 
 impl StoreError {
@@ -134,7 +107,10 @@ impl StoreError {
                 | StoreError::Damaged(_)
                 | StoreError::CheckpointMismatch(_)
                 | StoreError::Migrate(_)
-                | StoreError::WriterGone(_)
+                | StoreError::Closed
+                | StoreError::NotCommitted(_)
+                | StoreError::WriterStopped
+                | StoreError::Stopped(_)
                 | StoreError::UnsupportedUrl(_)
                 | StoreError::NoDatabase(_)
                 | StoreError::Open { .. }
@@ -146,13 +122,15 @@ impl StoreError {
     /// file that could not be opened (no descriptor left), a lock held past the busy timeout,
     /// memory SQLite could not get.
     pub fn is_temporary(&self) -> bool {
-        match self {
-            StoreError::WriterGone(_) | StoreError::Unavailable(_) | StoreError::Busy(_) => true,
-            StoreError::Database(error) => matches!(
-                error.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::OutOfMemory)
-            ),
-            _ => false,
-        }
+        matches!(
+            self,
+            StoreError::Closed
+                | StoreError::NotCommitted(_)
+                | StoreError::WriterStopped
+                | StoreError::Stopped(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Busy(_)
+        )
     }
+
 }

@@ -32,18 +32,13 @@ pub(crate) fn new_id(now: DateTime<Utc>) -> String {
     out
 }
 
-/// Whether the action `id` is drawn into the post-hoc review sample at `rate`: the id's
-/// random bits decide, so the draw is reproducible from the id.
-pub(crate) fn sampled(id: &str, rate: f64) -> bool {
-    if rate <= 0.0 {
-        return false;
-    }
-    if rate >= 1.0 {
-        return true;
-    }
+/// A number in `[0, 1)` fixed by the action `id` (its SHA-256): the core samples an
+/// allowed `logged` action for post-hoc review when it falls below the rate, so the draw is
+/// reproducible from the id.
+pub(crate) fn sample_draw(id: &str) -> f64 {
     let digest = countersign_core::audit::sha256_hex(id.as_bytes());
-    let draw = u64::from_str_radix(&digest[..16], 16).unwrap_or(0);
-    (draw as f64 / u64::MAX as f64) < rate
+    let bits = u64::from_str_radix(&digest[..16], 16).unwrap_or(0) >> 11;
+    bits as f64 / (1u64 << 53) as f64
 }
 
 /// Unpadded base64url.
@@ -88,8 +83,12 @@ mod tests {
     }
 
     #[test]
-    fn sample_bounds() {
-        assert!(!sampled("x", 0.0));
-        assert!(sampled("x", 1.0));
+    fn sample_draws_are_fractions_fixed_by_the_id() {
+        for id in ["x", "01J0000000000000000000000", ""] {
+            let draw = sample_draw(id);
+            assert!((0.0..1.0).contains(&draw), "{id}: {draw}");
+            assert_eq!(draw, sample_draw(id));
+        }
+        assert_ne!(sample_draw("a"), sample_draw("b"));
     }
 }

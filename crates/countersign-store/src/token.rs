@@ -3,10 +3,9 @@
 //! again in constant time before it counts.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use countersign_core::tier::UnknownName;
+use countersign_core::name::Name;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -15,20 +14,19 @@ use crate::ids;
 /// The prefix of every token (it makes leaked tokens easy to find by secret scanners).
 pub const TOKEN_PREFIX: &str = "cs_";
 
-/// What a token may do (SPEC section 3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Submits actions, reads its own, cancels them, reports outcomes.
-    Agent,
-    /// Reads and decides on actions, reviews.
-    Reviewer,
-    /// Everything, including tokens.
-    Admin,
+countersign_core::vocabulary! {
+    /// What a token may do (SPEC section 3).
+    pub enum Role {
+        /// Submits actions, reads its own, cancels them, reports outcomes.
+        Agent = "agent",
+        /// Reads and decides on actions, reviews.
+        Reviewer = "reviewer",
+        /// Everything, including tokens.
+        Admin = "admin",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Agent, Role::Reviewer, Role::Admin];
-
     /// What a token of this role names: an agent, or a person (reviewers and admins).
     pub fn identity_kind(self) -> countersign_core::identity::Kind {
         use countersign_core::identity::Kind;
@@ -37,33 +35,6 @@ impl Role {
             Role::Reviewer | Role::Admin => Kind::Person,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                expected: "\"agent\", \"reviewer\", \"admin\"",
-                found: s.to_owned(),
-            })
-    }
 }
 
 /// A stored token (without its secret, which is never stored).
@@ -71,11 +42,11 @@ impl FromStr for Role {
 pub struct Token {
     pub id: String,
     /// The identity the audit log records for whoever uses the token.
-    pub name: String,
+    pub name: Name,
     pub role: Role,
-    pub groups: Vec<String>,
+    pub groups: Vec<Name>,
     /// For agent tokens: the person responsible for the agent.
-    pub owner: Option<String>,
+    pub owner: Option<Name>,
     pub created_at: DateTime<Utc>,
     pub revoked: bool,
 }
@@ -83,12 +54,12 @@ pub struct Token {
 /// A token to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewToken {
-    pub name: String,
+    pub name: Name,
     pub role: Role,
-    pub groups: Vec<String>,
+    pub groups: Vec<Name>,
     /// For agent tokens: the person responsible. Left out for an agent that already has
     /// tokens, the agent's owner (see `countersign_core::identity`).
-    pub owner: Option<String>,
+    pub owner: Option<Name>,
     /// Who creates it, for the audit log (an admin with their token, or `cli`).
     pub created_by: crate::Actor,
     pub at: DateTime<Utc>,
@@ -142,7 +113,7 @@ mod tests {
 
     #[test]
     fn roles_round_trip() {
-        for role in Role::ALL {
+        for &role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("root".parse::<Role>().is_err());

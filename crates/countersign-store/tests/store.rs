@@ -125,7 +125,7 @@ async fn group_commit_acknowledges_every_concurrent_submitter() {
                     t0(),
                 );
                 let submitted = store.submit(new).await.unwrap();
-                assert_eq!(submitted.record.status, Status::Allowed);
+                assert_eq!(submitted.record.gate.status, Status::Allowed);
                 ids.push(submitted.record.id);
             }
             ids
@@ -232,11 +232,11 @@ async fn racing_reviewers_never_exceed_the_quorum() {
     let single = store.action(&single).await.unwrap().unwrap();
     let confirm = store.action(&confirm).await.unwrap().unwrap();
     assert_eq!(
-        (single.status, single.decisions.len()),
+        (single.gate.status, single.gate.decisions.len()),
         (Status::Approved, 1)
     );
     assert_eq!(
-        (confirm.status, confirm.decisions.len()),
+        (confirm.gate.status, confirm.gate.decisions.len()),
         (Status::Approved, 2)
     );
 
@@ -361,7 +361,7 @@ async fn pending_actions_deadlines_and_the_chain_survive_a_restart() {
         store
             .submit(new_action(&p, "bot", "email.send", json!({}), t0()))
             .await,
-        Err(StoreError::WriterGone(_))
+        Err(StoreError::Closed)
     ));
 
     let store = db.open().await;
@@ -369,14 +369,14 @@ async fn pending_actions_deadlines_and_the_chain_survive_a_restart() {
         store.action(&pending.id).await.unwrap().as_ref(),
         Some(&pending)
     );
-    assert_eq!(store.next_deadline().await.unwrap(), pending.deadline);
+    assert_eq!(store.next_deadline().await.unwrap(), pending.gate.deadline);
     let queue = store.queue(QueueQuery::default()).await.unwrap();
     assert_eq!(queue.items, std::slice::from_ref(&pending));
     // The deadline passed while the server was down: acted on once at start.
     let start = t0() + TimeDelta::hours(5);
     let expired = store.sweep_sla(start, 100).await.unwrap();
     assert_eq!(expired.len(), 1);
-    assert_eq!(expired[0].status, Status::Expired);
+    assert_eq!(expired[0].gate.status, Status::Expired);
     assert!(store.sweep_sla(start, 100).await.unwrap().is_empty());
     // The chain continues where it stopped.
     let report = store.verify_audit().await.unwrap();
@@ -398,7 +398,7 @@ async fn opening_by_url() {
     assert!(!store.is_writable());
     assert!(matches!(
         store.audit(0, 10, 0).await,
-        Err(StoreError::WriterGone(_))
+        Err(StoreError::Closed)
     ));
     for unsupported in ["postgres://localhost/x", "sqlite::memory:", "sqlite://"] {
         assert!(matches!(
@@ -433,4 +433,55 @@ async fn two_opens_of_a_new_file_at_once_both_succeed() {
         first.close().await;
         second.close().await;
     }
+}
+
+/// Tokens an earlier version stored with names as typed (`Legacy-Bot`, owner `Oscar`): read
+/// back folded, they are the same identities, and a new token may not take their name in
+/// another spelling or hang a new agent on the owner's other spelling.
+#[tokio::test]
+async fn names_stored_in_another_case_by_earlier_versions_are_one_identity() {
+    let db = TempDb::new("legacy-names");
+    let store = db.open().await;
+    store.close().await;
+    tamper(
+        &db.path(),
+        &[
+            "INSERT INTO tokens (id, name, role, groups, owner, secret_hash, created_at) \
+           VALUES ('t-legacy', 'Legacy-Bot', 'agent', '[\"Ops\"]', 'Oscar', x'00', 0)",
+        ],
+    )
+    .await;
+    let store = db.open().await;
+    let tokens = store.tokens().await.unwrap();
+    let legacy = tokens.iter().find(|t| t.id == "t-legacy").unwrap();
+    assert_eq!(
+        (
+            legacy.name.as_str(),
+            legacy.owner.as_deref(),
+            legacy.groups[0].as_str()
+        ),
+        ("legacy-bot", Some("oscar"), "ops"),
+        "read folded"
+    );
+    let new = |name: &str, owner: Option<&str>| countersign_store::NewToken {
+        name: countersign_core::Name::parse(name).unwrap(),
+        role: countersign_store::Role::Agent,
+        groups: vec![],
+        owner: owner.map(|o| countersign_core::Name::parse(o).unwrap()),
+        created_by: countersign_store::Actor::named("test"),
+        at: chrono::Utc::now(),
+    };
+    for (name, owner) in [("legacy-bot", None), ("new-bot", Some("oscar"))] {
+        let refused = store.create_token(new(name, owner)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::Identity(
+                    countersign_core::identity::IdentityError::OtherCase { .. }
+                ))
+            ),
+            "{name} (owner {owner:?}): {refused:?}"
+        );
+    }
+    store.close().await;
 }

@@ -255,6 +255,9 @@ impl Replay {
                         (&mut state.tier, "tier"),
                         (&mut state.approvers, "approvers"),
                         (&mut state.approvals_required, "approvals_required"),
+                        (&mut state.on_timeout, "on_timeout"),
+                        (&mut state.escalate_to, "escalate_to"),
+                        (&mut state.escalation_sla, "escalation_sla"),
                     ] {
                         if let Some(value) = now.get(name) {
                             *slot = Some(value.clone());

@@ -19,7 +19,6 @@ mod parse;
 mod settings;
 
 use std::fmt;
-use std::str::FromStr;
 
 pub use cases::{CaseFailure, CaseReport, run_cases};
 pub use condition::{Condition, ConditionError, Variable, Variables};
@@ -33,46 +32,19 @@ pub(crate) use settings::strictest_timeout;
 
 use crate::duration::ReviewDuration;
 use crate::glob::Glob;
-use crate::tier::{Tier, UnknownName};
+use crate::name::Name;
+use crate::tier::Tier;
 
-/// What happens when a review SLA passes unanswered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OnTimeout {
-    /// The action expires (the agent may not run it). The default.
-    Reject,
-    /// Add the `escalate_to` groups as approvers and start `escalation_sla`; when that passes
-    /// too, the action expires.
-    Escalate,
-    /// Approve by itself. Only with `allow_auto_approve = true`, never for `confirm`.
-    Approve,
-}
-
-impl OnTimeout {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnTimeout::Reject => "reject",
-            OnTimeout::Escalate => "escalate",
-            OnTimeout::Approve => "approve",
-        }
-    }
-}
-
-impl fmt::Display for OnTimeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OnTimeout {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [OnTimeout::Reject, OnTimeout::Escalate, OnTimeout::Approve]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                expected: "\"reject\", \"escalate\", \"approve\"",
-                found: s.to_owned(),
-            })
+crate::vocabulary! {
+    /// What happens when a review SLA passes unanswered.
+    pub enum OnTimeout {
+        /// The action expires (the agent may not run it). The default.
+        Reject = "reject",
+        /// Add the `escalate_to` groups as approvers and start `escalation_sla`; when that
+        /// passes too, the action expires.
+        Escalate = "escalate",
+        /// Approve by itself. Only with `allow_auto_approve = true`, never for `confirm`.
+        Approve = "approve",
     }
 }
 
@@ -84,8 +56,8 @@ pub struct Defaults {
     pub sla: ReviewDuration,
     pub on_timeout: OnTimeout,
     pub allow_auto_approve: bool,
-    pub approvers: Vec<String>,
-    pub escalate_to: Vec<String>,
+    pub approvers: Vec<Name>,
+    pub escalate_to: Vec<Name>,
     pub escalation_sla: Option<ReviewDuration>,
     pub review_sample: f64,
 }
@@ -119,13 +91,13 @@ pub struct Rule {
     pub agents: Vec<Glob>,
     pub when: Option<Condition>,
     pub tier: Tier,
-    pub approvers: Vec<String>,
+    pub approvers: Vec<Name>,
     pub approvals: Option<u32>,
     pub min_confidence: Option<f64>,
     pub sla: Option<ReviewDuration>,
     pub on_timeout: Option<OnTimeout>,
     pub allow_auto_approve: bool,
-    pub escalate_to: Vec<String>,
+    pub escalate_to: Vec<Name>,
     pub escalation_sla: Option<ReviewDuration>,
     pub review_sample: Option<f64>,
 }

@@ -19,6 +19,7 @@
 use super::{OnTimeout, Policy};
 use crate::approvers::Approvers;
 use crate::duration::ReviewDuration;
+use crate::name::Name;
 use crate::policy::Classification;
 use crate::tier::Tier;
 
@@ -29,7 +30,7 @@ pub struct ReviewSettings {
     pub approvals_required: u32,
     pub sla: ReviewDuration,
     pub on_timeout: OnTimeout,
-    pub escalate_to: Vec<String>,
+    pub escalate_to: Vec<Name>,
     pub escalation_sla: ReviewDuration,
     /// Share of allowed `logged` actions sent to post-hoc review.
     pub review_sample: f64,
@@ -104,10 +105,10 @@ impl ReviewSettings {
 /// The stricter of two timeout steps with their escalation groups: escalation goes only to
 /// groups every escalating side names, and to none (so `reject`) when they share none.
 pub(crate) fn strictest_timeout(
-    (a, a_groups): (OnTimeout, &[String]),
-    (b, b_groups): (OnTimeout, &[String]),
-) -> (OnTimeout, Vec<String>) {
-    let groups: Vec<String> = match (a, b) {
+    (a, a_groups): (OnTimeout, &[Name]),
+    (b, b_groups): (OnTimeout, &[Name]),
+) -> (OnTimeout, Vec<Name>) {
+    let groups: Vec<Name> = match (a, b) {
         (OnTimeout::Escalate, OnTimeout::Escalate) => a_groups
             .iter()
             .filter(|g| b_groups.contains(g))
@@ -144,7 +145,7 @@ impl Policy {
     pub fn rule_settings(&self, rule: Option<usize>, tier: Tier, raised: bool) -> ReviewSettings {
         let defaults = &self.defaults;
         let rule = rule.map(|i| &self.rules[i]);
-        let pick = |own: Option<&Vec<String>>, fallback: &Vec<String>| -> Vec<String> {
+        let pick = |own: Option<&Vec<Name>>, fallback: &Vec<Name>| -> Vec<Name> {
             match own {
                 Some(groups) if !groups.is_empty() => groups.clone(),
                 _ => fallback.clone(),

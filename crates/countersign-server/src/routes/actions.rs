@@ -101,12 +101,12 @@ pub async fn submit(
         state.metrics().replayed();
         return Ok((StatusCode::OK, Json(ActionView::from(record))));
     }
-    state.metrics().submitted(record.tier);
-    if record.status == Status::Pending {
+    state.metrics().submitted(record.gate.tier);
+    if record.gate.status == Status::Pending {
         state.nudge_sla();
     }
-    tracing::info!(id = %record.id, action = %record.action, agent = %record.agent,
-        tier = %record.tier, status = %record.status, "action submitted");
+    tracing::info!(id = %record.id, action = %record.gate.action, agent = %record.gate.agent,
+        tier = %record.gate.tier, status = %record.gate.status, "action submitted");
     Ok((StatusCode::CREATED, Json(ActionView::from(record))))
 }
 
@@ -270,7 +270,7 @@ pub async fn show(
     caller.check_read(watch.current())?;
     let waited = tokio::time::timeout(Duration::from_secs(wait), async {
         let decided = async {
-            while watch.current().status == Status::Pending {
+            while watch.current().gate.status == Status::Pending {
                 if !watch.next().await? {
                     break;
                 }

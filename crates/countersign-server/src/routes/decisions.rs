@@ -76,7 +76,7 @@ pub async fn decide(
         .await?;
     state.metrics().decided(verdict);
     tracing::info!(id = %record.id, reviewer = %caller.name(), verdict = verdict.as_str(),
-        status = %record.status, "decision recorded");
+        status = %record.gate.status, "decision recorded");
     Ok(Json(ActionView::from(&record)))
 }
 

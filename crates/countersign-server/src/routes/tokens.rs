@@ -136,10 +136,10 @@ pub fn parse_new_token(
         owner: owner.as_ref().map(Name::as_str),
     })?;
     Ok(NewToken {
-        name: name.into_string(),
+        name,
         role,
-        groups: groups.into_iter().map(Name::into_string).collect(),
-        owner: owner.map(Name::into_string),
+        groups,
+        owner,
         created_by,
         at,
     })

@@ -186,7 +186,8 @@ async fn a_modify_needs_what_the_new_arguments_need() {
     assert_eq!(classification["modified_args"]["rule"], "large refunds");
     assert_eq!(
         classification["now_required"],
-        json!({"tier": "confirm", "approvers": ["finance"], "approvals_required": 2})
+        json!({"tier": "confirm", "approvers": ["finance"], "approvals_required": 2,
+               "on_timeout": "reject", "escalate_to": [], "escalation_sla": 1800})
     );
     // The state the log implies (tightened by the modify) is the state stored.
     let (status, report) = server

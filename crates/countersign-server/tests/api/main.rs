@@ -163,10 +163,13 @@ async fn spawn_with(options: Options) -> Server {
     let token = |name: &str, role: Role, groups: &[&str], owner: Option<&str>| {
         let store = store.clone();
         let new = NewToken {
-            name: name.to_owned(),
+            name: countersign_core::Name::parse(name).unwrap(),
             role,
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            owner: owner.map(str::to_owned),
+            groups: groups
+                .iter()
+                .map(|g| countersign_core::Name::parse(g).unwrap())
+                .collect(),
+            owner: owner.map(|o| countersign_core::Name::parse(o).unwrap()),
             created_by: countersign_store::Actor::named("test"),
             at: Utc::now(),
         };

@@ -2,7 +2,7 @@
 //! outcomes and the SLA ladder.
 
 use chrono::TimeDelta;
-use countersign_core::lifecycle::{DecideError, Verdict};
+use countersign_core::lifecycle::{DecideError, StateError, Verdict};
 use countersign_core::{Approvers, Status, Tier};
 use serde_json::{Value, json};
 
@@ -23,12 +23,12 @@ pub(super) async fn tiers(store: &dyn Store) {
         .unwrap();
     assert!(!auto.replayed);
     let r = &auto.record;
-    assert_eq!((r.tier, r.status), (Tier::Auto, Status::Allowed));
+    assert_eq!((r.gate.tier, r.gate.status), (Tier::Auto, Status::Allowed));
     assert_eq!(r.rule.as_deref(), Some("lookups"));
-    assert_eq!(r.deadline, None);
-    assert_eq!(r.decided_at, Some(t0()));
+    assert_eq!(r.gate.deadline, None);
+    assert_eq!(r.gate.decided_at, Some(t0()));
     assert_eq!(r.policy_hash, p.hash());
-    assert_eq!(r.review, ReviewState::NotSampled);
+    assert_eq!(r.gate.review, ReviewState::NotSampled);
     assert_eq!(r.version, 1);
     assert_eq!(store.action(&r.id).await.unwrap().as_ref(), Some(r));
 
@@ -36,7 +36,7 @@ pub(super) async fn tiers(store: &dyn Store) {
         .submit(new_action(&p, "support-bot", "db.drop", json!({}), t0()))
         .await
         .unwrap();
-    assert_eq!(denied.record.status, Status::Denied);
+    assert_eq!(denied.record.gate.status, Status::Denied);
 
     let pending = store
         .submit(new_action(
@@ -49,15 +49,15 @@ pub(super) async fn tiers(store: &dyn Store) {
         .await
         .unwrap()
         .record;
-    assert_eq!(pending.status, Status::Pending);
+    assert_eq!(pending.gate.status, Status::Pending);
     assert_eq!(
-        pending.approvers,
+        pending.gate.approvers,
         Approvers::Groups(vec!["support-leads".into()])
     );
-    assert_eq!(pending.approvals_required, 1);
-    assert_eq!(pending.deadline, Some(t0() + TimeDelta::minutes(15)));
-    assert_eq!(pending.decided_at, None);
-    assert_eq!(pending.owner.as_deref(), Some("olivia"));
+    assert_eq!(pending.gate.approvals_required, 1);
+    assert_eq!(pending.gate.deadline, Some(t0() + TimeDelta::minutes(15)));
+    assert_eq!(pending.gate.decided_at, None);
+    assert_eq!(pending.gate.owner.as_deref(), Some("olivia"));
     assert_eq!(store.action(&pending.id).await.unwrap(), Some(pending));
     assert_eq!(store.action("no-such-id").await.unwrap(), None);
 }
@@ -133,8 +133,12 @@ pub(super) async fn queue(store: &dyn Store) {
     ));
     // The whole queue holds only pending actions, oldest deadline first.
     let all = store.queue(QueueQuery::default()).await.unwrap();
-    assert!(all.items.iter().all(|r| r.status == Status::Pending));
-    assert!(all.items.windows(2).all(|w| w[0].deadline <= w[1].deadline));
+    assert!(all.items.iter().all(|r| r.gate.status == Status::Pending));
+    assert!(
+        all.items
+            .windows(2)
+            .all(|w| w[0].gate.deadline <= w[1].gate.deadline)
+    );
     // The agent's own listing, newest first.
     let own = store
         .actions(ActionQuery {
@@ -229,9 +233,9 @@ pub(super) async fn decisions(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(approved.status, Status::Approved);
-    assert_eq!(approved.decisions.len(), 1);
-    assert_eq!(approved.decided_at, Some(t0() + TimeDelta::minutes(1)));
+    assert_eq!(approved.gate.status, Status::Approved);
+    assert_eq!(approved.gate.decisions.len(), 1);
+    assert_eq!(approved.gate.decided_at, Some(t0() + TimeDelta::minutes(1)));
     assert_eq!(approved.version, 2);
     assert_eq!(store.action(&id).await.unwrap().as_ref(), Some(&approved));
     let e = refusal(
@@ -259,7 +263,7 @@ pub(super) async fn decisions(store: &dyn Store) {
     // Subscribers hear about the committed change (refusals change nothing).
     let change = changes.recv().await.unwrap();
     assert_eq!(change.id, id);
-    assert_eq!(change.status, Status::Approved);
+    assert_eq!(change.gate.status, Status::Approved);
 }
 
 pub(super) async fn confirm_and_modify(store: &dyn Store) {
@@ -270,8 +274,8 @@ pub(super) async fn confirm_and_modify(store: &dyn Store) {
         .decide(id.clone(), reviewer("rita", &[]), confirm.clone(), t0())
         .await
         .unwrap();
-    assert_eq!(first.status, Status::Pending);
-    assert_eq!(first.approvals_required, 2);
+    assert_eq!(first.gate.status, Status::Pending);
+    assert_eq!(first.gate.approvals_required, 2);
     assert!(matches!(
         store
             .decide(id.clone(), reviewer("rita", &[]), confirm.clone(), t0())
@@ -282,7 +286,7 @@ pub(super) async fn confirm_and_modify(store: &dyn Store) {
         .decide(id.clone(), reviewer("sam", &[]), confirm, t0())
         .await
         .unwrap();
-    assert_eq!(second.status, Status::Approved);
+    assert_eq!(second.gate.status, Status::Approved);
 
     let id = submit_pending(store, "email.send", json!({"to": "a@example.com"})).await;
     let mut modify = verdict(Verdict::Modify);
@@ -303,10 +307,10 @@ pub(super) async fn confirm_and_modify(store: &dyn Store) {
         .decide(id.clone(), reviewer("rita", &[]), modify, t0())
         .await
         .unwrap();
-    assert_eq!(modified.status, Status::Approved);
-    assert_eq!(modified.args["to"], "b@example.com");
+    assert_eq!(modified.gate.status, Status::Approved);
+    assert_eq!(modified.gate.args["to"], "b@example.com");
     assert_eq!(
-        modified.original_args.as_ref().unwrap()["to"],
+        modified.gate.original_args.as_ref().unwrap()["to"],
         "a@example.com"
     );
     assert_eq!(store.action(&id).await.unwrap().unwrap(), modified);
@@ -315,7 +319,7 @@ pub(super) async fn confirm_and_modify(store: &dyn Store) {
 pub(super) async fn cancel_and_outcome(store: &dyn Store) {
     let id = submit_pending(store, "email.send", json!({})).await;
     let cancelled = store.cancel(id.clone(), agent(), t0()).await.unwrap();
-    assert_eq!(cancelled.status, Status::Cancelled);
+    assert_eq!(cancelled.gate.status, Status::Cancelled);
     assert!(matches!(
         store.cancel(id.clone(), agent(), t0()).await,
         Err(StoreError::State(_))
@@ -355,12 +359,12 @@ pub(super) async fn cancel_and_outcome(store: &dyn Store) {
         .record_outcome(id.clone(), agent(), outcome.clone(), t0())
         .await
         .unwrap();
-    let recorded = done.outcome.unwrap();
+    let recorded = done.gate.outcome.unwrap();
     assert_eq!(recorded.status, OutcomeStatus::Failed);
     assert_eq!(recorded.reported_by, "support-bot");
     assert!(matches!(
         store.record_outcome(id, agent(), outcome, t0()).await,
-        Err(StoreError::OutcomeAlreadyRecorded)
+        Err(StoreError::State(StateError::OutcomeAlreadyReported))
     ));
 }
 
@@ -409,10 +413,10 @@ pub(super) async fn sla_ladder(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(escalated.status, Status::Pending);
-    assert!(escalated.escalated);
-    assert_eq!(escalated.escalated_to, ["finance"]);
-    assert_eq!(escalated.deadline, Some(at + TimeDelta::hours(1)));
+    assert_eq!(escalated.gate.status, Status::Pending);
+    assert!(escalated.gate.escalated);
+    assert_eq!(escalated.gate.escalated_to, ["finance"]);
+    assert_eq!(escalated.gate.deadline, Some(at + TimeDelta::hours(1)));
     // Finance may now decide; it has not yet.
     let later = early + TimeDelta::hours(2);
     let swept = store.sweep_sla(later, 100).await.unwrap();
@@ -421,8 +425,8 @@ pub(super) async fn sla_ladder(store: &dyn Store) {
     let mut expected = vec![escalating.id.as_str(), expiring.id.as_str()];
     expected.sort();
     assert_eq!(swept_ids, expected);
-    assert!(swept.iter().all(|r| r.status == Status::Expired));
-    assert!(swept.iter().all(|r| r.decided_at == Some(later)));
+    assert!(swept.iter().all(|r| r.gate.status == Status::Expired));
+    assert!(swept.iter().all(|r| r.gate.decided_at == Some(later)));
     assert!(store.due_deadlines(later, 100).await.unwrap().is_empty());
 
     // A decision after the deadline is refused even before the SLA step ran; a due
@@ -451,7 +455,13 @@ pub(super) async fn sla_ladder(store: &dyn Store) {
         Err(StoreError::Decide(DecideError::DeadlinePassed { .. }))
     ));
     assert_eq!(
-        store.action(&past_due.id).await.unwrap().unwrap().status,
+        store
+            .action(&past_due.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .gate
+            .status,
         Status::Pending,
         "the refusal changes nothing; the SLA worker expires it"
     );
@@ -475,6 +485,6 @@ pub(super) async fn sla_ladder(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(approved.status, Status::Approved);
-    assert!(approved.escalated);
+    assert_eq!(approved.gate.status, Status::Approved);
+    assert!(approved.gate.escalated);
 }

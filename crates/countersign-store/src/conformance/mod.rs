@@ -11,6 +11,7 @@ use countersign_core::Policy;
 use countersign_core::action::{ActionName, AgentName, ProposedAction};
 use countersign_core::glob::Glob;
 use countersign_core::lifecycle::{DecisionRequest, Verdict};
+use countersign_core::name::Name;
 use serde_json::{Map, Value};
 
 use crate::{Actor, NewAction, Store};
@@ -92,8 +93,8 @@ fn object(value: Value) -> Map<String, Value> {
 /// A reviewer presenting the token `token-of-NAME`.
 fn reviewer(name: &str, groups: &[&str]) -> Actor {
     Actor {
-        name: name.into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
+        name: Name::parse(name).unwrap(),
+        groups: groups.iter().map(|g| Name::parse(g).unwrap()).collect(),
         token_id: Some(format!("token-of-{name}")),
         admin: false,
     }

@@ -2,7 +2,7 @@
 //! audit chain.
 
 use countersign_core::action::AgentName;
-use countersign_core::lifecycle::Verdict;
+use countersign_core::lifecycle::{ReviewError, Verdict};
 use countersign_core::{Status, Tier};
 use serde_json::{Value, json};
 
@@ -71,10 +71,10 @@ pub(super) async fn post_hoc_review(store: &dyn Store) {
         .unwrap()
         .record;
     assert_eq!(
-        (sampled.tier, sampled.status),
+        (sampled.gate.tier, sampled.gate.status),
         (Tier::Logged, Status::Allowed)
     );
-    assert_eq!(sampled.review, ReviewState::Open);
+    assert_eq!(sampled.gate.review, ReviewState::Open);
     let open = store.reviews(ReviewQuery::default()).await.unwrap();
     assert_eq!(
         open.items.iter().map(|r| &r.id).collect::<Vec<_>>(),
@@ -93,7 +93,7 @@ pub(super) async fn post_hoc_review(store: &dyn Store) {
         .await
         .unwrap();
     assert!(matches!(
-        &reviewed.review,
+        &reviewed.gate.review,
         ReviewState::Reviewed(r) if r.verdict == ReviewVerdict::Flag && r.reviewer == "rita"
     ));
     assert!(
@@ -125,14 +125,14 @@ pub(super) async fn post_hoc_review(store: &dyn Store) {
                 t0()
             )
             .await,
-        Err(StoreError::AlreadyReviewed)
+        Err(StoreError::Review(ReviewError::AlreadyReviewed))
     ));
     let not_sampled = submit_pending(store, "email.send", json!({})).await;
     assert!(matches!(
         store
             .review(not_sampled, reviewer("sam", &[]), again, t0())
             .await,
-        Err(StoreError::NotInReviewQueue)
+        Err(StoreError::Review(ReviewError::NotSampled))
     ));
 }
 

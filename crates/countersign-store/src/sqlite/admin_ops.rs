@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use countersign_core::identity::{self, Claim, Known};
+use countersign_core::name::Name;
 use rusqlite::{Connection, params};
 use serde_json::json;
 
 use super::chain::{self, Head};
 use super::ops::with_token;
-use super::rows::{millis, to_json};
+use super::rows::{self, millis, to_json};
 use crate::audit_log::{AuditEntry, NewAuditEntry, kind};
 use crate::error::StoreError;
 use crate::ids;
@@ -72,8 +73,12 @@ fn related_tokens(
 }
 
 /// The owner `new` gets, if `countersign_core::identity::admit` lets it take its name.
-fn admit(conn: &Conn, new: &NewToken) -> Result<Option<String>, StoreError> {
-    let related = related_tokens(conn, &new.name, new.owner.as_deref())?;
+fn admit(conn: &Conn, new: &NewToken) -> Result<Option<Name>, StoreError> {
+    let related = related_tokens(
+        conn,
+        new.name.as_str(),
+        new.owner.as_ref().map(Name::as_str),
+    )?;
     let known: Vec<Known<'_>> = related
         .iter()
         .map(|(name, role, owner, live)| Known {
@@ -84,11 +89,15 @@ fn admit(conn: &Conn, new: &NewToken) -> Result<Option<String>, StoreError> {
         })
         .collect();
     let claim = Claim {
-        name: &new.name,
+        name: new.name.as_str(),
         kind: new.role.identity_kind(),
-        owner: new.owner.as_deref(),
+        owner: new.owner.as_ref().map(Name::as_str),
     };
-    Ok(identity::admit(&claim, &known)?.map(str::to_owned))
+    identity::admit(&claim, &known)?
+        .map(|owner| {
+            Name::parse(owner).map_err(|e| StoreError::Corrupt(format!("token owner: {e}")))
+        })
+        .transpose()
 }
 
 pub(crate) fn create_token(
@@ -113,26 +122,26 @@ pub(crate) fn create_token(
     )?
     .execute(params![
         &token.id,
-        &token.name,
+        token.name.as_str(),
         token.role.as_str(),
-        to_json(&token.groups),
-        &token.owner,
+        to_json(&rows::names(&token.groups)),
+        token.owner.as_ref().map(Name::as_str),
         &token::secret_hash(&secret)[..],
         millis(token.created_at),
     ])?;
     let body = json!({
         "token_id": token.id,
-        "name": token.name,
+        "name": token.name.as_str(),
         "role": token.role.as_str(),
-        "groups": token.groups,
-        "owner": token.owner,
+        "groups": rows::names(&token.groups),
+        "owner": token.owner.as_ref().map(Name::as_str),
     });
     chain::append(
         conn,
         head,
         new.at,
         kind::TOKEN_CREATED,
-        &new.created_by.name,
+        new.created_by.name.as_str(),
         "",
         with_token(body, new.created_by.token_id.as_deref()),
     )?;
@@ -153,13 +162,13 @@ pub(crate) fn revoke_token(
     }
     conn.prepare_cached("UPDATE tokens SET revoked_at = ? WHERE id = ?")?
         .execute(params![millis(now), id])?;
-    let body = json!({"token_id": token.id, "name": token.name});
+    let body = json!({"token_id": token.id, "name": token.name.as_str()});
     chain::append(
         conn,
         head,
         now,
         kind::TOKEN_REVOKED,
-        &actor.name,
+        actor.name.as_str(),
         "",
         with_token(body, actor.token_id.as_deref()),
     )?;

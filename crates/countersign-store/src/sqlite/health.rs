@@ -137,3 +137,20 @@ impl Drop for ProbeGuard<'_> {
             .store(false, std::sync::atomic::Ordering::Release);
     }
 }
+
+/// A real commit, to learn whether writes go through: rewrites the probe row, after checking
+/// that the disk beside the database has headroom.
+pub(crate) fn probe(
+    conn: &rusqlite::Connection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    if let Some(path) = conn.path() {
+        check_headroom(std::path::Path::new(path))?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO write_probe (id, at) VALUES (1, ?) \
+         ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+    )?
+    .execute([super::rows::millis(now)])?;
+    Ok(())
+}

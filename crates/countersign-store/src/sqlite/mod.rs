@@ -10,6 +10,7 @@
 mod admin_ops;
 mod chain;
 mod checkpoints;
+mod errors;
 mod health;
 mod migrations;
 mod ops;
@@ -28,8 +29,9 @@ use countersign_core::lifecycle::DecisionRequest;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use self::chain::Head;
 use self::health::Health;
-use self::writer::{Command, Counters, Op, Reply, Writer};
+use self::writer::{Command, Counters, Job, Writer};
 use crate::audit_log::{
     AuditEntry, AuditHead, AuditReport, CheckpointClaim, CommitStats, NewAuditEntry, NewCheckpoint,
     StoreHealth, StoredCheckpoint,
@@ -256,7 +258,7 @@ struct Readers {
 impl Readers {
     fn with<T>(&self, query: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::WriterGone("the store was closed".into()));
+            return Err(StoreError::Closed);
         }
         let idle = self.lock().pop();
         let mut conn = match idle {
@@ -305,7 +307,7 @@ async fn verify_on(
         verify::verify(&tx, claims)
     })
     .await
-    .map_err(|e| StoreError::WriterGone(format!("audit verification stopped: {e}")))?
+    .map_err(|e| StoreError::Stopped(format!("audit verification stopped: {e}")))?
 }
 
 impl SqliteStore {
@@ -317,7 +319,7 @@ impl SqliteStore {
         let check_integrity = options.check_integrity;
         let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path, check_integrity))
             .await
-            .map_err(|e| StoreError::WriterGone(format!("opening the database stopped: {e}")))??;
+            .map_err(|e| StoreError::Stopped(format!("opening the database stopped: {e}")))??;
         let (commands, receiver) = mpsc::channel(options.queue_capacity.max(1));
         let (changes, _) = broadcast::channel(options.change_capacity.max(1));
         let counters = Arc::new(Counters::default());
@@ -334,7 +336,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("countersign-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| StoreError::WriterGone(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::Stopped(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             commands,
             readers: Arc::new(Readers {
@@ -352,7 +354,7 @@ impl SqliteStore {
     }
 
     /// Finishes queued writes and closes the database. Later calls fail with
-    /// [`StoreError::WriterGone`].
+    /// [`StoreError::Closed`].
     pub async fn close(&self) {
         // Readers first: the last connection to close checkpoints the write-ahead log into
         // the file and removes it, which only a writing connection can do, so a cleanly
@@ -364,37 +366,43 @@ impl SqliteStore {
         }
     }
 
-    async fn write(&self, op: Op) -> StoreResult<Reply> {
+    /// Runs `work` in the writer's next transaction and answers with its result once that
+    /// committed. `changed` names the actions the result changed, for watchers.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection, &mut Head) -> StoreResult<T> + Send + 'static,
+        changed: fn(&T) -> Vec<ActionRecord>,
+    ) -> StoreResult<T> {
         // Writing on into a damaged file could spread the damage: refused until restart.
         if let Some(damage) = self.health.damage() {
             return Err(StoreError::Damaged(damage));
         }
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Run { op, reply })
+            .send(Command::Run(Job::new(work, changed, reply)))
             .await
-            .map_err(|_| StoreError::WriterGone("the store was closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::WriterGone("the writer stopped before answering".into()))?
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    async fn write_record(&self, op: Op) -> StoreResult<ActionRecord> {
-        match self.write(op).await? {
-            Reply::Record(record) => Ok(record),
-            _ => Err(unexpected()),
-        }
+    /// A write that changes one action and answers with it.
+    async fn write_action(
+        &self,
+        work: impl FnOnce(&Connection, &mut Head) -> StoreResult<ActionRecord> + Send + 'static,
+    ) -> StoreResult<ActionRecord> {
+        self.write(work, |record| vec![record.clone()]).await
     }
+}
+
+/// For writes that change no action.
+fn no_action<T>(_: &T) -> Vec<ActionRecord> {
+    Vec::new()
 }
 
 impl SqliteStore {
     fn is_open(&self) -> bool {
         !self.commands.is_closed() && !self.readers.closed.load(Ordering::Acquire)
     }
-}
-
-fn unexpected() -> StoreError {
-    StoreError::WriterGone("the writer answered with the wrong kind of reply".into())
 }
 
 /// Verifies the audit log of the database file at `path` directly, without a server
@@ -422,7 +430,7 @@ pub async fn latest_checkpoint_in_file(
         checkpoints::latest(&conn)
     })
     .await
-    .map_err(|e| StoreError::WriterGone(format!("reading the checkpoint stopped: {e}")))?
+    .map_err(|e| StoreError::Stopped(format!("reading the checkpoint stopped: {e}")))?
 }
 
 /// How long a health probe may wait for the writer.
@@ -430,12 +438,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store for SqliteStore {
     fn submit(&self, action: NewAction) -> BoxFuture<'_, StoreResult<Submitted>> {
-        Box::pin(async move {
-            match self.write(Op::Submit(Box::new(action))).await? {
-                Reply::Submitted(submitted) => Ok(submitted),
-                _ => Err(unexpected()),
-            }
-        })
+        Box::pin(self.write(
+            move |conn, head| ops::submit(conn, head, action),
+            |submitted: &Submitted| {
+                if submitted.replayed {
+                    Vec::new()
+                } else {
+                    vec![submitted.record.clone()]
+                }
+            },
+        ))
     }
 
     fn replay<'a>(
@@ -468,12 +480,11 @@ impl Store for SqliteStore {
         request: DecisionRequest,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
-        Box::pin(self.write_record(Op::Decide {
-            id,
-            reviewer,
-            request: Box::new(request),
-            now,
-        }))
+        Box::pin(
+            self.write_action(move |conn, head| {
+                ops::decide(conn, head, &id, &reviewer, request, now)
+            }),
+        )
     }
 
     fn cancel(
@@ -482,7 +493,7 @@ impl Store for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
-        Box::pin(self.write_record(Op::Cancel { id, actor, now }))
+        Box::pin(self.write_action(move |conn, head| ops::cancel(conn, head, &id, &actor, now)))
     }
 
     fn record_outcome(
@@ -492,11 +503,8 @@ impl Store for SqliteStore {
         outcome: NewOutcome,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
-        Box::pin(self.write_record(Op::Outcome {
-            id,
-            actor,
-            outcome,
-            now,
+        Box::pin(self.write_action(move |conn, head| {
+            ops::record_outcome(conn, head, &id, &actor, outcome, now)
         }))
     }
 
@@ -517,12 +525,10 @@ impl Store for SqliteStore {
         id: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Option<ActionRecord>>> {
-        Box::pin(async move {
-            match self.write(Op::ApplySla { id, now }).await? {
-                Reply::MaybeRecord(record) => Ok(record),
-                _ => Err(unexpected()),
-            }
-        })
+        Box::pin(self.write(
+            move |conn, head| ops::apply_sla(conn, head, &id, now),
+            |record: &Option<ActionRecord>| record.iter().cloned().collect(),
+        ))
     }
 
     fn sweep_sla(
@@ -530,12 +536,10 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> BoxFuture<'_, StoreResult<Vec<ActionRecord>>> {
-        Box::pin(async move {
-            match self.write(Op::SweepSla { now, limit }).await? {
-                Reply::Records(records) => Ok(records),
-                _ => Err(unexpected()),
-            }
-        })
+        Box::pin(self.write(
+            move |conn, head| ops::sweep_sla(conn, head, now, limit),
+            |records: &Vec<ActionRecord>| records.clone(),
+        ))
     }
 
     fn reviews(&self, query: ReviewQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>> {
@@ -549,21 +553,18 @@ impl Store for SqliteStore {
         review: NewReview,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
-        Box::pin(self.write_record(Op::Review {
-            id,
-            reviewer,
-            review,
-            now,
-        }))
+        Box::pin(
+            self.write_action(move |conn, head| {
+                ops::review(conn, head, &id, &reviewer, review, now)
+            }),
+        )
     }
 
     fn append_audit(&self, entry: NewAuditEntry) -> BoxFuture<'_, StoreResult<AuditEntry>> {
-        Box::pin(async move {
-            match self.write(Op::AppendAudit(entry)).await? {
-                Reply::Audit(entry) => Ok(entry),
-                _ => Err(unexpected()),
-            }
-        })
+        Box::pin(self.write(
+            move |conn, head| admin_ops::append_audit(conn, head, entry),
+            no_action,
+        ))
     }
 
     fn audit(
@@ -600,12 +601,7 @@ impl Store for SqliteStore {
         &self,
         checkpoint: NewCheckpoint,
     ) -> BoxFuture<'_, StoreResult<(StoredCheckpoint, bool)>> {
-        Box::pin(async move {
-            match self.write(Op::AddCheckpoint(checkpoint)).await? {
-                Reply::Checkpoint(stored, created) => Ok((stored, created)),
-                _ => Err(unexpected()),
-            }
-        })
+        Box::pin(self.write(move |conn, _| checkpoints::add(conn, checkpoint), no_action))
     }
 
     fn latest_checkpoint(&self) -> BoxFuture<'_, StoreResult<Option<StoredCheckpoint>>> {
@@ -618,7 +614,8 @@ impl Store for SqliteStore {
                 return StoreHealth::Unavailable("the store was closed".into());
             }
             if let Some(_probing) = self.health.start_probe() {
-                let probe = self.write(Op::Probe(chrono::Utc::now()));
+                let now = chrono::Utc::now();
+                let probe = self.write(move |conn, _| health::probe(conn, now), no_action);
                 match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(error)) => self.health.failed(&error),
@@ -635,12 +632,10 @@ impl Store for SqliteStore {
     }
 
     fn create_token(&self, token: NewToken) -> BoxFuture<'_, StoreResult<CreatedToken>> {
-        Box::pin(async move {
-            match self.write(Op::CreateToken(token)).await? {
-                Reply::CreatedToken(created) => Ok(created),
-                _ => Err(unexpected()),
-            }
-        })
+        Box::pin(self.write(
+            move |conn, head| admin_ops::create_token(conn, head, token),
+            no_action,
+        ))
     }
 
     fn authenticate<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, StoreResult<Option<Token>>> {
@@ -658,15 +653,16 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Token>> {
         Box::pin(async move {
-            match self.write(Op::RevokeToken { id, actor, now }).await? {
-                Reply::Token(token) => {
-                    // Committed: whoever waits on this token's behalf may stop now. Sent again
-                    // for a token that was already revoked, which costs a listener nothing.
-                    let _ = self.revocations.send(token.id.clone());
-                    Ok(token)
-                }
-                _ => Err(unexpected()),
-            }
+            let token = self
+                .write(
+                    move |conn, head| admin_ops::revoke_token(conn, head, &id, &actor, now),
+                    no_action,
+                )
+                .await?;
+            // Committed: whoever waits on this token's behalf may stop now. Sent again for a
+            // token that was already revoked, which costs a listener nothing.
+            let _ = self.revocations.send(token.id.clone());
+            Ok(token)
         })
     }
 

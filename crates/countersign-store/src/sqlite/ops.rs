@@ -3,9 +3,12 @@
 //! and stores, and records every change in the audit chain in the same transaction.
 
 use chrono::{DateTime, Utc};
-use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, TimeoutPlan};
+use countersign_core::lifecycle::{
+    self, DecisionRequest, FirstAnswer, Gate, NewGate, Reviewer, Transition,
+};
+use countersign_core::name::Name;
 use countersign_core::sla::{self, SlaStep};
-use countersign_core::{Approvers, Status, Tier};
+use countersign_core::{Status, Tier};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
@@ -15,8 +18,7 @@ use crate::audit_log::{ACTOR_TOKEN_FIELD, SYSTEM_ACTOR, kind};
 use crate::error::StoreError;
 use crate::ids;
 use crate::record::{
-    ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, Outcome, Review,
-    ReviewState, Submitted,
+    ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, ReviewState, Submitted,
 };
 
 type Conn = Connection;
@@ -42,82 +44,113 @@ pub(crate) fn load_action(conn: &Conn, id: &str) -> Result<ActionRecord, StoreEr
 
 /// Writes the fields that change after submission.
 fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
+    let gate = &record.gate;
     conn.prepare_cached(
         "UPDATE actions SET tier = ?, status = ?, args = ?, original_args = ?, approvers = ?, \
          escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
-         review_state = ?, review = ?, outcome = ?, decided_at = ?, version = ? WHERE id = ?",
+         timeout_plan = ?, review_state = ?, review = ?, outcome = ?, decided_at = ?, \
+         version = ? WHERE id = ?",
     )?
     .execute(params![
-        record.tier.as_str(),
-        record.status.as_str(),
-        to_json(&record.args),
-        record.original_args.as_ref().map(to_json),
-        to_json(&rows::approvers_value(&record.approvers)),
-        to_json(&record.escalated_to),
-        record.escalated,
-        i64::from(record.approvals_required),
-        rows::decisions_json(&record.decisions),
-        record.deadline.map(millis),
-        rows::review_state_column(&record.review),
-        match &record.review {
+        gate.tier.as_str(),
+        gate.status.as_str(),
+        to_json(&gate.args),
+        gate.original_args.as_ref().map(to_json),
+        to_json(&rows::approvers_value(&gate.approvers)),
+        to_json(&rows::names(&gate.escalated_to)),
+        gate.escalated,
+        i64::from(gate.approvals_required),
+        rows::decisions_json(&gate.decisions),
+        gate.deadline.map(millis),
+        gate.timeout.as_ref().map(rows::timeout_json),
+        rows::review_state_column(&gate.review),
+        match &gate.review {
             ReviewState::Reviewed(review) => Some(rows::review_json(review)),
             _ => None,
         },
-        record.outcome.as_ref().map(rows::outcome_json),
-        record.decided_at.map(millis),
+        gate.outcome.as_ref().map(rows::outcome_json),
+        gate.decided_at.map(millis),
         record.version as i64,
         &record.id,
     ])?;
     Ok(())
 }
 
-/// The first answer to a submission, rebuilt from the current record and what the
-/// idempotency row kept of that answer.
-pub(crate) fn first_answer(
-    mut record: ActionRecord,
-    response: &str,
-) -> Result<ActionRecord, StoreError> {
-    let first: Value = serde_json::from_str(response)
-        .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
-    record.status = first["status"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
-    record.deadline = first["deadline"]
-        .as_i64()
-        .map(rows::from_millis)
-        .transpose()?;
-    record.decided_at = first["decided_at"]
-        .as_i64()
-        .map(rows::from_millis)
-        .transpose()?;
-    // A modify may have made the action stricter since (rows written before this was kept
-    // have no such fields, and were never changed that way).
-    if let Some(tier) = first["tier"].as_str() {
-        record.tier = tier
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
-    }
-    if let Some(approvals) = first["approvals_required"].as_u64() {
-        record.approvals_required = u32::try_from(approvals)
-            .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
-    }
-    if let Some(approvers) = first.get("approvers") {
-        record.approvers = rows::approvers_from_value(approvers.clone())?;
-    }
-    if let Some(original) = record.original_args.take() {
-        record.args = original;
-    }
-    record.decisions.clear();
-    record.escalated = false;
-    record.escalated_to.clear();
-    record.outcome = None;
-    if record.review != ReviewState::NotSampled {
-        record.review = ReviewState::Open;
-    }
-    record.version = 1;
-    Ok(record)
+/// Applies `transition` (which the core allowed) to `record`, stores it, and appends the
+/// entry that records it, all in the writer's transaction.
+fn commit(
+    conn: &Conn,
+    head: &mut Head,
+    record: &mut ActionRecord,
+    transition: &Transition,
+    entry: Entry<'_>,
+) -> Result<(), StoreError> {
+    record.gate.apply(transition);
+    record.version += 1;
+    update_action(conn, record)?;
+    chain::append(
+        conn,
+        head,
+        entry.at,
+        entry.kind,
+        entry.actor,
+        &record.id,
+        with_token(entry.body, entry.token_id),
+    )?;
+    Ok(())
+}
+
+/// The audit entry of a change.
+struct Entry<'a> {
+    kind: &'a str,
+    actor: &'a str,
+    token_id: Option<&'a str>,
+    body: Value,
+    at: DateTime<Utc>,
+}
+
+/// What the idempotency row keeps of a first answer, as JSON.
+fn first_answer_json(first: &FirstAnswer) -> Value {
+    json!({
+        "status": first.status.as_str(),
+        "deadline": first.deadline.map(millis),
+        "decided_at": first.decided_at.map(millis),
+        "tier": first.tier.map(Tier::as_str),
+        "approvals_required": first.approvals_required,
+        "approvers": first.approvers.as_ref().map(rows::approvers_value),
+    })
+}
+
+/// The first answer as the idempotency row kept it (rows written by earlier versions kept
+/// only status, deadline and decision time).
+fn first_answer_from(response: &str) -> Result<FirstAnswer, StoreError> {
+    let corrupt =
+        |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("idempotency response: {e}"));
+    let first: Value = serde_json::from_str(response).map_err(|e| corrupt(&e))?;
+    let time = |key: &str| first[key].as_i64().map(rows::from_millis).transpose();
+    Ok(FirstAnswer {
+        status: first["status"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<Status>()
+            .map_err(|e| corrupt(&e))?,
+        deadline: time("deadline")?,
+        decided_at: time("decided_at")?,
+        tier: first["tier"]
+            .as_str()
+            .map(str::parse::<Tier>)
+            .transpose()
+            .map_err(|e| corrupt(&e))?,
+        approvals_required: first["approvals_required"]
+            .as_u64()
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|e| corrupt(&e))?,
+        approvers: match first.get("approvers") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(rows::approvers_from_value(value.clone())?),
+        },
+    })
 }
 
 /// Looks up an earlier submission under the same idempotency key.
@@ -146,173 +179,143 @@ pub(crate) fn find_replay(
             key: idempotency.key.clone(),
         });
     }
-    let record = load_action(conn, &action_id)?;
+    let mut record = load_action(conn, &action_id)?;
+    record.gate = record
+        .gate
+        .as_first_answered(&first_answer_from(&response)?);
+    record.version = 1;
     Ok(Some(Submitted {
-        record: first_answer(record, &response)?,
+        record,
         replayed: true,
     }))
 }
 
-/// The record a submission creates.
-fn new_record(new: NewAction) -> ActionRecord {
+/// The record a submission creates: its lifecycle is the core's [`Gate::new`].
+fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
     let id = ids::new_id(new.at);
-    let status = new.tier.initial_status();
-    let gated = new.tier.is_human_gated();
-    let settings = new.settings;
-    let sampled = new.tier == Tier::Logged
-        && status == Status::Allowed
-        && ids::sampled(&id, settings.review_sample);
-    ActionRecord {
-        action: new.proposal.action.as_str().to_owned(),
-        agent: new.proposal.agent.as_str().to_owned(),
+    let agent = rows::name(new.proposal.agent.as_str(), "agent")?;
+    let gate = Gate::new(NewGate {
+        action: new.proposal.action.clone(),
+        agent,
         owner: new.owner,
-        status,
+        args: new.proposal.args,
         tier: new.tier,
+        settings: &new.settings,
+        at: new.at,
+        sample_draw: ids::sample_draw(&id),
+    });
+    Ok(ActionRecord {
+        gate,
         rule: new.rule,
         reason: new.reason,
-        args: new.proposal.args,
-        original_args: None,
-        reasoning: new.proposal.reasoning.clone(),
+        reasoning: new.proposal.reasoning,
         context: new.proposal.context,
         confidence: new.proposal.confidence.map(|c| c.value()),
         hints: new.proposal.hints,
         idempotency_key: new.idempotency.map(|i| i.key),
-        approvers: if gated {
-            settings.approvers
-        } else {
-            Approvers::Anyone
-        },
-        escalated_to: Vec::new(),
-        escalated: false,
-        approvals_required: if gated {
-            settings.approvals_required
-        } else {
-            0
-        },
-        decisions: Vec::new(),
-        deadline: gated.then(|| new.at + settings.sla.as_chrono()),
-        timeout: gated.then_some(TimeoutPlan {
-            on_timeout: settings.on_timeout,
-            escalate_to: settings.escalate_to,
-            escalation_sla: settings.escalation_sla,
-        }),
         policy_hash: new.policy_hash,
-        review_sample: settings.review_sample,
-        review: if sampled {
-            ReviewState::Open
-        } else {
-            ReviewState::NotSampled
-        },
-        outcome: None,
+        review_sample: new.settings.review_sample,
         created_at: new.at,
-        decided_at: status.is_final().then_some(new.at),
         version: 1,
         id,
-    }
+    })
 }
 
 pub(crate) fn submit(
     conn: &Conn,
     head: &mut Head,
     new: NewAction,
-) -> Result<(Submitted, Option<ActionRecord>), StoreError> {
+) -> Result<Submitted, StoreError> {
     let agent = new.proposal.agent.as_str().to_owned();
     if let Some(idempotency) = &new.idempotency
         && let Some(replay) = find_replay(conn, &agent, idempotency)?
     {
-        return Ok((replay, None));
+        return Ok(replay);
     }
     let idempotency = new.idempotency.clone();
     let at = new.at;
     let token_id = new.token_id.clone();
-    let record = new_record(new);
+    let record = new_record(new)?;
+    let gate = &record.gate;
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
          (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     conn.prepare_cached(&sql)?.execute(params![
         &record.id,
-        &record.action,
-        &record.agent,
-        &record.owner,
-        record.status.as_str(),
-        record.tier.as_str(),
+        gate.action.as_str(),
+        gate.agent.as_str(),
+        gate.owner.as_ref().map(Name::as_str),
+        gate.status.as_str(),
+        gate.tier.as_str(),
         &record.rule,
         &record.reason,
-        to_json(&record.args),
+        to_json(&gate.args),
         Option::<String>::None,
         &record.reasoning,
         to_json(&record.context),
         record.confidence,
         to_json(&record.hints),
         &record.idempotency_key,
-        to_json(&rows::approvers_value(&record.approvers)),
-        to_json(&record.escalated_to),
-        record.escalated,
-        i64::from(record.approvals_required),
-        rows::decisions_json(&record.decisions),
-        record.deadline.map(millis),
-        record.timeout.as_ref().map(rows::timeout_json),
+        to_json(&rows::approvers_value(&gate.approvers)),
+        to_json(&rows::names(&gate.escalated_to)),
+        gate.escalated,
+        i64::from(gate.approvals_required),
+        rows::decisions_json(&gate.decisions),
+        gate.deadline.map(millis),
+        gate.timeout.as_ref().map(rows::timeout_json),
         &record.policy_hash,
         record.review_sample,
-        rows::review_state_column(&record.review),
+        rows::review_state_column(&gate.review),
         Option::<String>::None,
         Option::<String>::None,
         millis(record.created_at),
-        record.decided_at.map(millis),
+        gate.decided_at.map(millis),
         record.version as i64,
     ])?;
     if let Some(idempotency) = &idempotency {
-        let response = json!({
-            "status": record.status.as_str(),
-            "deadline": record.deadline.map(millis),
-            "decided_at": record.decided_at.map(millis),
-            "tier": record.tier.as_str(),
-            "approvals_required": record.approvals_required,
-            "approvers": rows::approvers_value(&record.approvers),
-        });
         conn.prepare_cached(
             "INSERT INTO idempotency (agent, key, body_hash, action_id, response, created_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )?
         .execute(params![
-            &record.agent,
+            &agent,
             &idempotency.key,
             &idempotency.body_hash,
             &record.id,
-            response.to_string(),
+            first_answer_json(&gate.first_answer()).to_string(),
             millis(at),
         ])?;
     }
     let submitted = json!({
-        "action": record.action,
-        "args": record.args,
+        "action": gate.action.as_str(),
+        "args": gate.args,
         "reasoning": record.reasoning,
         "context": record.context,
         "confidence": record.confidence,
         "hints": record.hints,
         "idempotency_key": record.idempotency_key,
-        "owner": record.owner,
+        "owner": gate.owner.as_ref().map(Name::as_str),
     });
     let classified = json!({
-        "tier": record.tier.as_str(),
-        "status": record.status.as_str(),
+        "tier": gate.tier.as_str(),
+        "status": gate.status.as_str(),
         "rule": record.rule,
         "reason": record.reason,
         "policy_hash": record.policy_hash,
-        "approvers": rows::approvers_value(&record.approvers),
-        "approvals_required": record.approvals_required,
-        "deadline": record.deadline.map(millis),
-        "on_timeout": record.timeout.as_ref().map(|t| t.on_timeout.as_str()),
-        "escalate_to": record.timeout.as_ref().map(|t| &t.escalate_to),
-        "escalation_sla": record.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
-        "review_sampled": record.review == ReviewState::Open,
+        "approvers": rows::approvers_value(&gate.approvers),
+        "approvals_required": gate.approvals_required,
+        "deadline": gate.deadline.map(millis),
+        "on_timeout": gate.timeout.as_ref().map(|t| t.on_timeout.as_str()),
+        "escalate_to": gate.timeout.as_ref().map(|t| rows::names(&t.escalate_to)),
+        "escalation_sla": gate.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
+        "review_sampled": gate.review == ReviewState::Open,
         "review_sample": record.review_sample,
     });
     let drafts = vec![
         chain::Draft {
             kind: kind::SUBMITTED,
-            actor: &record.agent,
+            actor: gate.agent.as_str(),
             body: with_token(submitted, token_id.as_deref()),
         },
         chain::Draft {
@@ -322,11 +325,10 @@ pub(crate) fn submit(
         },
     ];
     chain::append_all(conn, head, at, &record.id, drafts)?;
-    let answer = Submitted {
-        record: record.clone(),
+    Ok(Submitted {
+        record,
         replayed: false,
-    };
-    Ok((answer, Some(record)))
+    })
 }
 
 pub(crate) fn decide(
@@ -341,14 +343,13 @@ pub(crate) fn decide(
     // An escalation that fell due and was not applied yet comes first: it moves the
     // deadline and adds deciders. Any other due step (expiry) makes the core refuse the
     // decision, and the SLA worker applies it.
-    if let Some(SlaStep::Escalate { .. }) = sla::due(&record.gate(), now)
+    if let Some(SlaStep::Escalate { .. }) = sla::due(&record.gate, now)
         && let Some(escalated) = apply_sla(conn, head, id, now)?
     {
         record = escalated;
     }
-    let before = record.gate();
-    let reclassified = request.reclassified.clone();
-    let decided = lifecycle::decide(
+    let before = record.gate.clone();
+    let transition = lifecycle::decide(
         &before,
         &Reviewer {
             name: &reviewer.name,
@@ -358,23 +359,34 @@ pub(crate) fn decide(
         request,
         now,
     )?;
+    let Transition::Decided(decided) = &transition else {
+        unreachable!("lifecycle::decide gives a decision");
+    };
+    let mut after = before.clone();
+    after.apply(&transition);
     let mut body = json!({
         "verdict": decided.decision.verdict.as_str(),
         "args": decided.decision.args,
         "reason": decided.decision.reason,
-        "status": decided.gate.status.as_str(),
+        "status": after.status.as_str(),
     });
-    if let Some(reclassified) = reclassified {
+    if let Some(reclassified) = &decided.reclassified {
         // Both classifications, and what the action needs from now on.
-        let requirement = |tier: Tier, approvers: &Approvers, approvals: u32| {
+        let requirement = |gate: &Gate| {
             json!({
-                "tier": tier.as_str(),
-                "approvers": rows::approvers_value(approvers),
-                "approvals_required": approvals,
+                "tier": gate.tier.as_str(),
+                "approvers": rows::approvers_value(&gate.approvers),
+                "approvals_required": gate.approvals_required,
             })
         };
+        // What the timeout plan is from now on (a modify never loosens it).
+        let timeout = after.timeout.as_ref();
+        let mut now_required = requirement(&after);
+        now_required["on_timeout"] = json!(timeout.map(|t| t.on_timeout.as_str()));
+        now_required["escalate_to"] = json!(timeout.map(|t| rows::names(&t.escalate_to)));
+        now_required["escalation_sla"] = json!(timeout.map(|t| t.escalation_sla.seconds()));
         body["classification"] = json!({
-            "before": requirement(before.tier, &before.approvers, before.approvals_required),
+            "before": requirement(&before),
             "modified_args": {
                 "tier": reclassified.tier.as_str(),
                 "rule": reclassified.rule,
@@ -382,26 +394,17 @@ pub(crate) fn decide(
                 "approvers": rows::approvers_value(&reclassified.settings.approvers),
                 "approvals_required": reclassified.settings.approvals_required,
             },
-            "now_required": requirement(
-                decided.gate.tier,
-                &decided.gate.approvers,
-                decided.gate.approvals_required,
-            ),
+            "now_required": now_required,
         });
     }
-    record.apply_gate(decided.gate);
-    record.decided_at = decided.decided_at;
-    record.version += 1;
-    update_action(conn, &record)?;
-    chain::append(
-        conn,
-        head,
-        now,
-        kind::DECIDED,
-        &reviewer.name,
-        id,
-        with_token(body, reviewer.token_id.as_deref()),
-    )?;
+    let entry = Entry {
+        kind: kind::DECIDED,
+        actor: reviewer.name.as_str(),
+        token_id: reviewer.token_id.as_deref(),
+        body,
+        at: now,
+    };
+    commit(conn, head, &mut record, &transition, entry)?;
     Ok(record)
 }
 
@@ -413,20 +416,15 @@ pub(crate) fn cancel(
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
     let mut record = load_action(conn, id)?;
-    record.status = lifecycle::cancel(&record.gate())?;
-    record.decided_at = Some(now);
-    record.version += 1;
-    update_action(conn, &record)?;
-    let body = json!({"status": record.status.as_str()});
-    chain::append(
-        conn,
-        head,
-        now,
-        kind::CANCELLED,
-        &actor.name,
-        id,
-        with_token(body, actor.token_id.as_deref()),
-    )?;
+    let transition = lifecycle::cancel(&record.gate, now)?;
+    let entry = Entry {
+        kind: kind::CANCELLED,
+        actor: actor.name.as_str(),
+        token_id: actor.token_id.as_deref(),
+        body: json!({"status": Status::Cancelled.as_str()}),
+        at: now,
+    };
+    commit(conn, head, &mut record, &transition, entry)?;
     Ok(record)
 }
 
@@ -439,28 +437,22 @@ pub(crate) fn record_outcome(
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
     let mut record = load_action(conn, id)?;
-    lifecycle::check_outcome(record.status)?;
-    if record.outcome.is_some() {
-        return Err(StoreError::OutcomeAlreadyRecorded);
-    }
     let body = json!({"status": outcome.status.as_str(), "detail": outcome.detail});
-    record.outcome = Some(Outcome {
-        status: outcome.status,
-        detail: outcome.detail,
-        reported_by: actor.name.clone(),
-        at: now,
-    });
-    record.version += 1;
-    update_action(conn, &record)?;
-    chain::append(
-        conn,
-        head,
-        now,
-        kind::OUTCOME,
+    let transition = lifecycle::report_outcome(
+        &record.gate,
+        outcome.status,
+        outcome.detail,
         &actor.name,
-        id,
-        with_token(body, actor.token_id.as_deref()),
+        now,
     )?;
+    let entry = Entry {
+        kind: kind::OUTCOME,
+        actor: actor.name.as_str(),
+        token_id: actor.token_id.as_deref(),
+        body,
+        at: now,
+    };
+    commit(conn, head, &mut record, &transition, entry)?;
     Ok(record)
 }
 
@@ -471,36 +463,34 @@ pub(crate) fn apply_sla(
     now: DateTime<Utc>,
 ) -> Result<Option<ActionRecord>, StoreError> {
     let mut record = load_action(conn, id)?;
-    let Some(step) = sla::due(&record.gate(), now) else {
+    let Some(step) = sla::due(&record.gate, now) else {
         return Ok(None);
     };
-    let missed = record.deadline.map(millis);
+    let missed = record.gate.deadline.map(millis);
     let (kind, mut body) = match &step {
-        SlaStep::Escalate { groups, deadline } => {
-            for group in groups {
-                if !record.escalated_to.contains(group) {
-                    record.escalated_to.push(group.clone());
-                }
-            }
-            record.escalated = true;
-            record.deadline = Some(*deadline);
-            (
-                kind::ESCALATED,
-                json!({"groups": groups, "missed_deadline": missed, "deadline": millis(*deadline)}),
-            )
-        }
+        SlaStep::Escalate { groups, deadline } => (
+            kind::ESCALATED,
+            json!({"groups": rows::names(groups), "missed_deadline": missed, "deadline": millis(*deadline)}),
+        ),
         SlaStep::Expire => (kind::EXPIRED, json!({"missed_deadline": missed})),
         SlaStep::AutoApprove => (kind::AUTO_APPROVED, json!({"missed_deadline": missed})),
     };
     // Every entry that moves an action says where to: verification re-derives the row.
     body["status"] = json!(step.status().as_str());
-    record.status = step.status();
-    if record.status.is_final() {
-        record.decided_at = Some(now);
-    }
-    record.version += 1;
-    update_action(conn, &record)?;
-    chain::append(conn, head, now, kind, SYSTEM_ACTOR, id, body.to_string())?;
+    let entry = Entry {
+        kind,
+        actor: SYSTEM_ACTOR,
+        token_id: None,
+        body,
+        at: now,
+    };
+    commit(
+        conn,
+        head,
+        &mut record,
+        &Transition::Sla { step, at: now },
+        entry,
+    )?;
     Ok(Some(record))
 }
 
@@ -529,29 +519,21 @@ pub(crate) fn review(
     now: DateTime<Utc>,
 ) -> Result<ActionRecord, StoreError> {
     let mut record = load_action(conn, id)?;
-    match record.review {
-        ReviewState::NotSampled => return Err(StoreError::NotInReviewQueue),
-        ReviewState::Reviewed(_) => return Err(StoreError::AlreadyReviewed),
-        ReviewState::Open => {}
-    }
-    lifecycle::may_review(&record.agent, record.owner.as_deref(), &reviewer.name)?;
     let body = json!({"verdict": review.verdict.as_str(), "note": review.note});
-    record.review = ReviewState::Reviewed(Review {
-        reviewer: reviewer.name.clone(),
-        verdict: review.verdict,
-        note: review.note,
-        at: now,
-    });
-    record.version += 1;
-    update_action(conn, &record)?;
-    chain::append(
-        conn,
-        head,
-        now,
-        kind::REVIEWED,
+    let transition = lifecycle::review(
+        &record.gate,
         &reviewer.name,
-        id,
-        with_token(body, reviewer.token_id.as_deref()),
+        review.verdict,
+        review.note,
+        now,
     )?;
+    let entry = Entry {
+        kind: kind::REVIEWED,
+        actor: reviewer.name.as_str(),
+        token_id: reviewer.token_id.as_deref(),
+        body,
+        at: now,
+    };
+    commit(conn, head, &mut record, &transition, entry)?;
     Ok(record)
 }

@@ -73,7 +73,11 @@ pub(crate) fn queue(conn: &Conn, query: &QueueQuery) -> Result<Page<ActionRecord
     }
     values.push(Box::new(i64::from(limit) + 1));
     action_page(conn, &sql, values, limit, query.max_bytes, |r| {
-        format!("{}.{}", r.deadline.map(millis).unwrap_or_default(), r.id)
+        format!(
+            "{}.{}",
+            r.gate.deadline.map(millis).unwrap_or_default(),
+            r.id
+        )
     })
 }
 
@@ -96,7 +100,7 @@ pub(crate) fn actions(conn: &Conn, query: &ActionQuery) -> Result<Page<ActionRec
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     let mut values: Vec<Box<dyn ToSql>> = Vec::new();
     if let Some(agent) = &query.agent {
-        values.push(Box::new(agent.clone()));
+        values.push(Box::new(agent.as_str().to_owned()));
     }
     if let Some(status) = query.status {
         values.push(Box::new(status.as_str()));

@@ -2,18 +2,22 @@
 //! status strings) out of everything else.
 
 use chrono::{DateTime, Utc};
-use countersign_core::Approvers;
-use countersign_core::action::Hints;
+use countersign_core::action::{ActionName, Hints};
 use countersign_core::duration::ReviewDuration;
 use countersign_core::lifecycle::{Decision, TimeoutPlan, Verdict};
+use countersign_core::lifecycle::{
+    Gate, Outcome, OutcomeStatus, Review, ReviewState, ReviewVerdict,
+};
+use countersign_core::name::Name;
 use countersign_core::policy::OnTimeout;
+use countersign_core::{Approvers, Status, Tier};
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::audit_log::AuditEntry;
 use crate::error::StoreError;
-use crate::record::{ActionRecord, Outcome, OutcomeStatus, Review, ReviewState, ReviewVerdict};
+use crate::record::ActionRecord;
 use crate::token::{Role, Token};
 
 /// The columns of `actions`, in the order [`action_from_row`] reads them.
@@ -51,6 +55,21 @@ fn object(text: &str, column: &str) -> Result<Map<String, Value>, StoreError> {
     from_json(text, column)
 }
 
+/// A stored name, parsed (and so folded: rows written before names were folded read as
+/// their one identity).
+pub(crate) fn name(text: &str, what: &str) -> Result<Name, StoreError> {
+    Name::parse(text).map_err(|e| corrupt(format!("{what} {text:?}: {e}")))
+}
+
+fn names_from(list: Vec<String>, what: &str) -> Result<Vec<Name>, StoreError> {
+    list.iter().map(|n| name(n, what)).collect()
+}
+
+/// Names as text, for JSON columns and audit bodies.
+pub(crate) fn names(list: &[Name]) -> Vec<&str> {
+    list.iter().map(Name::as_str).collect()
+}
+
 /// A decision as stored in the `decisions` JSON array.
 #[derive(Serialize, Deserialize)]
 struct DecisionJson {
@@ -67,7 +86,7 @@ pub(crate) fn decisions_json(decisions: &[Decision]) -> String {
     let list: Vec<DecisionJson> = decisions
         .iter()
         .map(|d| DecisionJson {
-            reviewer: d.reviewer.clone(),
+            reviewer: d.reviewer.to_string(),
             verdict: d.verdict.as_str().to_owned(),
             args: d.args.clone(),
             reason: d.reason.clone(),
@@ -82,9 +101,8 @@ fn decisions_from(text: &str) -> Result<Vec<Decision>, StoreError> {
     list.into_iter()
         .map(|d| {
             Ok(Decision {
-                verdict: Verdict::parse(&d.verdict)
-                    .ok_or_else(|| corrupt(format!("verdict {:?}", d.verdict)))?,
-                reviewer: d.reviewer,
+                verdict: d.verdict.parse::<Verdict>().map_err(corrupt)?,
+                reviewer: name(&d.reviewer, "reviewer")?,
                 args: d.args,
                 reason: d.reason,
                 at: from_millis(d.at)?,
@@ -103,7 +121,10 @@ struct TimeoutJson {
 pub(crate) fn timeout_json(plan: &TimeoutPlan) -> String {
     to_json(&TimeoutJson {
         on_timeout: plan.on_timeout.as_str().to_owned(),
-        escalate_to: plan.escalate_to.clone(),
+        escalate_to: names(&plan.escalate_to)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         escalation_sla_seconds: plan.escalation_sla.seconds(),
     })
 }
@@ -112,7 +133,7 @@ fn timeout_from(text: &str) -> Result<TimeoutPlan, StoreError> {
     let t: TimeoutJson = from_json(text, "timeout_plan")?;
     Ok(TimeoutPlan {
         on_timeout: t.on_timeout.parse::<OnTimeout>().map_err(corrupt)?,
-        escalate_to: t.escalate_to,
+        escalate_to: names_from(t.escalate_to, "escalation group")?,
         escalation_sla: ReviewDuration::from_seconds(t.escalation_sla_seconds)
             .ok_or_else(|| corrupt("escalation sla"))?,
     })
@@ -129,7 +150,7 @@ struct ReviewJson {
 
 pub(crate) fn review_json(review: &Review) -> String {
     to_json(&ReviewJson {
-        reviewer: review.reviewer.clone(),
+        reviewer: review.reviewer.to_string(),
         verdict: review.verdict.as_str().to_owned(),
         note: review.note.clone(),
         at: millis(review.at),
@@ -152,9 +173,8 @@ fn review_from(state: Option<&str>, review: Option<&str>) -> Result<ReviewState,
         (Some("done"), Some(text)) => {
             let r: ReviewJson = from_json(text, "review")?;
             Ok(ReviewState::Reviewed(Review {
-                verdict: ReviewVerdict::parse(&r.verdict)
-                    .ok_or_else(|| corrupt(format!("review verdict {:?}", r.verdict)))?,
-                reviewer: r.reviewer,
+                verdict: r.verdict.parse::<ReviewVerdict>().map_err(corrupt)?,
+                reviewer: name(&r.reviewer, "reviewer")?,
                 note: r.note,
                 at: from_millis(r.at)?,
             }))
@@ -176,7 +196,7 @@ pub(crate) fn outcome_json(outcome: &Outcome) -> String {
     to_json(&OutcomeJson {
         status: outcome.status.as_str().to_owned(),
         detail: outcome.detail.clone(),
-        reported_by: outcome.reported_by.clone(),
+        reported_by: outcome.reported_by.to_string(),
         at: millis(outcome.at),
     })
 }
@@ -184,10 +204,9 @@ pub(crate) fn outcome_json(outcome: &Outcome) -> String {
 fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
     let o: OutcomeJson = from_json(text, "outcome")?;
     Ok(Outcome {
-        status: OutcomeStatus::parse(&o.status)
-            .ok_or_else(|| corrupt(format!("outcome status {:?}", o.status)))?,
+        status: o.status.parse::<OutcomeStatus>().map_err(corrupt)?,
         detail: o.detail,
-        reported_by: o.reported_by,
+        reported_by: name(&o.reported_by, "outcome reporter")?,
         at: from_millis(o.at)?,
     })
 }
@@ -197,7 +216,7 @@ fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
 pub(crate) fn approvers_value(approvers: &Approvers) -> Value {
     match approvers {
         Approvers::AdminsOnly => Value::from("admins"),
-        other => Value::from(other.groups().to_vec()),
+        other => Value::from(names(other.groups())),
     }
 }
 
@@ -208,9 +227,10 @@ fn approvers_from(text: &str) -> Result<Approvers, StoreError> {
 pub(crate) fn approvers_from_value(value: Value) -> Result<Approvers, StoreError> {
     match value {
         Value::String(s) if s == "admins" => Ok(Approvers::AdminsOnly),
-        other => Ok(Approvers::from_groups(
+        other => Ok(Approvers::from_groups(names_from(
             serde_json::from_value(other).map_err(|e| corrupt(format!("column approvers: {e}")))?,
-        )),
+            "approver group",
+        )?)),
     }
 }
 
@@ -223,38 +243,41 @@ pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError>
     let review_state = opt_text(24)?;
     let review = opt_text(25)?;
     let outcome = opt_text(26)?;
-    Ok(ActionRecord {
-        id: text(0)?,
-        action: text(1)?,
-        agent: text(2)?,
-        owner: opt_text(3)?,
-        status: text(4)?.parse().map_err(corrupt)?,
-        tier: text(5)?.parse().map_err(corrupt)?,
-        rule: opt_text(6)?,
-        reason: text(7)?,
+    let gate = Gate {
+        action: ActionName::parse(&text(1)?).map_err(|e| corrupt(format!("action: {e}")))?,
+        agent: name(&text(2)?, "agent")?,
+        owner: opt_text(3)?.map(|o| name(&o, "owner")).transpose()?,
+        status: text(4)?.parse::<Status>().map_err(corrupt)?,
+        tier: text(5)?.parse::<Tier>().map_err(corrupt)?,
         args: object(&text(8)?, "args")?,
         original_args: original_args
             .map(|t| object(&t, "original_args"))
             .transpose()?,
-        reasoning: opt_text(10)?,
-        context: object(&text(11)?, "context")?,
-        confidence: row.get::<_, Option<f64>>(12)?,
-        hints: from_json::<Hints>(&text(13)?, "hints")?,
-        idempotency_key: opt_text(14)?,
         approvers: approvers_from(&text(15)?)?,
-        escalated_to: from_json(&text(16)?, "escalated_to")?,
+        escalated_to: names_from(from_json(&text(16)?, "escalated_to")?, "escalation group")?,
         escalated: row.get::<_, bool>(17)?,
         approvals_required: u32::try_from(row.get::<_, i64>(18)?)
             .map_err(|_| corrupt("approvals_required"))?,
         decisions: decisions_from(&text(19)?)?,
         deadline: opt_time(row.get::<_, Option<i64>>(20)?)?,
         timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
-        policy_hash: text(22)?,
-        review_sample: row.get::<_, f64>(23)?,
         review: review_from(review_state.as_deref(), review.as_deref())?,
         outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
-        created_at: from_millis(row.get::<_, i64>(27)?)?,
         decided_at: opt_time(row.get::<_, Option<i64>>(28)?)?,
+    };
+    Ok(ActionRecord {
+        id: text(0)?,
+        gate,
+        rule: opt_text(6)?,
+        reason: text(7)?,
+        reasoning: opt_text(10)?,
+        context: object(&text(11)?, "context")?,
+        confidence: row.get::<_, Option<f64>>(12)?,
+        hints: from_json::<Hints>(&text(13)?, "hints")?,
+        idempotency_key: opt_text(14)?,
+        policy_hash: text(22)?,
+        review_sample: row.get::<_, f64>(23)?,
+        created_at: from_millis(row.get::<_, i64>(27)?)?,
         version: u64::try_from(row.get::<_, i64>(29)?).map_err(|_| corrupt("version"))?,
     })
 }
@@ -266,10 +289,13 @@ pub(crate) const TOKEN_COLUMNS: &str =
 pub(crate) fn token_from_row(row: &Row<'_>) -> Result<Token, StoreError> {
     Ok(Token {
         id: row.get(0)?,
-        name: row.get(1)?,
+        name: name(&row.get::<_, String>(1)?, "token name")?,
         role: row.get::<_, String>(2)?.parse::<Role>().map_err(corrupt)?,
-        groups: from_json(&row.get::<_, String>(3)?, "groups")?,
-        owner: row.get(4)?,
+        groups: names_from(from_json(&row.get::<_, String>(3)?, "groups")?, "group")?,
+        owner: row
+            .get::<_, Option<String>>(4)?
+            .map(|o| name(&o, "token owner"))
+            .transpose()?,
         created_at: from_millis(row.get(5)?)?,
         revoked: row.get::<_, Option<i64>>(6)?.is_some(),
     })

@@ -226,7 +226,7 @@ fn verify_states(conn: &Connection, report: &mut AuditReport) -> Result<(), Stor
             };
             mismatches.report.actions += 1;
             let stored = match record {
-                Ok(record) => json!({"status": record.status.as_str()}),
+                Ok(record) => json!({"status": record.gate.status.as_str()}),
                 Err(error) => json!(error.to_string()),
             };
             mismatches.push(id, "log", stored, Value::Null);
@@ -324,46 +324,46 @@ impl Mismatches<'_> {
 /// A stored record in the encoding the log's bodies use (see `ops.rs`).
 fn stored_state(record: &ActionRecord) -> ActionState {
     let parse = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
-    let timeout = record.timeout.as_ref();
+    let gate = &record.gate;
+    let timeout = gate.timeout.as_ref();
     ActionState {
-        action: Some(json!(record.action)),
-        agent: Some(json!(record.agent)),
-        owner: Some(json!(record.owner)),
-        args: Some(Value::Object(record.args.clone())),
-        original_args: Some(json!(record.original_args)),
+        action: Some(json!(gate.action.as_str())),
+        agent: Some(json!(gate.agent.as_str())),
+        owner: Some(json!(gate.owner.as_ref().map(|o| o.as_str()))),
+        args: Some(Value::Object(gate.args.clone())),
+        original_args: Some(json!(gate.original_args)),
         reasoning: Some(json!(record.reasoning)),
         context: Some(Value::Object(record.context.clone())),
         confidence: Some(json!(record.confidence)),
         hints: Some(serde_json::to_value(record.hints).unwrap_or(Value::Null)),
         idempotency_key: Some(json!(record.idempotency_key)),
-        tier: Some(json!(record.tier.as_str())),
-        status: Some(json!(record.status.as_str())),
+        tier: Some(json!(gate.tier.as_str())),
+        status: Some(json!(gate.status.as_str())),
         rule: Some(json!(record.rule)),
         reason: Some(json!(record.reason)),
         policy_hash: Some(json!(record.policy_hash)),
-        approvers: Some(rows::approvers_value(&record.approvers)),
-        approvals_required: Some(json!(record.approvals_required)),
-        deadline: Some(json!(record.deadline.map(millis))),
+        approvers: Some(rows::approvers_value(&gate.approvers)),
+        approvals_required: Some(json!(gate.approvals_required)),
+        deadline: Some(json!(gate.deadline.map(millis))),
         on_timeout: Some(json!(timeout.map(|t| t.on_timeout.as_str()))),
-        escalate_to: Some(json!(timeout.map(|t| &t.escalate_to))),
+        escalate_to: Some(json!(timeout.map(|t| rows::names(&t.escalate_to)))),
         escalation_sla: Some(json!(timeout.map(|t| t.escalation_sla.seconds()))),
         review_sample: Some(json!(record.review_sample)),
-        escalated: Some(json!(record.escalated)),
-        escalated_to: Some(json!(record.escalated_to)),
-        decisions: Some(parse(rows::decisions_json(&record.decisions))),
-        review: Some(match &record.review {
+        escalated: Some(json!(gate.escalated)),
+        escalated_to: Some(json!(rows::names(&gate.escalated_to))),
+        decisions: Some(parse(rows::decisions_json(&gate.decisions))),
+        review: Some(match &gate.review {
             ReviewState::NotSampled => Value::Null,
             ReviewState::Open => json!("open"),
             ReviewState::Reviewed(review) => parse(rows::review_json(review)),
         }),
         outcome: Some(
-            record
-                .outcome
+            gate.outcome
                 .as_ref()
                 .map(|o| parse(rows::outcome_json(o)))
                 .unwrap_or(Value::Null),
         ),
         created_at: Some(json!(millis(record.created_at))),
-        decided_at: Some(json!(record.decided_at.map(millis))),
+        decided_at: Some(json!(gate.decided_at.map(millis))),
     }
 }

@@ -11,83 +11,96 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Utc};
-use countersign_core::lifecycle::DecisionRequest;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::chain::{self, Head};
 use super::health::Health;
-use super::{admin_ops, checkpoints, ops};
-use crate::audit_log::{AuditEntry, CommitStats, NewAuditEntry, NewCheckpoint, StoredCheckpoint};
+use crate::StoreResult;
+use crate::audit_log::CommitStats;
 use crate::error::StoreError;
-use crate::record::{ActionRecord, Actor, NewAction, NewOutcome, NewReview, Submitted};
-use crate::token::{CreatedToken, NewToken, Token};
+use crate::record::ActionRecord;
 
-/// What a caller asks the writer to do.
-pub(crate) enum Op {
-    Submit(Box<NewAction>),
-    Decide {
-        id: String,
-        reviewer: Actor,
-        request: Box<DecisionRequest>,
-        now: DateTime<Utc>,
-    },
-    Cancel {
-        id: String,
-        actor: Actor,
-        now: DateTime<Utc>,
-    },
-    Outcome {
-        id: String,
-        actor: Actor,
-        outcome: NewOutcome,
-        now: DateTime<Utc>,
-    },
-    ApplySla {
-        id: String,
-        now: DateTime<Utc>,
-    },
-    SweepSla {
-        now: DateTime<Utc>,
-        limit: u32,
-    },
-    Review {
-        id: String,
-        reviewer: Actor,
-        review: NewReview,
-        now: DateTime<Utc>,
-    },
-    AppendAudit(NewAuditEntry),
-    CreateToken(NewToken),
-    RevokeToken {
-        id: String,
-        actor: Actor,
-        now: DateTime<Utc>,
-    },
-    AddCheckpoint(NewCheckpoint),
-    /// Rewrites the probe row: a real commit, to learn whether writes go through.
-    Probe(DateTime<Utc>),
+/// One write a caller asked for, with its own answer type: it runs inside the writer's
+/// transaction, under its own savepoint, and its caller hears the result only after the
+/// commit (or hears that the commit failed). Typed end to end: there is no shared reply
+/// enum to unwrap, so no "wrong kind of reply".
+pub(crate) struct Job(Box<dyn Work>);
+
+trait Work: Send {
+    fn run(self: Box<Self>, conn: &Connection, head: &mut Head, health: &Health) -> Ran;
+    /// Answers without running (the batch failed before this job, or the store closed).
+    fn abandon(self: Box<Self>, error: StoreError);
 }
 
-/// The writer's answer to an [`Op`].
-pub(crate) enum Reply {
-    Submitted(Submitted),
-    Record(ActionRecord),
-    MaybeRecord(Option<ActionRecord>),
-    Records(Vec<ActionRecord>),
-    Audit(AuditEntry),
-    CreatedToken(CreatedToken),
-    Token(Token),
-    Checkpoint(StoredCheckpoint, bool),
-    Done,
+/// A job computing `T` with `work`, answering on `reply`.
+struct Typed<T, W> {
+    work: W,
+    changed: fn(&T) -> Vec<ActionRecord>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+/// What a job did, held until the batch committed.
+struct Ran {
+    /// Whether the job was refused (its savepoint is rolled back).
+    refused: bool,
+    /// The actions it changed, broadcast after the commit.
+    changed: Vec<ActionRecord>,
+    /// Answers the caller: with the job's result, or with the commit's failure.
+    answer: Box<dyn FnOnce(Option<StoreError>) + Send>,
+}
+
+impl<T, W> Work for Typed<T, W>
+where
+    T: Send + 'static,
+    W: FnOnce(&Connection, &mut Head) -> StoreResult<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection, head: &mut Head, health: &Health) -> Ran {
+        let Typed {
+            work,
+            changed,
+            reply,
+        } = *self;
+        let result = work(conn, head);
+        if let Err(error) = &result {
+            // Recorded now: after a full disk SQLite may have rolled the whole transaction
+            // back, and then the batch fails with another error.
+            health.failed(error);
+        }
+        Ran {
+            refused: result.is_err(),
+            changed: result.as_ref().map(changed).unwrap_or_default(),
+            answer: Box::new(move |commit_failure| {
+                let _ = reply.send(match commit_failure {
+                    Some(error) => Err(error),
+                    None => result,
+                });
+            }),
+        }
+    }
+
+    fn abandon(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl Job {
+    /// A job that runs `work`; `changed` names the actions its result changed.
+    pub fn new<T: Send + 'static>(
+        work: impl FnOnce(&Connection, &mut Head) -> StoreResult<T> + Send + 'static,
+        changed: fn(&T) -> Vec<ActionRecord>,
+        reply: oneshot::Sender<StoreResult<T>>,
+    ) -> Job {
+        Job(Box::new(Typed {
+            work,
+            changed,
+            reply,
+        }))
+    }
 }
 
 pub(crate) enum Command {
-    Run {
-        op: Op,
-        reply: oneshot::Sender<Result<Reply, StoreError>>,
-    },
+    Run(Job),
     /// Finish the queued work, close the connection, then answer.
     Close(oneshot::Sender<()>),
 }
@@ -123,20 +136,17 @@ pub(crate) struct Writer {
     pub max_batch: usize,
 }
 
-type ReplyTo = oneshot::Sender<Result<Reply, StoreError>>;
-type Pending = (Op, ReplyTo);
-
 impl Writer {
     /// Serves commands until the store is closed or every sender is gone. Blocks: run it
     /// on its own thread.
     pub fn run(mut self) {
         let mut close_reply = None;
         while let Some(first) = self.commands.blocking_recv() {
-            let mut batch: Vec<Pending> = Vec::new();
+            let mut batch: Vec<Job> = Vec::new();
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Run { op, reply } => batch.push((op, reply)),
+                    Command::Run(job) => batch.push(job),
                     Command::Close(reply) => {
                         close_reply = Some(reply);
                         break;
@@ -153,11 +163,11 @@ impl Writer {
                 break;
             }
         }
-        // Commands that raced with the close are answered, not dropped silently.
+        // Jobs that raced with the close are answered, not dropped silently.
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
-            if let Command::Run { reply, .. } = command {
-                let _ = reply.send(Err(StoreError::WriterGone("the store was closed".into())));
+            if let Command::Run(job) = command {
+                job.0.abandon(StoreError::Closed);
             }
         }
         // A close that fails leaves nothing unwritten: every batch committed or rolled back.
@@ -172,177 +182,79 @@ impl Writer {
         Ok(())
     }
 
-    fn run_batch(&mut self, batch: Vec<Pending>) {
+    fn run_batch(&mut self, batch: Vec<Job>) {
         let size = batch.len() as u64;
         self.counters.commands.fetch_add(size, Ordering::Relaxed);
         self.counters.max_batch.fetch_max(size, Ordering::Relaxed);
-        let (ops, replies): (Vec<Op>, Vec<ReplyTo>) = batch.into_iter().unzip();
-        match self.transact(ops) {
-            Ok(done) => {
+        let mut ran = Vec::with_capacity(batch.len());
+        let mut jobs = batch.into_iter();
+        match self.transact(&mut jobs, &mut ran) {
+            Ok(()) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
-                // A storage failure of any command says the disk cannot take everything;
-                // otherwise a command that wrote shows that it can again.
-                let failure = done
-                    .iter()
-                    .find_map(|(outcome, _)| outcome.as_ref().err())
-                    .filter(|error| error.is_storage_failure());
-                match failure {
-                    Some(error) => self.health.failed(error),
-                    None if done.iter().any(|(outcome, _)| outcome.is_ok()) => self.health.wrote(),
-                    None => {}
+                if ran.iter().any(|r| !r.refused) {
+                    self.health.wrote();
                 }
                 // Subscribers first: a caller that has its answer and subscribes next must
                 // not be told afterwards about a change it already knows.
-                let mut outcomes = Vec::with_capacity(done.len());
-                for (outcome, records) in done {
-                    if self.changes.receiver_count() > 0 {
-                        for record in records {
+                if self.changes.receiver_count() > 0 {
+                    for job in &mut ran {
+                        for record in std::mem::take(&mut job.changed) {
                             let _ = self.changes.send(Arc::new(record));
                         }
                     }
-                    outcomes.push(outcome);
                 }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(outcome);
+                for job in ran {
+                    (job.answer)(None);
                 }
             }
             Err(error) => {
                 // Nothing of the batch is on disk: every caller hears so, including those
-                // whose command itself went fine.
+                // whose job itself went fine and those whose job never started.
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
                 if !self.conn.is_autocommit() {
                     let _ = self.exec("ROLLBACK");
                 }
                 self.health.failed(&error);
                 let message = error.to_string();
-                for reply in replies {
-                    let _ = reply.send(Err(match &error {
-                        StoreError::Damaged(_) => StoreError::Damaged(message.clone()),
-                        error if error.is_storage_failure() => StoreError::Unavailable(format!(
-                            "the write was not committed: {message}"
-                        )),
-                        _ => StoreError::WriterGone(format!(
-                            "the write was not committed: {message}"
-                        )),
-                    }));
+                let failure = || match &error {
+                    StoreError::Damaged(_) => StoreError::Damaged(message.clone()),
+                    error if error.is_storage_failure() => {
+                        StoreError::Unavailable(format!("the write was not committed: {message}"))
+                    }
+                    _ => StoreError::NotCommitted(message.clone()),
+                };
+                for job in ran {
+                    (job.answer)(Some(failure()));
+                }
+                for job in jobs {
+                    job.0.abandon(failure());
                 }
             }
         }
     }
 
-    /// Runs the batch in one transaction, each command under its own savepoint. Results
-    /// are held back until the commit returned; an `Err` means the batch did not commit.
-    fn transact(&mut self, ops: Vec<Op>) -> Result<Vec<Done>, StoreError> {
+    /// Runs the jobs in one transaction, each under its own savepoint, into `ran`. `Err`:
+    /// the batch did not commit; the jobs not started are left in `jobs`.
+    fn transact(
+        &mut self,
+        jobs: &mut impl Iterator<Item = Job>,
+        ran: &mut Vec<Ran>,
+    ) -> Result<(), StoreError> {
         self.exec("BEGIN IMMEDIATE")?;
         let mut head = chain::load_head(&self.conn)?;
-        let mut done = Vec::with_capacity(ops.len());
-        for op in ops {
+        for job in jobs {
             let saved = head;
             self.exec("SAVEPOINT command")?;
-            match run_op(&self.conn, &mut head, op) {
-                Ok((reply, records)) => {
-                    self.exec("RELEASE command")?;
-                    done.push((Ok(reply), records));
-                }
-                Err(error) => {
-                    head = saved;
-                    // Recorded now: after a full disk SQLite may have rolled the whole
-                    // transaction back, and then the batch fails with another error.
-                    self.health.failed(&error);
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                    self.exec("ROLLBACK TO command")?;
-                    self.exec("RELEASE command")?;
-                    done.push((Err(error), Vec::new()));
-                }
+            let outcome = job.0.run(&self.conn, &mut head, &self.health);
+            let refused = outcome.refused;
+            ran.push(outcome);
+            if refused {
+                head = saved;
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                self.exec("ROLLBACK TO command")?;
             }
+            self.exec("RELEASE command")?;
         }
-        self.exec("COMMIT")?;
-        Ok(done)
+        self.exec("COMMIT")
     }
-}
-
-/// A command's result and the actions it changed, held until the batch committed.
-type Done = (Result<Reply, StoreError>, Vec<ActionRecord>);
-
-/// Runs one operation; returns its reply and the actions it changed.
-fn run_op(
-    conn: &Connection,
-    head: &mut Head,
-    op: Op,
-) -> Result<(Reply, Vec<ActionRecord>), StoreError> {
-    Ok(match op {
-        Op::Submit(new) => {
-            let (submitted, created) = ops::submit(conn, head, *new)?;
-            (Reply::Submitted(submitted), created.into_iter().collect())
-        }
-        Op::Decide {
-            id,
-            reviewer,
-            request,
-            now,
-        } => {
-            let record = ops::decide(conn, head, &id, &reviewer, *request, now)?;
-            (Reply::Record(record.clone()), vec![record])
-        }
-        Op::Cancel { id, actor, now } => {
-            let record = ops::cancel(conn, head, &id, &actor, now)?;
-            (Reply::Record(record.clone()), vec![record])
-        }
-        Op::Outcome {
-            id,
-            actor,
-            outcome,
-            now,
-        } => {
-            let record = ops::record_outcome(conn, head, &id, &actor, outcome, now)?;
-            (Reply::Record(record.clone()), vec![record])
-        }
-        Op::ApplySla { id, now } => {
-            let record = ops::apply_sla(conn, head, &id, now)?;
-            (
-                Reply::MaybeRecord(record.clone()),
-                record.into_iter().collect(),
-            )
-        }
-        Op::SweepSla { now, limit } => {
-            let records = ops::sweep_sla(conn, head, now, limit)?;
-            (Reply::Records(records.clone()), records)
-        }
-        Op::Review {
-            id,
-            reviewer,
-            review,
-            now,
-        } => {
-            let record = ops::review(conn, head, &id, &reviewer, review, now)?;
-            (Reply::Record(record.clone()), vec![record])
-        }
-        Op::AppendAudit(entry) => (
-            Reply::Audit(admin_ops::append_audit(conn, head, entry)?),
-            vec![],
-        ),
-        Op::CreateToken(token) => (
-            Reply::CreatedToken(admin_ops::create_token(conn, head, token)?),
-            vec![],
-        ),
-        Op::RevokeToken { id, actor, now } => (
-            Reply::Token(admin_ops::revoke_token(conn, head, &id, &actor, now)?),
-            vec![],
-        ),
-        Op::AddCheckpoint(new) => {
-            let (stored, created) = checkpoints::add(conn, new)?;
-            (Reply::Checkpoint(stored, created), vec![])
-        }
-        Op::Probe(now) => {
-            if let Some(path) = conn.path() {
-                super::health::check_headroom(std::path::Path::new(path))?;
-            }
-            conn.prepare_cached(
-                "INSERT INTO write_probe (id, at) VALUES (1, ?) \
-                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-            )?
-            .execute([super::rows::millis(now)])?;
-            (Reply::Done, vec![])
-        }
-    })
 }

@@ -202,13 +202,14 @@ impl<'t, 'i> Fields<'t, 'i> {
     }
 
     /// Approver group names.
-    pub fn groups(&self, report: &mut Reporter<'_>, key: &str) -> Vec<String> {
+    /// Group names, folded to lowercase like every name (`Finance` is `finance`).
+    pub fn groups(&self, report: &mut Reporter<'_>, key: &str) -> Vec<crate::name::Name> {
         let mut out = Vec::new();
         for (group, span) in self.strings(report, key).unwrap_or_default() {
-            match crate::action::AgentName::parse(&group) {
-                Ok(_) => {
-                    if !out.contains(&group) {
-                        out.push(group);
+            match crate::name::Name::parse(&group) {
+                Ok(name) => {
+                    if !out.contains(&name) {
+                        out.push(name);
                     }
                 }
                 Err(e) => report.error(
