@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench -p countersign --bench gateway                 # fsync, throughput, latency
 //! cargo bench -p countersign --bench gateway -- scale        # 1,000,000 pending actions
+//! cargo bench -p countersign --bench gateway -- roundtrip    # an approval round trip vs its floor
 //! cargo bench -p countersign --bench gateway -- all
 //! ```
 //!
@@ -35,6 +36,10 @@ tier = "logged"
 name = "bench reads"
 actions = ["*.get"]
 tier = "auto"
+[[rules]]
+name = "bench approvals"
+actions = ["bench.gated"]
+tier = "approve"
 "#;
 
 fn main() {
@@ -61,6 +66,9 @@ fn main() {
     }
     if mode == "scale" || mode == "all" {
         runtime.block_on(scale(&dir));
+    }
+    if mode == "roundtrip" || mode == "all" {
+        runtime.block_on(roundtrip(&dir, &fsync));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -98,18 +106,30 @@ struct Fsync {
     p99: Duration,
 }
 
-/// Appends 4 KiB and `fdatasync`s, in a loop, in the directory the database will use.
+/// Writes 4 KiB and `fdatasync`s, in a loop, in the directory the database will use: over
+/// a file already written to its full size, cycling through it, as SQLite reuses its
+/// write-ahead log (an append that grows the file costs a metadata update per sync as well,
+/// which no commit of the gateway pays once its log has grown).
 fn fsync_probe(dir: &Path, window: Duration) -> Fsync {
+    use std::io::{Seek, SeekFrom};
+    const SPAN: u64 = 4 * 1024 * 1024;
     let path = dir.join("fsync-probe");
     let mut file = std::fs::File::create(&path).expect("create probe file");
     let block = [0x5au8; 4096];
+    for _ in 0..SPAN / 4096 {
+        file.write_all(&block).expect("write");
+    }
+    file.sync_all().expect("fsync");
     let mut latencies = Vec::new();
+    let mut offset = 0;
     let start = Instant::now();
     while start.elapsed() < window {
         let t = Instant::now();
+        file.seek(SeekFrom::Start(offset)).expect("seek");
         file.write_all(&block).expect("write");
         file.sync_data().expect("fdatasync");
         latencies.push(t.elapsed());
+        offset = (offset + 4096) % SPAN;
     }
     let elapsed = start.elapsed();
     let _ = std::fs::remove_file(&path);
@@ -403,5 +423,134 @@ async fn scale(dir: &Path) {
             "NOT met"
         },
         if rss <= 150.0 { "met" } else { "NOT met" },
+    );
+}
+
+/// An agent's whole approval round trip — submit (durable), a reviewer's decision (durable),
+/// the agent reading the decision — one at a time, next to its floor measured in the same
+/// run: two fsyncs of the same disk plus three no-op HTTP exchanges of the same client (a
+/// request the server answers without touching the store).
+async fn roundtrip(dir: &Path, fsync: &Fsync) {
+    let server = start_server(dir, "roundtrip.db").await;
+    let agent = create_token(&server.db, "agent", "bench-agent");
+    let reviewer = create_token(&server.db, "reviewer", "bench-reviewer");
+    let client = reqwest::Client::new();
+    let rounds = env_number("BENCH_ROUNDS", 2000) as usize;
+    let noop = |client: &reqwest::Client| {
+        let url = format!("{}/nothing-here", server.url);
+        let request = client.get(url);
+        async move {
+            let response = request.send().await.expect("no-op");
+            let _ = response.bytes().await;
+        }
+    };
+    // The disk's fsync time drifts by an order of magnitude over minutes on these machines,
+    // so the floor is measured inside each round, interleaved with it: two syncs of a
+    // pre-written file in the database's directory, as the log's commits are.
+    let probe_path = dir.join("roundtrip-fsync-probe");
+    let mut probe = std::fs::File::create(&probe_path).expect("create probe file");
+    let block = [0x5au8; 4096];
+    for _ in 0..1024 {
+        probe.write_all(&block).expect("write");
+    }
+    probe.sync_all().expect("fsync");
+    let mut offset = 0u64;
+    let mut sync = move || {
+        use std::io::{Seek, SeekFrom};
+        let t = Instant::now();
+        probe.seek(SeekFrom::Start(offset)).expect("seek");
+        probe.write_all(&block).expect("write");
+        probe.sync_data().expect("fdatasync");
+        offset = (offset + 4096) % (1024 * 4096);
+        t.elapsed()
+    };
+    let mut noops = Vec::with_capacity(rounds);
+    let mut syncs = Vec::with_capacity(rounds * 2);
+    let mut floors = Vec::with_capacity(rounds);
+    let mut totals = Vec::with_capacity(rounds);
+    let mut steps: [Vec<Duration>; 3] = Default::default();
+    for round in 0..rounds + 200 {
+        let mut noop_time = Duration::ZERO;
+        for _ in 0..3 {
+            let t = Instant::now();
+            noop(&client).await;
+            noop_time += t.elapsed();
+        }
+        let (first, second) = (sync(), sync());
+
+        let t0 = Instant::now();
+        let submitted: Value = client
+            .post(format!("{}/v1/actions", server.url))
+            .bearer_auth(&agent)
+            .json(&json!({"action": "bench.gated", "args": {"n": round}, "reasoning": "round trip"}))
+            .send()
+            .await
+            .expect("submit")
+            .json()
+            .await
+            .expect("submit json");
+        let id = submitted["id"].as_str().expect("an id").to_owned();
+        let t1 = Instant::now();
+        let decided = client
+            .post(format!("{}/v1/actions/{id}/decisions", server.url))
+            .bearer_auth(&reviewer)
+            .json(&json!({"verdict": "approve"}))
+            .send()
+            .await
+            .expect("decide");
+        assert!(decided.status().is_success(), "decide: {}", decided.status());
+        let _ = decided.bytes().await;
+        let t2 = Instant::now();
+        let read: Value = client
+            .get(format!("{}/v1/actions/{id}", server.url))
+            .bearer_auth(&agent)
+            .send()
+            .await
+            .expect("read")
+            .json()
+            .await
+            .expect("read json");
+        let t3 = Instant::now();
+        assert_eq!(read["status"], "approved");
+        if round >= 200 {
+            noops.push(noop_time / 3);
+            syncs.extend([first, second]);
+            floors.push(first + second + noop_time);
+            totals.push(t3 - t0);
+            steps[0].push(t1 - t0);
+            steps[1].push(t2 - t1);
+            steps[2].push(t3 - t2);
+        }
+    }
+    let _ = std::fs::remove_file(&probe_path);
+    for list in [&mut noops, &mut syncs, &mut floors, &mut totals] {
+        list.sort();
+    }
+    for list in &mut steps {
+        list.sort();
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let floor = percentile(&floors, 0.5);
+    let p50 = percentile(&totals, 0.5);
+    let _ = fsync;
+    println!(
+        "round trip (submit, decide, read; {rounds} rounds): p50 {:.3} ms, p99 {:.3} ms; steps p50: submit {:.3}, decide {:.3}, read {:.3} ms",
+        ms(p50),
+        ms(percentile(&totals, 0.99)),
+        ms(percentile(&steps[0], 0.5)),
+        ms(percentile(&steps[1], 0.5)),
+        ms(percentile(&steps[2], 0.5)),
+    );
+    println!(
+        "round trip floor (interleaved): 2 fsyncs (p50 {:.3} ms each) + 3 no-op HTTP exchanges (p50 {:.3} ms each) = p50 {:.3} ms; round trip = {:.2}x the floor (target <= 1.3x: {})",
+        ms(percentile(&syncs, 0.5)),
+        ms(percentile(&noops, 0.5)),
+        ms(floor),
+        p50.as_secs_f64() / floor.as_secs_f64(),
+        if p50.as_secs_f64() <= 1.3 * floor.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
 }
