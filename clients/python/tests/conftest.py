@@ -10,8 +10,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -191,3 +193,11 @@ def eventually(check: Callable[[], bool], what: str) -> None:
         if time.monotonic() > give_up:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.02)  # a poll interval, bounded by give_up
+
+
+def in_thread(call: Any, *args: Any) -> Future[Any]:
+    """Runs `call` on its own thread (an agent waiting while the test reviews)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(call, *args)
+    pool.shutdown(wait=False)
+    return future

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import Server, pending
 
 from countersign import (
     AsyncCountersign,
@@ -23,12 +21,7 @@ from countersign import (
     gated,
 )
 
-
-def in_thread(call: Any, *args: Any) -> Future[Any]:
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(call, *args)
-    pool.shutdown(wait=False)
-    return future
+from conftest import Server, in_thread, pending
 
 
 def test_allowed_runs_at_once(gate: Countersign) -> None:
