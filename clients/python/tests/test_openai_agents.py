@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from agents import Agent, RunConfig, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
-from conftest import Server, pending
 
 from countersign import AsyncCountersign, Status
 from countersign.adapters.openai_agents import CountersignApprovals
+
+from conftest import Server, pending
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 
