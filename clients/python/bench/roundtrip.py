@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -36,7 +37,7 @@ from langgraph.types import Command, interrupt
 from countersign import Countersign
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import Server  # noqa: E402  (the tests' server fixture, reused)
+from conftest import Server  # the tests' server fixture, reused
 
 
 def summary(samples: list[float]) -> str:
@@ -66,6 +67,21 @@ def countersign_round_trip(server: Server, rounds: int) -> list[float]:
         assert decided.status.value == "approved"
     ids.put("")
     thread.join()
+    return samples
+
+
+def countersign_sequential(server: Server, rounds: int) -> list[float]:
+    """The same steps in one thread, in the order LangGraph's run takes them: held (durable),
+    decided (durable), the agent's wait answered."""
+    agent, reviewer = server.agent(), server.reviewer()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        submitted = agent.submit("bench.refund", {"order": "A-1", "amount": 2500})
+        reviewer.approve(submitted.id)
+        decided = agent.wait(submitted.id)
+        samples.append(time.perf_counter() - start)
+        assert decided.status.value == "approved"
     return samples
 
 
@@ -133,7 +149,7 @@ def overhead(
     results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in pairs}
     for index in range(calls):
         for name, (through_client, direct) in pairs.items():
-            order = [(0, through_client), (1, direct)]
+            order: list[tuple[int, Callable[[], object]]] = [(0, through_client), (1, direct)]
             if index % 2:
                 order.reverse()
             for slot, call in order:
@@ -145,7 +161,7 @@ def overhead(
 
 def in_process_transport() -> httpx.BaseTransport:
     """The server's answers, canned: what is left is the client's own work."""
-    action = {
+    action: dict[str, Any] = {
         "id": "a1",
         "action": "refund.create",
         "agent": "support-bot",
@@ -200,15 +216,20 @@ def main() -> None:
             countersign_round_trip(server, 20)
             langgraph_round_trip(Path(directory) / "warm.sqlite", 20)
             ours: list[float] = []
+            sequential: list[float] = []
             theirs: list[float] = []
-            # Interleaved in blocks so that both see the same noise.
+            # Interleaved in blocks so that all see the same noise.
+            block = options.rounds // 5
             for _ in range(5):
-                ours += countersign_round_trip(server, options.rounds // 5)
-                theirs += langgraph_round_trip(Path(directory) / "lg.sqlite", options.rounds // 5)
-            print(f"HITL round trip, Countersign (Python client): {summary(ours)}")
-            print(f"HITL round trip, LangGraph interrupt/resume:  {summary(theirs)}")
-            ratio = statistics.median(ours) / statistics.median(theirs)
-            print(f"Countersign / LangGraph (p50): {ratio:.2f}")
+                ours += countersign_round_trip(server, block)
+                sequential += countersign_sequential(server, block)
+                theirs += langgraph_round_trip(Path(directory) / "lg.sqlite", block)
+            print(f"HITL round trip, Countersign, reviewer concurrent: {summary(ours)}")
+            print(f"HITL round trip, Countersign, one thread:          {summary(sequential)}")
+            print(f"HITL round trip, LangGraph interrupt/resume:       {summary(theirs)}")
+            for label, samples in (("concurrent", ours), ("one thread", sequential)):
+                ratio = statistics.median(samples) / statistics.median(theirs)
+                print(f"Countersign ({label}) / LangGraph, p50: {ratio:.2f}")
             token = server.agent_token
             report_overhead("loopback", overhead(server.url, token, options.calls))
             canned = overhead("http://canned", token, options.calls * 5, in_process_transport())
