@@ -96,7 +96,9 @@ def approve_step(state: State) -> State:
 
 
 def langgraph_round_trip(checkpoints: Path, rounds: int) -> list[float]:
-    connection = sqlite3.connect(checkpoints, check_same_thread=False, isolation_level=None)
+    # As LangGraph's docs open it (`SqliteSaver.from_conn_string` does the same): the saver
+    # commits once per checkpoint and once per batch of writes.
+    connection = sqlite3.connect(checkpoints, check_same_thread=False)
     saver = SqliteSaver(connection)
     saver.setup()
     connection.execute("PRAGMA journal_mode=WAL")
