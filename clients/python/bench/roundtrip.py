@@ -121,6 +121,22 @@ def langgraph_round_trip(checkpoints: Path, rounds: int) -> list[float]:
     return samples
 
 
+def sqlite_commit(path: Path, rounds: int) -> list[float]:
+    """The disk's baseline in the same run: one small SQLite commit (WAL, synchronous=FULL),
+    in process: what each durable step of either side costs at least."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("CREATE TABLE IF NOT EXISTS t (v BLOB)")
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        connection.execute("INSERT INTO t VALUES (?)", (b"x" * 200,))
+        samples.append(time.perf_counter() - start)
+    connection.close()
+    return samples
+
+
 def overhead(
     base_url: str, token: str, calls: int, transport: httpx.BaseTransport | None = None
 ) -> dict[str, tuple[list[float], list[float]]]:
@@ -220,15 +236,18 @@ def main() -> None:
             ours: list[float] = []
             sequential: list[float] = []
             theirs: list[float] = []
+            commits: list[float] = []
             # Interleaved in blocks so that all see the same noise.
             block = options.rounds // 5
             for _ in range(5):
                 ours += countersign_round_trip(server, block)
                 sequential += countersign_sequential(server, block)
                 theirs += langgraph_round_trip(Path(directory) / "lg.sqlite", block)
+                commits += sqlite_commit(Path(directory) / "baseline.sqlite", block)
             print(f"HITL round trip, Countersign, reviewer concurrent: {summary(ours)}")
             print(f"HITL round trip, Countersign, one thread:          {summary(sequential)}")
             print(f"HITL round trip, LangGraph interrupt/resume:       {summary(theirs)}")
+            print(f"baseline: one SQLite commit (WAL, FULL):           {summary(commits)}")
             for label, samples in (("concurrent", ours), ("one thread", sequential)):
                 ratio = statistics.median(samples) / statistics.median(theirs)
                 print(f"Countersign ({label}) / LangGraph, p50: {ratio:.2f}")
