@@ -212,6 +212,8 @@ def test_a_sync_gate_serves_an_async_function(server: Server, gate: Countersign)
         return invoice.upper()
 
     assert asyncio.run(lookup("inv-1")) == "INV-1"
+    # A second event loop gets a client of its own (connections belong to their loop).
+    assert asyncio.run(lookup("inv-2")) == "INV-2"
 
 
 def test_excluded_parameters_pass_through(gate: Countersign) -> None:

@@ -8,9 +8,11 @@ raises `Rejected`, `Expired`, `Denied` or `Cancelled`, carrying the reason.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -132,8 +134,10 @@ class _Gates:
             raise InvalidInput(f"gate must be a Countersign client, not {type(given).__name__}")
         self.given = given
         self._sync: Countersign | None = given if isinstance(given, Countersign) else None
-        self._async: AsyncCountersign | None = (
-            given if isinstance(given, AsyncCountersign) else None
+        # Built here, an async client is one per event loop: its pooled connections belong to
+        # the loop that opened them (a second `asyncio.run` must not reuse them).
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCountersign] = (
+            weakref.WeakKeyDictionary()
         )
 
     def _settings(self) -> dict[str, Any]:
@@ -154,9 +158,13 @@ class _Gates:
         return self._sync
 
     def asynchronous(self) -> AsyncCountersign:
-        if self._async is None:
-            self._async = AsyncCountersign(**self._settings())
-        return self._async
+        if isinstance(self.given, AsyncCountersign):
+            return self.given
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = AsyncCountersign(**self._settings())
+        return client
 
 
 def _bind(
