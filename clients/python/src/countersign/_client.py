@@ -187,7 +187,9 @@ class Countersign:
         """Records a reviewer's verdict."""
         body = _wire.decision_body(verdict, args=args, reason=reason, confirm=confirm)
         path = _wire.action_path(action_id, "/decisions")
-        response = self._send("POST", path, json=body)
+        # A decision whose answer was lost is not sent again: the retry would be refused
+        # (409, or 403 already approved) and hide that the first one counted.
+        response = self._send("POST", path, json=body, resend=False)
         return _wire.parse_action(_wire.parse_json(response))
 
     def approve(self, action_id: str, *, reason: str | None = None) -> Action:
