@@ -132,5 +132,4 @@ impl StoreError {
                 | StoreError::Busy(_)
         )
     }
-
 }

@@ -482,7 +482,9 @@ async fn roundtrip(dir: &Path, fsync: &Fsync) {
         let submitted: Value = client
             .post(format!("{}/v1/actions", server.url))
             .bearer_auth(&agent)
-            .json(&json!({"action": "bench.gated", "args": {"n": round}, "reasoning": "round trip"}))
+            .json(
+                &json!({"action": "bench.gated", "args": {"n": round}, "reasoning": "round trip"}),
+            )
             .send()
             .await
             .expect("submit")
@@ -498,7 +500,11 @@ async fn roundtrip(dir: &Path, fsync: &Fsync) {
             .send()
             .await
             .expect("decide");
-        assert!(decided.status().is_success(), "decide: {}", decided.status());
+        assert!(
+            decided.status().is_success(),
+            "decide: {}",
+            decided.status()
+        );
         let _ = decided.bytes().await;
         let t2 = Instant::now();
         let read: Value = client
