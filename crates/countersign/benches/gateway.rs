@@ -174,7 +174,19 @@ async fn start_server(dir: &Path, db_name: &str) -> Server {
     std::fs::write(&policy, POLICY).expect("write policy");
     let db = format!("sqlite://{}", dir.join(db_name).display());
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_countersign"))
+    // `BENCH_WRAP="perf record -e cpu-clock -g -o server.perf --"` runs the server under a
+    // profiler (or any other wrapper command).
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(env!("CARGO_BIN_EXE_countersign"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_countersign")),
+    };
+    let child = command
         .args([
             "serve",
             "--listen",
