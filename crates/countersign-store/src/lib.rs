@@ -15,6 +15,7 @@ mod audit_log;
 mod canonical;
 mod error;
 mod ids;
+mod new_token;
 mod record;
 pub mod sqlite;
 mod token;
@@ -37,6 +38,7 @@ pub use audit_log::{
 };
 pub use canonical::request_hash;
 pub use error::StoreError;
+pub use new_token::NewTokenError;
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
