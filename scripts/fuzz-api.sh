@@ -6,13 +6,13 @@
 # reading, deciding, cancelling, reviewing and reporting on it.
 # Called by scripts/test.sh after the Rust tests; runs on its own too:
 #   ./scripts/fuzz-api.sh [path/to/countersign]   (default: target/debug/countersign)
-# FUZZ_SECONDS (default 240) is the time budget of the whole run; FUZZ_PYTHON picks the
+# FUZZ_SECONDS (default 300) is the time budget of the whole run; FUZZ_PYTHON picks the
 # Python that runs schemathesis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/debug/countersign}
 SCHEMATHESIS_VERSION=4.32.5
-SECONDS_BUDGET=${FUZZ_SECONDS:-240}
+SECONDS_BUDGET=${FUZZ_SECONDS:-300}
 PHASES=examples,coverage,fuzzing,stateful
 
 # schemathesis's coverage phase needs Python 3.12 or later: under 3.11.7 it crashes with
@@ -65,14 +65,45 @@ cleanup() {
 trap cleanup EXIT
 
 # Long-polls are capped at 2 s so that a generated `?wait=300` does not outlast the client.
-# A low connection cap would make workers' requests answer 503; the default is kept.
 cat > "$WORK/countersign.toml" <<TOML
 listen = "127.0.0.1:0"
 database = "sqlite://$WORK/countersign.db"
 checkpoint_key = "$WORK/checkpoint.key"
+policy = "$WORK/policy.toml"
 max_wait_seconds = 2
 TOML
-ADMIN=$("$BIN" token create --role admin --name fuzz-admin --db "sqlite://$WORK/countersign.db")
+# A policy under which generated requests reach every tier: reads pass, `*.drop` is denied,
+# a write without arguments is `logged` and always sampled (so post-hoc reviews and outcomes
+# have actions to act on), any other write waits for a reviewer (so decisions do).
+cat > "$WORK/policy.toml" <<TOML
+version = 1
+
+[defaults]
+tier = "approve"
+sla = "1h"
+
+[[rules]]
+name = "reads"
+actions = ["*.get", "*.list", "*.search", "*.read", "*.describe"]
+tier = "auto"
+
+[[rules]]
+name = "forbidden"
+actions = ["*.drop"]
+tier = "deny"
+
+[[rules]]
+name = "writes without arguments"
+actions = ["*"]
+when = "size(args) == 0"
+tier = "logged"
+review_sample = 1.0
+TOML
+"$BIN" policy check "$WORK/policy.toml" > /dev/null
+DB="sqlite://$WORK/countersign.db"
+COUNTERSIGN_FUZZ_ADMIN=$("$BIN" token create --role admin --name fuzz-admin --db "$DB")
+COUNTERSIGN_FUZZ_REVIEWER=$("$BIN" token create --role reviewer --name fuzz-reviewer --db "$DB")
+export COUNTERSIGN_FUZZ_ADMIN COUNTERSIGN_FUZZ_REVIEWER
 RUST_LOG=info "$BIN" serve --config "$WORK/countersign.toml" 2> "$WORK/serve.log" &
 SERVER_PID=$!
 # The server logs its address once it listens (port 0 picks a free one); wait up to 20 s.
@@ -88,11 +119,12 @@ if [ -z "$ADDRESS" ]; then
     exit 1
 fi
 
-# The admin token may do everything, revoking itself included: that operation is left out
-# so that the run keeps a working token (the API tests cover it).
+# The tokens are in scripts/schemathesis.toml. The admin token may do everything, revoking
+# itself included: that operation is left out so that the run keeps a working token (the
+# API tests cover it).
 echo "   schemathesis $SCHEMATHESIS_VERSION on Python $PY_VERSION, phases $PHASES, ${SECONDS_BUDGET}s"
-"$VENV/bin/schemathesis" run "http://$ADDRESS/v1/openapi.json" \
-    -H "Authorization: Bearer $ADMIN" \
+"$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml \
+    run "http://$ADDRESS/v1/openapi.json" \
     --exclude-operation-id revoke_token \
     --checks all \
     --phases "$PHASES" \

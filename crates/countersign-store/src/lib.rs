@@ -13,6 +13,7 @@
 
 mod audit_log;
 mod canonical;
+mod cursor;
 mod error;
 mod ids;
 mod new_token;
@@ -37,6 +38,7 @@ pub use audit_log::{
     NewCheckpoint, SYSTEM_ACTOR, StateMismatch, StoreHealth, StoredCheckpoint, kind,
 };
 pub use canonical::request_hash;
+pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
 pub use new_token::NewTokenError;
 pub use record::{

@@ -114,9 +114,10 @@ mod tests {
 
     #[test]
     fn each_field_is_refused_by_name() {
-        // (role, name, groups, owner, the error's text)
+        /// (role, name, groups, owner, the error's text)
+        type Case<'a> = (&'a str, &'a str, &'a [&'a str], Option<&'a str>, &'a str);
         #[rustfmt::skip]
-        let cases: &[(&str, &str, &[&str], Option<&str>, &str)] = &[
+        let cases: &[Case] = &[
             ("root", "x", &[], None, r#"role: expected one of "agent", "reviewer", "admin", found "root""#),
             ("agent", "a b", &[], None, r#"name "a b": character ' ' at position 2 is not allowed (allowed: letters, digits, '.', '_', '-', ':', '/', '@')"#),
             ("agent", "", &[], None, r#"name "": a name must not be empty"#),
