@@ -5,7 +5,9 @@
 # accepted; and the stateful phase follows the document's links from a submitted action to
 # reading, deciding, cancelling, reviewing and reporting on it.
 # Called by scripts/test.sh after the Rust tests; runs on its own too:
-#   ./scripts/fuzz-api.sh [path/to/countersign]   (default: target/debug/countersign)
+#   ./scripts/fuzz-api.sh [path/to/countersign [schemathesis options...]]
+# (default: target/debug/countersign; options after it are passed on, and a later option
+# wins: e.g. `--phases stateful --report har` to see where the stateful phase went).
 # FUZZ_SECONDS (default 300) is the time budget of the whole run; FUZZ_PYTHON picks the
 # Python that runs schemathesis.
 set -euo pipefail
@@ -132,4 +134,5 @@ echo "   schemathesis $SCHEMATHESIS_VERSION on Python $PY_VERSION, phases $PHASE
     --request-timeout 20 \
     --seed 20261125 \
     --workers 2 \
-    --no-color
+    --no-color \
+    "${@:2}"
