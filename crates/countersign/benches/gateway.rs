@@ -380,7 +380,8 @@ async fn scale(dir: &Path) {
     for _ in 0..200 {
         let t = Instant::now();
         let page: Value = client
-            .get(format!("{}/v1/actions?status=pending&limit=50", server.url))
+            .get(format!("{}/v1/actions", server.url))
+            .query(&[("status", "pending"), ("limit", "50")])
             .bearer_auth(&token)
             .send()
             .await

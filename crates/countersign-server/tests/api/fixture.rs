@@ -55,8 +55,6 @@ actions = ["db.drop"]
 tier = "deny"
 "#;
 
-/// A scratch directory, removed on drop.
-
 /// A running server with its tokens.
 pub struct Server {
     pub base: Url,

@@ -27,7 +27,7 @@ fn published(dir: &TempDir) -> std::path::PathBuf {
 }
 
 async fn spawn_signing(dir: Option<Arc<TempDir>>) -> Server {
-    let dir = dir.unwrap_or_else(|| scratch());
+    let dir = dir.unwrap_or_else(scratch);
     let publish = Publish {
         file: Some(published(&dir)),
         webhook: None,
