@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check CI runs, from a clean clone: formatting, lints, docs, all tests, and a fuzz run
 # of the HTTP API. It installs what the tests need: SQLite is compiled into the binary;
-# schemathesis comes from PyPI into target/fuzz-venv (scripts/fuzz-api.sh); the client
+# schemathesis comes from PyPI into target/fuzz-venv-3.X (scripts/fuzz-api.sh, which wants a
+# Python >= 3.12 for every phase and says loudly when it has to skip one); the client
 # libraries' dependencies from PyPI and npm into target/clients-venv and
 # clients/typescript/node_modules (scripts/test-clients.sh). CI calls exactly this script
 # (see .ci/run).

@@ -246,6 +246,18 @@ fn limits(file: &FileConfig, descriptors: Option<u64>) -> Result<Limits, ConfigE
             });
         }
     }
+    // The API refuses a longer `?wait=` than the protocol's bound, so a larger setting
+    // could never be asked for: a mistake to say so, not to accept.
+    let longest = crate::params::MAX_WAIT_SECONDS;
+    if limits.max_wait_seconds > longest {
+        return Err(ConfigError::Value {
+            name: "max_wait_seconds",
+            message: format!(
+                "expected at most {longest} (the longest wait the API takes), found {}",
+                limits.max_wait_seconds
+            ),
+        });
+    }
     Ok(limits)
 }
 
@@ -331,6 +343,7 @@ mod tests {
             ("header_timeout_seconds = 0", "invalid header_timeout_seconds: expected at least 1, found 0"),
             ("idle_timeout_seconds = 0", "invalid idle_timeout_seconds: expected at least 1, found 0"),
             ("max_connections = 0", "invalid max_connections: expected at least 1, found 0"),
+            ("max_wait_seconds = 3601", "invalid max_wait_seconds: expected at most 3600 (the longest wait the API takes), found 3601"),
             ("max_connections = 5000", "invalid max_connections: 5000 connections need 5064 open files, but this process may open only 1024"),
         ];
         for (text, expected) in refused {

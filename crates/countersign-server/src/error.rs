@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_core::identity::IdentityError;
 use countersign_core::lifecycle::{DecideError, RefusalKind, ReviewError, StateError};
-use serde::Serialize;
+use countersign_store::NewTokenError;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// An error answered to the caller.
@@ -19,12 +20,12 @@ pub struct AppError {
 }
 
 /// The error body, as the OpenAPI document describes it.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable snake_case code, e.g. `invalid_action_name`.
     pub code: String,
@@ -147,6 +148,19 @@ impl From<IdentityError> for AppError {
             RefusalKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         };
         AppError::new(status, code, error.to_string())
+    }
+}
+
+impl From<NewTokenError> for AppError {
+    fn from(error: NewTokenError) -> AppError {
+        let code = match &error {
+            NewTokenError::Role(_) => "invalid_role",
+            NewTokenError::Name { .. } => "invalid_name",
+            NewTokenError::Group { .. } => "invalid_group",
+            NewTokenError::Owner { .. } => "invalid_owner",
+            NewTokenError::Identity(error) => return error.clone().into(),
+        };
+        AppError::invalid(code, error.to_string())
     }
 }
 

@@ -20,13 +20,14 @@ mod extract;
 pub mod limits;
 mod metrics;
 mod openapi;
+mod params;
 pub mod policy_source;
 mod revocation;
 mod routes;
-pub use routes::tokens::parse_new_token;
 mod sla_worker;
 mod state;
 pub mod views;
+mod vocabulary;
 mod wait_caps;
 mod watch;
 

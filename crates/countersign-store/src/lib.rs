@@ -13,8 +13,10 @@
 
 mod audit_log;
 mod canonical;
+mod cursor;
 mod error;
 mod ids;
+mod new_token;
 mod record;
 pub mod sqlite;
 mod token;
@@ -36,7 +38,9 @@ pub use audit_log::{
     NewCheckpoint, SYSTEM_ACTOR, StateMismatch, StoreHealth, StoredCheckpoint, kind,
 };
 pub use canonical::request_hash;
+pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
+pub use new_token::NewTokenError;
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,

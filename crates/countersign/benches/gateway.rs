@@ -187,6 +187,7 @@ async fn start_server(dir: &Path, db_name: &str) -> Server {
         None => Command::new(env!("CARGO_BIN_EXE_countersign")),
     };
     let child = command
+        .current_dir(dir)
         .args([
             "serve",
             "--listen",
@@ -412,7 +413,8 @@ async fn scale(dir: &Path) {
     for _ in 0..200 {
         let t = Instant::now();
         let page: Value = client
-            .get(format!("{}/v1/actions?status=pending&limit=50", server.url))
+            .get(format!("{}/v1/actions", server.url))
+            .query(&[("status", "pending"), ("limit", "50")])
             .bearer_auth(&token)
             .send()
             .await

@@ -4,18 +4,18 @@
 use axum::Json;
 use axum::extract::State;
 use countersign_core::lifecycle::{DecisionRequest, Verdict};
-use countersign_store::{NewOutcome, OutcomeStatus};
+use countersign_store::NewOutcome;
 
 use crate::auth::{Caller, not_found};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::actions::check_args_size;
 use crate::state::AppState;
-use crate::views::{ActionView, DecisionBody, OutcomeBody, OutcomeStatusBody, VerdictBody};
+use crate::views::{ActionView, DecisionBody, OutcomeBody};
 
 /// Records a reviewer's verdict: approve, reject, or modify (approve other arguments).
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/decisions", tag = "decisions",
+    post, path = "/v1/actions/{id}/decisions", tag = "decisions", operation_id = "decide_action",
     params(("id" = String, Path, description = "The action id")),
     request_body = DecisionBody,
     responses(
@@ -41,11 +41,7 @@ pub async fn decide(
     if let Some(args) = &body.args {
         check_args_size(&state, args)?;
     }
-    let verdict = match body.verdict {
-        VerdictBody::Approve => Verdict::Approve,
-        VerdictBody::Reject => Verdict::Reject,
-        VerdictBody::Modify => Verdict::Modify,
-    };
+    let verdict = Verdict::from(body.verdict);
     let now = state.clock().now();
     // Modified arguments are classified like a submission, by the policy in force: the
     // lifecycle then requires the stricter of the two classifications, and refuses
@@ -82,7 +78,7 @@ pub async fn decide(
 
 /// The agent withdraws its pending action.
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/cancel", tag = "decisions",
+    post, path = "/v1/actions/{id}/cancel", tag = "decisions", operation_id = "cancel_action",
     params(("id" = String, Path, description = "The action id")),
     responses(
         (status = 200, description = "The cancelled action", body = ActionView),
@@ -111,7 +107,7 @@ pub async fn cancel(
 
 /// The agent reports whether running the action succeeded.
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/outcome", tag = "decisions",
+    post, path = "/v1/actions/{id}/outcome", tag = "decisions", operation_id = "report_outcome",
     params(("id" = String, Path, description = "The action id")),
     request_body = OutcomeBody,
     responses(
@@ -139,10 +135,6 @@ pub async fn outcome(
         .await?
         .ok_or_else(|| not_found(&id))?;
     caller.check_own(&record, "reporting an outcome")?;
-    let status = match body.status {
-        OutcomeStatusBody::Succeeded => OutcomeStatus::Succeeded,
-        OutcomeStatusBody::Failed => OutcomeStatus::Failed,
-    };
     let now = state.clock().now();
     let record = state
         .store()
@@ -150,7 +142,7 @@ pub async fn outcome(
             id,
             caller.actor(),
             NewOutcome {
-                status,
+                status: body.status.into(),
                 detail: body.detail,
             },
             now,
