@@ -13,6 +13,7 @@ pub mod checkpoints;
 pub mod clock;
 pub mod config;
 mod connection;
+pub mod decision;
 mod duplicate_keys;
 mod error;
 mod event_stream;
@@ -29,6 +30,7 @@ mod state;
 pub mod views;
 mod wait_caps;
 mod watch;
+pub mod web;
 
 use std::future::Future;
 
