@@ -260,8 +260,8 @@ fn limits(file: &FileConfig, descriptors: Option<u64>) -> Result<Limits, ConfigE
 /// `Secure` when `public_url` is https.
 fn web_settings(file: &FileConfig) -> Result<crate::web::WebSettings, ConfigError> {
     let defaults = crate::web::WebSettings::default();
-    let duration = |name: &'static str, text: &Option<String>, default: chrono::TimeDelta| {
-        match text {
+    let duration =
+        |name: &'static str, text: &Option<String>, default: chrono::TimeDelta| match text {
             None => Ok(default),
             Some(text) => text
                 .parse::<ReviewDuration>()
@@ -270,14 +270,17 @@ fn web_settings(file: &FileConfig) -> Result<crate::web::WebSettings, ConfigErro
                     name,
                     message: format!("{error}"),
                 }),
-        }
-    };
+        };
     Ok(crate::web::WebSettings {
         secure_cookies: file
             .public_url
             .as_deref()
             .is_some_and(|url| url.starts_with("https://")),
-        idle_timeout: duration("session_idle_timeout", &file.session_idle_timeout, defaults.idle_timeout)?,
+        idle_timeout: duration(
+            "session_idle_timeout",
+            &file.session_idle_timeout,
+            defaults.idle_timeout,
+        )?,
         max_age: duration("session_max_age", &file.session_max_age, defaults.max_age)?,
         reauth_window: duration("reauth_window", &file.reauth_window, defaults.reauth_window)?,
     })

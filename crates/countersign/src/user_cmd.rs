@@ -183,7 +183,11 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             let groups: Vec<&str> = u.groups.iter().map(|g| g.as_str()).collect();
             [
                 u.name.to_string(),
-                if groups.is_empty() { "-".into() } else { groups.join(",") },
+                if groups.is_empty() {
+                    "-".into()
+                } else {
+                    groups.join(",")
+                },
                 if u.admin { "admin" } else { "reviewer" }.into(),
                 if u.disabled { "disabled" } else { "active" }.into(),
             ]
@@ -212,7 +216,10 @@ fn passwd(args: NameArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         output::print_json(&view(&user))?;
     } else {
-        println!("changed the password of {}; their sessions ended", user.name);
+        println!(
+            "changed the password of {}; their sessions ended",
+            user.name
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

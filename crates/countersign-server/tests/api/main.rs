@@ -8,6 +8,8 @@ mod hardening_audit;
 mod hardening_identity;
 mod hardening_limits;
 mod hardening_policy;
+// The reviewer web UI, through the same server.
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
