@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every check CI runs, from a clean clone: formatting, lints, docs, all tests, and a fuzz run
 # of the HTTP API. It installs what the tests need: SQLite is compiled into the binary;
-# schemathesis comes from PyPI into target/fuzz-venv (scripts/fuzz-api.sh). CI calls exactly
-# this script (see .ci/run).
+# schemathesis comes from PyPI into target/fuzz-venv (scripts/fuzz-api.sh); Debian's
+# Chromium (apt) and the browser tests' npm packages (target/ui-tests-node) come in
+# scripts/ui-tests.sh, which runs the web UI's browser tests beside the Rust tests. CI calls
+# exactly this script (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -14,6 +16,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== tests"
+# The browser tests drive the real binary: built first, then run beside the Rust tests (the
+# two share the machine's cores; neither asserts on timing). Their output comes after.
+cargo build -p countersign --locked --quiet
+./scripts/ui-tests.sh target/debug/countersign > target/ui-tests.log 2>&1 &
+browser_tests=$!
 cargo test --workspace --locked
+if wait "$browser_tests"; then
+    cat target/ui-tests.log
+else
+    cat target/ui-tests.log
+    echo "the browser tests failed (output above)"
+    exit 1
+fi
 echo "== API fuzzing (schemathesis against the OpenAPI document)"
 ./scripts/fuzz-api.sh target/debug/countersign

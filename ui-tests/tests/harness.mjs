@@ -127,7 +127,7 @@ export async function signIn(page, base, name) {
   await Promise.all([page.waitForURL(/\/queue/), page.click("button[type=submit]")]);
 }
 
-export async function screenshot(page, name) {
+export async function screenshot(page, name, fullPage = true) {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, name + ".png"), fullPage: true });
+  await page.screenshot({ path: join(ARTIFACTS, name + ".png"), fullPage });
 }

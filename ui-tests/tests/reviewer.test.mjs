@@ -229,12 +229,15 @@ test("screenshots and the phone viewport (390×844): no sideways scrolling, butt
   await signIn(phone.page, server.base, "sam");
   for (const [path, name] of [["/queue", "queue-phone"], [`/actions/${closure.id}`, "action-phone"]]) {
     await phone.page.goto(server.base + path);
+    // eslint-disable-next-line no-undef -- runs in the page
     const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `${path} fits the phone's width (${width} px)`);
     const small = await phone.page.$$eval("button, .button, .row-link", (els) =>
       els.filter((el) => el.offsetParent !== null && el.getBoundingClientRect().height < 44).map((el) => el.outerHTML.slice(0, 80)));
     assert.deepEqual(small, [], `${path}: every button is at least 44 px tall`);
     await screenshot(phone.page, name);
+    // What the phone shows at first, without scrolling.
+    await screenshot(phone.page, name + "-first-screen", false);
   }
   await phone.context.close();
 });

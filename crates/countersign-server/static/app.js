@@ -123,7 +123,7 @@
     });
     source.addEventListener("change", (event) => {
       let data = {};
-      try { data = JSON.parse(event.data); } catch (_) { /* a malformed event: reload all */ }
+      try { data = JSON.parse(event.data); } catch { /* a malformed event: reload all */ }
       onChange(data);
     });
     source.addEventListener("error", () => {
@@ -158,7 +158,7 @@
           const row = rows().find((r) => r.dataset.id === selectedId);
           if (row) row.querySelector("a").focus({ preventScroll: true });
         }
-      } catch (_) {
+      } catch {
         // The next change tries again.
       } finally {
         busy = false;
@@ -186,7 +186,7 @@
     const status = document.getElementById("args-status");
     const list = document.getElementById("args-diff");
     let original = {};
-    try { original = JSON.parse(editor.dataset.original || "{}"); } catch (_) { original = {}; }
+    try { original = JSON.parse(editor.dataset.original || "{}"); } catch { original = {}; }
     const flat = (value, prefix, out) => {
       if (value && typeof value === "object" && !Array.isArray(value)) {
         for (const key of Object.keys(value)) flat(value[key], prefix ? prefix + "." + key : key, out);
