@@ -37,8 +37,16 @@ tier = "confirm"
 "#;
 
 const ACTIONS: [&str; 10] = [
-    "refund.create", "email.send", "invoice.void", "user.delete", "plan.change",
-    "credit.issue", "order.cancel", "ticket.escalate", "payout.send", "account.close",
+    "refund.create",
+    "email.send",
+    "invoice.void",
+    "user.delete",
+    "plan.change",
+    "credit.issue",
+    "order.cancel",
+    "ticket.escalate",
+    "payout.send",
+    "account.close",
 ];
 
 fn stats(name: &str, mut samples: Vec<Duration>) {
@@ -63,7 +71,10 @@ async fn main() {
     let fresh = !db.exists();
     let store = countersign_store::open(db.to_str().unwrap()).await.unwrap();
     let policy = Arc::new(Policy::parse(POLICY).unwrap());
-    let hash = NewPassword::parse("correct horse battery").unwrap().hash().unwrap();
+    let hash = NewPassword::parse("correct horse battery")
+        .unwrap()
+        .hash()
+        .unwrap();
     if fresh {
         store
             .create_user(NewUser {
@@ -84,15 +95,20 @@ async fn main() {
             let policy = policy.clone();
             tasks.push(tokio::spawn(async move {
                 for i in task * per_task..((task + 1) * per_task).min(count) {
-                    let action = if i % 100 == 0 { ACTIONS[9] } else { ACTIONS[i % 9] };
+                    let action = if i % 100 == 0 {
+                        ACTIONS[9]
+                    } else {
+                        ACTIONS[i % 9]
+                    };
                     let mut proposal = ProposedAction::new(
                         ActionName::parse(action).unwrap(),
                         AgentName::parse(&format!("agent-{}", i % 20)).unwrap(),
                     );
-                    proposal.args = json!({"amount": i, "order": format!("O-{i}"), "note": "x".repeat(40)})
-                        .as_object()
-                        .cloned()
-                        .unwrap();
+                    proposal.args =
+                        json!({"amount": i, "order": format!("O-{i}"), "note": "x".repeat(40)})
+                            .as_object()
+                            .cloned()
+                            .unwrap();
                     proposal.reasoning = Some(format!("Ticket {i}: the customer asked for it"));
                     let mut new = NewAction::classify(&policy, proposal, Utc::now());
                     new.owner = Some("olivia".into());
@@ -103,10 +119,17 @@ async fn main() {
         for task in tasks {
             task.await.unwrap();
         }
-        println!("submitted {count} pending actions in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "submitted {count} pending actions in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     let session = store
-        .start_session(NewSession { name: "rita".into(), at: Utc::now(), address: None })
+        .start_session(NewSession {
+            name: "rita".into(),
+            at: Utc::now(),
+            address: None,
+        })
         .await
         .unwrap();
     let cookie = format!("countersign_session={}", session.secret);
@@ -121,13 +144,24 @@ async fn main() {
         let router = router.clone();
         let cookie = cookie.clone();
         async move {
-            let request = Request::get(&path).header("cookie", cookie).body(Body::empty()).unwrap();
+            let request = Request::get(&path)
+                .header("cookie", cookie)
+                .body(Body::empty())
+                .unwrap();
             let started = Instant::now();
-            let response = tower_service::Service::call(&mut router.clone(), request).await.unwrap();
+            let response = tower_service::Service::call(&mut router.clone(), request)
+                .await
+                .unwrap();
             let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
             let took = started.elapsed();
-            assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&body));
+            assert!(
+                status.is_success(),
+                "{path}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
             (took, body)
         }
     };
@@ -146,20 +180,37 @@ async fn main() {
     assert!(!ids.is_empty());
     // A page from the middle of the queue: the position halfway between the first and the
     // last deadline.
-    let edge = |backwards| countersign_store::PendingQuery { limit: 1, backwards, ..Default::default() };
+    let edge = |backwards| countersign_store::PendingQuery {
+        limit: 1,
+        backwards,
+        ..Default::default()
+    };
     let first = store.pending(edge(false)).await.unwrap().items.remove(0);
     let last = store.pending(edge(true)).await.unwrap().items.remove(0);
     let (start, end) = (first.gate.deadline.unwrap(), last.gate.deadline.unwrap());
     let deep = format!(
         "/queue?after={}",
-        countersign_store::QueuePosition { deadline: start + (end - start) / 2, id: "0".into() }.encode()
+        countersign_store::QueuePosition {
+            deadline: start + (end - start) / 2,
+            id: "0".into()
+        }
+        .encode()
     );
     for (name, path) in [
         ("queue, first page", "/queue".to_owned()),
-        ("queue, tier=confirm (1% of actions)", "/queue?tier=confirm".to_owned()),
+        (
+            "queue, tier=confirm (1% of actions)",
+            "/queue?tier=confirm".to_owned(),
+        ),
         ("queue, agent=agent-7", "/queue?agent=agent-7".to_owned()),
-        ("queue, action=invoice.void", "/queue?action=invoice.void".to_owned()),
-        ("queue, action=pay* (wildcard)", "/queue?action=pay*".to_owned()),
+        (
+            "queue, action=invoice.void",
+            "/queue?action=invoice.void".to_owned(),
+        ),
+        (
+            "queue, action=pay* (wildcard)",
+            "/queue?action=pay*".to_owned(),
+        ),
         ("queue, a page further in", deep.clone()),
     ] {
         let mut samples = Vec::new();
@@ -171,13 +222,20 @@ async fn main() {
     // Action pages across the queue (the first page's actions, and ones deep in it).
     let mut targets = ids.clone();
     let later = store
-        .pending(countersign_store::PendingQuery { limit: 1000, ..Default::default() })
+        .pending(countersign_store::PendingQuery {
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .unwrap();
     targets.extend(later.items.iter().step_by(20).map(|r| r.id.clone()));
     let mut samples = Vec::new();
     for i in 0..rounds {
-        samples.push(get(format!("/actions/{}", targets[i % targets.len()])).await.0);
+        samples.push(
+            get(format!("/actions/{}", targets[i % targets.len()]))
+                .await
+                .0,
+        );
     }
     stats("action page", samples);
 
@@ -200,23 +258,42 @@ async fn main() {
         .await;
     let agent = match agent {
         Ok(created) => created.secret,
-        Err(_) => store
-            .create_token(NewToken {
-                name: Name::parse(&format!("wake-bot-{}", std::process::id())).unwrap(),
-                role: Role::Agent,
-                groups: vec![],
-                owner: Some("olivia".into()),
-                created_by: Actor::named("cli"),
-                at: Utc::now(),
-            })
+        Err(_) => {
+            store
+                .create_token(NewToken {
+                    name: Name::parse(&format!("wake-bot-{}", std::process::id())).unwrap(),
+                    role: Role::Agent,
+                    groups: vec![],
+                    owner: Some("olivia".into()),
+                    created_by: Actor::named("cli"),
+                    at: Utc::now(),
+                })
+                .await
+                .unwrap()
+                .secret
+        }
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let csrf = {
+        let page = http
+            .get(format!("{base}/queue"))
+            .header("cookie", &cookie)
+            .send()
             .await
             .unwrap()
-            .secret,
-    };
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let csrf = {
-        let page = http.get(format!("{base}/queue")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
-        page.split("name=\"csrf-token\" content=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+            .text()
+            .await
+            .unwrap();
+        page.split("name=\"csrf-token\" content=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
     };
     let mut wakes = Vec::new();
     for i in 0..50 {
@@ -236,7 +313,15 @@ async fn main() {
             let url = format!("{base}/v1/actions/{id}?wait=30");
             let agent = agent.clone();
             tokio::spawn(async move {
-                let answer: serde_json::Value = http.get(url).bearer_auth(agent).send().await.unwrap().json().await.unwrap();
+                let answer: serde_json::Value = http
+                    .get(url)
+                    .bearer_auth(agent)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 (Instant::now(), answer)
             })
         };

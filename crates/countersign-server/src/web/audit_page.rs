@@ -92,9 +92,8 @@ pub async fn page(
 ) -> Result<Response, WebError> {
     require_admin(&person)?;
     let action = query.action.trim();
-    if !action.is_empty()
-        && !(action.len() <= 64 && action.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
+    let is_id = action.len() <= 64 && action.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !action.is_empty() && !is_id {
         return Err(WebError::bad_request(format!(
             "not an action id: {action:?}"
         )));

@@ -185,12 +185,11 @@ async fn attempt(
     let approving = verdict != Verdict::Reject;
     if approving && required_tier == Tier::Confirm {
         let now = state.clock().now();
-        if !person.recently_authenticated(&state.web_settings(), now) {
-            if let Some(page) =
+        if !person.recently_authenticated(&state.web_settings(), now)
+            && let Some(page) =
                 reauthenticate(state, address, person, form.password.as_deref()).await?
-            {
-                return Ok(page);
-            }
+        {
+            return Ok(page);
         }
     }
     let request = VerdictRequest {

@@ -16,7 +16,12 @@ fn user(dir: &TempDir, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -40,7 +45,10 @@ fn people_are_added_listed_changed_and_disabled() {
         let output = user(&dir, args, input);
         let said = format!("{}{}", stdout(&output), stderr(&output));
         assert_eq!(output.status.code(), Some(*code), "{args:?}: {said}");
-        assert!(said.contains(expected), "{args:?}: expected {expected:?} in {said}");
+        assert!(
+            said.contains(expected),
+            "{args:?}: expected {expected:?} in {said}"
+        );
     }
     let list = user(&dir, &["list"], "");
     assert_eq!(
@@ -51,9 +59,22 @@ fn people_are_added_listed_changed_and_disabled() {
     );
     // An agent token may not take a person's name.
     let token = Command::new(BIN)
-        .args(["token", "create", "--role", "agent", "--name", "ada", "--db", &dir.db()])
+        .args([
+            "token",
+            "create",
+            "--role",
+            "agent",
+            "--name",
+            "ada",
+            "--db",
+            &dir.db(),
+        ])
         .output()
         .unwrap();
     assert_eq!(token.status.code(), Some(1));
-    assert!(stderr(&token).contains("is a person's name"), "{}", stderr(&token));
+    assert!(
+        stderr(&token).contains("is a person's name"),
+        "{}",
+        stderr(&token)
+    );
 }
