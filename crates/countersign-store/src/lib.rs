@@ -316,7 +316,7 @@ pub trait Store: Send + Sync + 'static {
     fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>>;
 
     /// Finishes queued writes and closes the database; later calls fail with
-    /// [`StoreError::WriterGone`]. Dropping the store without closing loses nothing
+    /// [`StoreError::Closed`]. Dropping the store without closing loses nothing
     /// acknowledged (every answer came after its commit), but closing shuts down cleanly.
     fn close(&self) -> BoxFuture<'_, ()>;
 }
