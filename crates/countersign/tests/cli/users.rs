@@ -53,8 +53,8 @@ fn people_are_added_listed_changed_and_disabled() {
     let list = user(&dir, &["list"], "");
     assert_eq!(
         stdout(&list),
-        "NAME  GROUPS                ROLE      STATE\n\
-         ada   -                     admin     active\n\
+        "NAME  GROUPS                 ROLE      STATE\n\
+         ada   -                      admin     active\n\
          rita  support-leads,finance  reviewer  disabled\n"
     );
     // An agent token may not take a person's name.
