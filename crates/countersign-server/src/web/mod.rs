@@ -72,7 +72,7 @@ impl Chrome {
 }
 
 /// The UI's routes, with their security headers.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/",
@@ -96,7 +96,7 @@ pub fn router() -> Router<AppState> {
             "/static/app.js",
             get(|| asset("text/javascript; charset=utf-8", APP_JS)),
         )
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state, security_headers))
 }
 
 const APP_CSS: &[u8] = include_bytes!("../../static/app.css");
@@ -114,9 +114,20 @@ async fn asset(content_type: &'static str, bytes: &'static [u8]) -> Response {
 /// inline script or style, no framing, forms only to this origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async fn security_headers(request: Request, next: Next) -> Response {
+async fn security_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if state.web_settings().secure_cookies {
+        // Served over HTTPS (`public_url`): browsers keep to HTTPS for a year.
+        headers.insert(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     let set = |headers: &mut axum::http::HeaderMap, name: &'static str, value: &'static str| {
         headers.insert(
             HeaderName::from_static(name),
