@@ -4,8 +4,9 @@
 # schemathesis comes from PyPI into target/fuzz-venv-3.X (scripts/fuzz-api.sh, which wants a
 # Python >= 3.12 for every phase and says loudly when it has to skip one); the client
 # libraries' dependencies from PyPI and npm into target/clients-venv and
-# clients/typescript/node_modules (scripts/test-clients.sh). CI calls exactly this script
-# (see .ci/run).
+# clients/typescript/node_modules (scripts/test-clients.sh); Debian's Chromium (apt) and the
+# browser tests' npm packages (target/ui-tests-node) in scripts/ui-tests.sh, which runs the web
+# UI's browser tests beside the Rust tests. CI calls exactly this script (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -22,7 +23,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== tests"
+# The browser tests drive the real binary: built first, then run beside the Rust tests (the
+# two share the machine's cores; neither asserts on timing). Their output comes after.
+cargo build -p countersign --locked --quiet
+./scripts/ui-tests.sh target/debug/countersign > target/ui-tests.log 2>&1 &
+browser_tests=$!
 cargo test --workspace --locked
+if wait "$browser_tests"; then
+    cat target/ui-tests.log
+else
+    cat target/ui-tests.log
+    echo "the browser tests failed (output above)"
+    exit 1
+fi
 echo "== client libraries: installing (started at the beginning)"
 if ! wait "$CLIENTS_INSTALL"; then
     cat target/clients-install.log

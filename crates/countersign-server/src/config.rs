@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub checkpoints: CheckpointConfig,
     /// Run SQLite's `quick_check` on the database at start and refuse a damaged file.
     pub integrity_check: bool,
+    /// The web UI's sessions: cookie security, idle and absolute expiry, re-authentication.
+    pub web: crate::web::WebSettings,
 }
 
 /// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
@@ -99,6 +101,9 @@ struct FileConfig {
     checkpoint_file: Option<PathBuf>,
     checkpoint_webhook: Option<String>,
     integrity_check: Option<bool>,
+    session_idle_timeout: Option<String>,
+    session_max_age: Option<String>,
+    reauth_window: Option<String>,
     /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
     #[serde(default)]
     notify: Vec<toml::Table>,
@@ -149,6 +154,7 @@ pub fn resolve(
         );
     }
     let limits = limits(&file_config, descriptors)?;
+    let web = web_settings(&file_config)?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -188,6 +194,7 @@ pub fn resolve(
         .or(file_config.database)
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     Ok(ServerConfig {
+        web,
         listen,
         database,
         policy: flags.policy.or(env.policy).or(file_policy),
@@ -259,6 +266,36 @@ fn limits(file: &FileConfig, descriptors: Option<u64>) -> Result<Limits, ConfigE
         });
     }
     Ok(limits)
+}
+
+/// The web UI's session settings: durations from the file over the defaults; cookies are
+/// `Secure` when `public_url` is https.
+fn web_settings(file: &FileConfig) -> Result<crate::web::WebSettings, ConfigError> {
+    let defaults = crate::web::WebSettings::default();
+    let duration =
+        |name: &'static str, text: &Option<String>, default: chrono::TimeDelta| match text {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<ReviewDuration>()
+                .map(|d| d.as_chrono())
+                .map_err(|error| ConfigError::Value {
+                    name,
+                    message: format!("{error}"),
+                }),
+        };
+    Ok(crate::web::WebSettings {
+        secure_cookies: file
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
+        idle_timeout: duration(
+            "session_idle_timeout",
+            &file.session_idle_timeout,
+            defaults.idle_timeout,
+        )?,
+        max_age: duration("session_max_age", &file.session_max_age, defaults.max_age)?,
+        reauth_window: duration("reauth_window", &file.reauth_window, defaults.reauth_window)?,
+    })
 }
 
 fn checkpoint_interval(text: Option<&str>) -> Result<Duration, ConfigError> {

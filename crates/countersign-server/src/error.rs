@@ -187,6 +187,10 @@ impl From<countersign_store::StoreError> for AppError {
             E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
             E::TokenNotFound(_) => AppError::not_found(message),
+            E::UserNotFound(_) | E::SessionNotFound(_) => AppError::not_found(message),
+            E::UserExists(_) => AppError::conflict("user_exists", message),
+            E::UserDisabled(_) => AppError::forbidden("user_disabled", message),
+            E::SessionEnded(_) => AppError::unauthorized(message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
             E::Closed | E::NotCommitted(_) | E::WriterStopped | E::Stopped(_) => {
                 AppError::unavailable(message)

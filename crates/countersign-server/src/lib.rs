@@ -13,6 +13,7 @@ pub mod checkpoints;
 pub mod clock;
 pub mod config;
 mod connection;
+pub mod decision;
 mod duplicate_keys;
 mod error;
 mod event_stream;
@@ -30,6 +31,7 @@ pub mod views;
 mod vocabulary;
 mod wait_caps;
 mod watch;
+pub mod web;
 
 use std::future::Future;
 

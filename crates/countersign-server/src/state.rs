@@ -15,6 +15,7 @@ use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
 use crate::wait_caps::WaitCaps;
 use crate::watch::Watchers;
+use crate::web::{WebSettings, WebShared};
 
 /// The shared state of the API. Cheap to clone.
 #[derive(Clone)]
@@ -40,6 +41,10 @@ struct Inner {
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
+    /// The web UI's session settings.
+    web_settings: WebSettings,
+    /// The web UI's in-memory state: the sign-in throttle, the last verification.
+    web: Arc<WebShared>,
 }
 
 impl AppState {
@@ -66,6 +71,8 @@ impl AppState {
                 checkpoints: None,
                 sla_wake: Notify::new(),
                 stop_sender,
+                web_settings: WebSettings::default(),
+                web: Arc::default(),
             }),
         }
     }
@@ -90,6 +97,25 @@ impl AppState {
                 ..inner
             }),
         }
+    }
+
+    /// Sets the web UI's session settings (cookies, expiry, re-authentication).
+    pub fn with_web_settings(self, web_settings: WebSettings) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner {
+                web_settings,
+                ..inner
+            }),
+        }
+    }
+
+    pub fn web_settings(&self) -> WebSettings {
+        self.inner.web_settings
+    }
+
+    pub(crate) fn web(&self) -> &WebShared {
+        &self.inner.web
     }
 
     pub fn checkpoints(&self) -> Option<&Checkpoints> {

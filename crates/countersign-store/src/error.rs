@@ -32,6 +32,21 @@ pub enum StoreError {
     /// No token with this id.
     #[error("no token with id {0:?}")]
     TokenNotFound(String),
+    /// No person with a web login of this name.
+    #[error("no user named {0:?}")]
+    UserNotFound(String),
+    /// A person with this name already has a web login.
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    /// The person was disabled: they may not sign in.
+    #[error("the user {0:?} is disabled")]
+    UserDisabled(String),
+    /// No web session with this id.
+    #[error("no session with id {0:?}")]
+    SessionNotFound(String),
+    /// The session was signed out or revoked.
+    #[error("the session {0:?} has ended")]
+    SessionEnded(String),
     /// A pagination cursor that this store did not hand out.
     #[error("the cursor {0:?} is not one this server handed out")]
     BadCursor(String),

@@ -17,9 +17,11 @@ mod cursor;
 mod error;
 mod ids;
 mod new_token;
+mod people;
 mod record;
 pub mod sqlite;
 mod token;
+mod ui_query;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -30,6 +32,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::DecisionRequest;
+use countersign_core::name::Name;
 use tokio::sync::broadcast;
 
 pub use audit_log::{
@@ -41,6 +44,7 @@ pub use canonical::request_hash;
 pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
 pub use new_token::NewTokenError;
+pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
@@ -48,6 +52,9 @@ pub use record::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore, latest_checkpoint_in_file, verify_file};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
+pub use ui_query::{
+    AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, QueuePosition, TierCounts,
+};
 
 /// A boxed, sendable future: what [`Store`] methods return, so that the trait can be used
 /// as `Arc<dyn Store>`.
@@ -242,6 +249,75 @@ pub trait Store: Send + Sync + 'static {
     /// last one is a while ago or failed (so that a disk that filled up while nobody wrote,
     /// or one that has space again, shows).
     fn health(&self) -> BoxFuture<'_, StoreHealth>;
+
+    // ---- people (the web UI's sign-in) ----------------------------------------------------
+
+    /// Creates a person's web login if `countersign_core::identity::admit` lets a person take
+    /// the name (decided inside the write transaction); [`StoreError::UserExists`] if the
+    /// name has a login already.
+    fn create_user(&self, user: NewUser) -> BoxFuture<'_, StoreResult<User>>;
+
+    /// The person with this (folded) name, disabled or not.
+    fn user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<User>>>;
+
+    /// Every person with a login, by name.
+    fn users(&self) -> BoxFuture<'_, StoreResult<Vec<User>>>;
+
+    /// Replaces a person's password hash and ends all their sessions.
+    fn change_password(
+        &self,
+        name: Name,
+        password_hash: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>>;
+
+    /// Disables a person: no sign-in, their sessions ended, and every live token of their
+    /// name revoked (sent to [`Store::subscribe_revocations`] after the commit).
+    fn disable_user(
+        &self,
+        name: Name,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>>;
+
+    /// Starts a session for a person whose password the caller verified; the secret is in
+    /// the answer and nowhere else. Refused for a disabled person.
+    fn start_session(&self, session: NewSession) -> BoxFuture<'_, StoreResult<StartedSession>>;
+
+    /// The session (live or ended) whose secret this is, with its person.
+    fn signed_in<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, StoreResult<Option<SignedIn>>>;
+
+    /// Marks a live session as seen at `now`, and with `reauthenticated` as having had its
+    /// password typed again; [`StoreError::SessionEnded`] for an ended one.
+    fn touch_session(
+        &self,
+        id: String,
+        now: DateTime<Utc>,
+        reauthenticated: bool,
+    ) -> BoxFuture<'_, StoreResult<Session>>;
+
+    /// Ends a session (sign-out). Ending an ended session answers it as it is.
+    fn end_session(&self, id: String, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<Session>>;
+
+    // ---- the reviewer UI's reads -------------------------------------------------------
+
+    /// The pending queue filtered by action, agent and tier, from a position either way.
+    fn pending(&self, query: PendingQuery)
+    -> BoxFuture<'_, StoreResult<PendingPage<ActionRecord>>>;
+
+    /// How many actions are pending, per tier.
+    fn pending_counts(&self) -> BoxFuture<'_, StoreResult<TierCounts>>;
+
+    /// The newest approved action of the same agent and name, other than the one given.
+    fn last_approved<'a>(
+        &'a self,
+        query: LastApproved<'a>,
+    ) -> BoxFuture<'a, StoreResult<Option<ActionRecord>>>;
+
+    /// A window of the audit log, newest first, filtered by action and actor within a
+    /// bounded scan.
+    fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>>;
 
     /// Finishes queued writes and closes the database; later calls fail with
     /// [`StoreError::Closed`]. Dropping the store without closing loses nothing

@@ -8,6 +8,7 @@ mod output;
 mod policy_cmd;
 mod serve_cmd;
 mod token_cmd;
+mod user_cmd;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Manage the people who sign in to the web UI.
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Command::Reject(args) => action_cmd::reject(args),
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::User(command) => user_cmd::run(command),
     };
     match result {
         Ok(code) => code,

@@ -153,7 +153,7 @@ pub fn tokens(list: &TokenList, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table<const N: usize>(
+pub(crate) fn table<const N: usize>(
     out: &mut impl std::io::Write,
     header: [&str; N],
     rows: &[[String; N]],

@@ -78,7 +78,8 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         config.limits,
     )
-    .with_checkpoints(Checkpoints::from_config(key.signer, &config.checkpoints));
+    .with_checkpoints(Checkpoints::from_config(key.signer, &config.checkpoints))
+    .with_web_settings(config.web);
     if !config.metrics_public {
         state = state.with_private_metrics();
     }

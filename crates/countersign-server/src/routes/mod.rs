@@ -42,7 +42,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> axum::Router {
     let (router, _) = api().split_for_parts();
     let limit = state.limits().max_body_bytes;
+    // The web UI's pages are routes of their own, outside the API document.
     router
+        .merge(crate::web::router(state.clone()))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

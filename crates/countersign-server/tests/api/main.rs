@@ -17,3 +17,5 @@ mod hardening_audit;
 mod hardening_identity;
 mod hardening_limits;
 mod hardening_policy;
+// The reviewer web UI, through the same server.
+mod web;

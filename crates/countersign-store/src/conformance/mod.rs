@@ -4,6 +4,7 @@
 
 mod identity;
 mod lifecycle;
+mod people;
 mod records;
 
 use chrono::{DateTime, Utc};
@@ -140,4 +141,6 @@ pub async fn story(store: &dyn Store) {
     records::idempotency(store).await;
     records::audit(store).await;
     records::checkpoints(store).await;
+    people::people(store).await;
+    people::reviewer_reads(store).await;
 }

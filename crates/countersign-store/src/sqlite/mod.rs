@@ -14,8 +14,10 @@ mod errors;
 mod health;
 mod migrations;
 mod ops;
+mod people_ops;
 mod read;
 mod rows;
+mod ui_read;
 mod verify;
 mod writer;
 
@@ -37,12 +39,17 @@ use crate::audit_log::{
     StoreHealth, StoredCheckpoint,
 };
 use crate::error::StoreError;
+use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
     Page, QueueQuery, ReviewQuery, Submitted,
 };
 use crate::token::{CreatedToken, NewToken, Token};
+use crate::ui_query::{
+    AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, TierCounts,
+};
 use crate::{BoxFuture, Store, StoreResult};
+use countersign_core::name::Name;
 
 /// Tuning of a SQLite store.
 #[derive(Clone, Debug)]
@@ -684,6 +691,109 @@ impl Store for SqliteStore {
 
     fn is_writable(&self) -> bool {
         self.is_open() && self.health.current() == StoreHealth::Ok
+    }
+
+    fn create_user(&self, user: NewUser) -> BoxFuture<'_, StoreResult<User>> {
+        Box::pin(self.write(
+            move |conn, head| people_ops::create_user(conn, head, user),
+            no_action,
+        ))
+    }
+
+    fn user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<User>>> {
+        Box::pin(async move { self.readers.with(|c| people_ops::user(c, name)) })
+    }
+
+    fn users(&self) -> BoxFuture<'_, StoreResult<Vec<User>>> {
+        Box::pin(async move { self.readers.with(|c| people_ops::users(c)) })
+    }
+
+    fn change_password(
+        &self,
+        name: Name,
+        password_hash: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>> {
+        Box::pin(self.write(
+            move |conn, head| {
+                people_ops::change_password(conn, head, &name, &password_hash, &actor, now)
+            },
+            no_action,
+        ))
+    }
+
+    fn disable_user(
+        &self,
+        name: Name,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>> {
+        Box::pin(async move {
+            let (user, revoked) = self
+                .write(
+                    move |conn, head| people_ops::disable_user(conn, head, &name, &actor, now),
+                    no_action,
+                )
+                .await?;
+            // Committed: the person's open waits end now, as for any revocation.
+            for id in revoked {
+                let _ = self.revocations.send(id);
+            }
+            Ok(user)
+        })
+    }
+
+    fn start_session(&self, session: NewSession) -> BoxFuture<'_, StoreResult<StartedSession>> {
+        Box::pin(self.write(
+            move |conn, head| people_ops::start_session(conn, head, session),
+            no_action,
+        ))
+    }
+
+    fn signed_in<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, StoreResult<Option<SignedIn>>> {
+        Box::pin(async move { self.readers.with(|c| people_ops::signed_in(c, secret)) })
+    }
+
+    fn touch_session(
+        &self,
+        id: String,
+        now: DateTime<Utc>,
+        reauthenticated: bool,
+    ) -> BoxFuture<'_, StoreResult<Session>> {
+        Box::pin(self.write(
+            move |conn, _| people_ops::touch_session(conn, &id, now, reauthenticated),
+            no_action,
+        ))
+    }
+
+    fn end_session(&self, id: String, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<Session>> {
+        Box::pin(self.write(
+            move |conn, head| people_ops::end_session(conn, head, &id, now),
+            no_action,
+        ))
+    }
+
+    fn pending(
+        &self,
+        query: PendingQuery,
+    ) -> BoxFuture<'_, StoreResult<PendingPage<ActionRecord>>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::pending(c, &query)) })
+    }
+
+    fn pending_counts(&self) -> BoxFuture<'_, StoreResult<TierCounts>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::pending_counts(c)) })
+    }
+
+    fn last_approved<'a>(
+        &'a self,
+        query: LastApproved<'a>,
+    ) -> BoxFuture<'a, StoreResult<Option<ActionRecord>>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::last_approved(c, &query)) })
+    }
+
+    fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::audit_window(c, &filter)) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -237,8 +237,21 @@ pub(crate) fn authenticate(conn: &Conn, secret: &str) -> Result<Option<Token>, S
     if !token::hashes_match(&stored, &computed) {
         return Ok(None);
     }
-    let token = rows::token_from_row(row)?;
-    Ok((!token.revoked).then_some(token))
+    let mut token = rows::token_from_row(row)?;
+    if token.revoked {
+        return Ok(None);
+    }
+    // A person's login and tokens are one identity: the login's groups are the person's,
+    // and a disabled person's tokens (revoked when disabled) authenticate nothing.
+    if token.role != crate::Role::Agent
+        && let Some(user) = super::people_ops::user(conn, token.name.as_str())?
+    {
+        if user.disabled {
+            return Ok(None);
+        }
+        token.groups = user.groups;
+    }
+    Ok(Some(token))
 }
 
 pub(crate) fn tokens(conn: &Conn) -> Result<Vec<Token>, StoreError> {

@@ -8,6 +8,7 @@
 mod hardening_audit;
 mod limits;
 mod policy;
+mod users;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
