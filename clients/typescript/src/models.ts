@@ -16,6 +16,10 @@ export type Verdict = (typeof VERDICTS)[number];
 export const OUTCOME_STATUSES = ["succeeded", "failed"] as const;
 export type OutcomeStatus = (typeof OUTCOME_STATUSES)[number];
 
+/** A sampled action's post-hoc review: waiting (`open`), or the reviewer's verdict. */
+export const REVIEW_STATES = ["open", "ok", "flag"] as const;
+export type ReviewState = (typeof REVIEW_STATES)[number];
+
 export const HINTS = ["read_only", "destructive", "idempotent", "open_world"] as const;
 export type Hints = Partial<Record<(typeof HINTS)[number], boolean>>;
 
@@ -62,7 +66,7 @@ export interface Action {
   decided_at?: string | null;
   confidence?: number | null;
   reasoning?: string | null;
-  review?: string | null;
+  review?: ReviewState | null;
   outcome?: Outcome | null;
 }
 

@@ -46,6 +46,14 @@ class Verdict(str, enum.Enum):
     MODIFY = "modify"
 
 
+class ReviewState(str, enum.Enum):
+    """A sampled action's post-hoc review: waiting (`open`), or the reviewer's verdict."""
+
+    OPEN = "open"
+    OK = "ok"
+    FLAG = "flag"
+
+
 class OutcomeStatus(str, enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -115,7 +123,7 @@ class Action:
     decided_at: str | None = None
     confidence: float | None = None
     reasoning: str | None = None
-    review: str | None = None
+    review: ReviewState | None = None
     outcome: Outcome | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -143,7 +151,7 @@ class Action:
             decided_at=value.get("decided_at"),
             confidence=value.get("confidence"),
             reasoning=value.get("reasoning"),
-            review=value.get("review"),
+            review=ReviewState(value["review"]) if value.get("review") is not None else None,
             outcome=Outcome.from_json(outcome) if outcome is not None else None,
             raw=value,
         )
