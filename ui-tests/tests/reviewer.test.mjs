@@ -198,6 +198,9 @@ test("post-hoc review and the audit page", async () => {
   assert.equal(logged.status, "allowed");
   await page.goto(server.base + "/reviews");
   await page.locator(`.row[data-id="${logged.id}"] a`).click();
+  // The shortcut belongs to the action page: press it once that page is loaded.
+  await page.waitForURL(new RegExp(`/actions/${logged.id}`));
+  await page.locator("#ok-form").waitFor();
   await page.keyboard.press("l");
   await page.waitForURL(/\/reviews\?decided=/);
   await page.goto(server.base + "/audit");
