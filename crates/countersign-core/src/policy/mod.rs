@@ -119,6 +119,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// SHA-256 of the source text, hex: which policy version classified an action.
     hash: String,
+    /// The text it was parsed from: what graduation proposals edit.
+    source: String,
     index: evaluate::Index,
 }
 
@@ -174,6 +176,7 @@ impl Policy {
             defaults,
             rules,
             hash: crate::audit::sha256_hex(source.as_bytes()),
+            source: source.to_owned(),
             index,
         }
     }
@@ -181,6 +184,11 @@ impl Policy {
     /// SHA-256 of the policy text, hex.
     pub fn hash(&self) -> &str {
         &self.hash
+    }
+
+    /// The text the policy was parsed from.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     pub fn rule(&self, index: usize) -> &Rule {
