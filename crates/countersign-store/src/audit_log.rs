@@ -18,6 +18,10 @@ pub mod kind {
     pub const REVIEWED: &str = "reviewed";
     pub const TOKEN_CREATED: &str = "token_created";
     pub const TOKEN_REVOKED: &str = "token_revoked";
+    /// The server put a policy in force whose hash differs from the last one recorded.
+    pub const POLICY_LOADED: &str = "policy_loaded";
+    /// A graduated rule's post-hoc flag rate crossed the target (once per regression).
+    pub const GRADUATION_REGRESSED: &str = "graduation_regressed";
 }
 
 /// The actor name the store records for steps the system takes on its own (SLA steps).

@@ -15,6 +15,7 @@ mod audit_log;
 mod canonical;
 mod cursor;
 mod error;
+mod history;
 mod ids;
 mod new_token;
 mod people;
@@ -31,6 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use countersign_core::graduation::{Evidence, GroupKey};
 use countersign_core::lifecycle::DecisionRequest;
 use countersign_core::name::Name;
 use tokio::sync::broadcast;
@@ -43,6 +45,7 @@ pub use audit_log::{
 pub use canonical::request_hash;
 pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
+pub use history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
 pub use new_token::NewTokenError;
 pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 pub use record::{
@@ -318,6 +321,60 @@ pub trait Store: Send + Sync + 'static {
     /// A window of the audit log, newest first, filtered by action and actor within a
     /// bounded scan.
     fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>>;
+
+    // ---- history (graduation) ------------------------------------------------------------
+
+    /// Streams every submission made at or after `since` to `visit`, on a blocking thread,
+    /// in one read snapshot, until `visit` answers `false`; answers how many it visited.
+    /// Memory stays one row at a time whatever the history's size.
+    fn scan_history(
+        &self,
+        since: DateTime<Utc>,
+        visit: HistoryVisitor,
+    ) -> BoxFuture<'_, StoreResult<u64>>;
+
+    /// The evidence per rule and action type among submissions made at or after `since`,
+    /// aggregated in the database.
+    fn evidence(&self, since: DateTime<Utc>) -> BoxFuture<'_, StoreResult<Vec<Evidence>>>;
+
+    /// The agent's arguments of up to `limit` actions of a group that people corrected
+    /// (rejected, or approved with other arguments) since `since`.
+    fn corrected_args<'a>(
+        &'a self,
+        key: &'a GroupKey,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>>;
+
+    /// A group's evidence counting only actions whose argument `arg` (as the agent sent it)
+    /// is a number under `below`.
+    fn evidence_below<'a>(
+        &'a self,
+        key: &'a GroupKey,
+        since: DateTime<Utc>,
+        arg: &'a str,
+        below: f64,
+    ) -> BoxFuture<'a, StoreResult<Evidence>>;
+
+    /// Records that a policy is in force: a `policy_loaded` audit entry (and the text kept)
+    /// when its hash differs from the last one recorded; `None` when it is the same.
+    fn record_policy_load(
+        &self,
+        load: PolicyLoad,
+    ) -> BoxFuture<'_, StoreResult<Option<AuditEntry>>>;
+
+    /// Brings the regressions reviewers were told of in line with those that hold now, in
+    /// one transaction: each new one gets a `graduation_regressed` audit entry (returned),
+    /// each one told of before is left alone (told once), and each that no longer holds is
+    /// cleared (so that it is told again if it comes back).
+    fn sync_regressions(
+        &self,
+        holding: Vec<NewRegression>,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>>;
+
+    /// The regressions told of and not cleared, newest first.
+    fn active_regressions(&self) -> BoxFuture<'_, StoreResult<Vec<ActiveRegression>>>;
 
     /// Finishes queued writes and closes the database; later calls fail with
     /// [`StoreError::Closed`]. Dropping the store without closing loses nothing

@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use super::evidence::percent;
 use super::suggest::{Proposal, ProposalKind, rule_of};
 use crate::policy::{Policy, Rule};
-use crate::tier::Tier;
 
 /// Replaces `remove` lines from line `start` (0-based) with `insert`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -384,15 +383,14 @@ pub fn unified_diff(source: &str, edits: &[Edit], old_name: &str, new_name: &str
     out
 }
 
-/// Does `tier` hold for this rule after the edit? (Used by tests.)
-#[cfg(test)]
-fn tier_of(policy: &Policy, name: &str) -> Option<Tier> {
-    policy.rules.iter().find(|r| r.name == name).map(|r| r.tier)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tier::Tier;
+
+    fn tier_of(policy: &Policy, name: &str) -> Option<Tier> {
+        policy.rules.iter().find(|r| r.name == name).map(|r| r.tier)
+    }
     use crate::graduation::{Evidence, GroupKey, Thresholds, suggest};
 
     const POLICY: &str = r#"version = 1

@@ -12,6 +12,7 @@ mod chain;
 mod checkpoints;
 mod errors;
 mod health;
+mod history_ops;
 mod migrations;
 mod ops;
 mod people_ops;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use countersign_core::graduation::{Evidence, GroupKey};
 use countersign_core::lifecycle::DecisionRequest;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -39,6 +41,7 @@ use crate::audit_log::{
     StoreHealth, StoredCheckpoint,
 };
 use crate::error::StoreError;
+use crate::history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
@@ -407,6 +410,18 @@ fn no_action<T>(_: &T) -> Vec<ActionRecord> {
 }
 
 impl SqliteStore {
+    /// A read that may take a while (a scan or an aggregate over the history), on the
+    /// blocking pool, so that it never holds up the runtime's workers.
+    async fn read_blocking<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(query))
+            .await
+            .map_err(|e| StoreError::Stopped(format!("a history read stopped: {e}")))?
+    }
+
     fn is_open(&self) -> bool {
         !self.commands.is_closed() && !self.readers.closed.load(Ordering::Acquire)
     }
@@ -794,6 +809,75 @@ impl Store for SqliteStore {
 
     fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>> {
         Box::pin(async move { self.readers.with(|c| ui_read::audit_window(c, &filter)) })
+    }
+
+    fn scan_history(
+        &self,
+        since: DateTime<Utc>,
+        visit: HistoryVisitor,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(self.read_blocking(move |conn| {
+            // One snapshot: a replay sees the history as it was when it started.
+            let tx = conn.transaction()?;
+            history_ops::scan(&tx, since, visit)
+        }))
+    }
+
+    fn evidence(&self, since: DateTime<Utc>) -> BoxFuture<'_, StoreResult<Vec<Evidence>>> {
+        Box::pin(self.read_blocking(move |conn| history_ops::evidence(conn, since)))
+    }
+
+    fn corrected_args<'a>(
+        &'a self,
+        key: &'a GroupKey,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> BoxFuture<'a, StoreResult<Vec<serde_json::Map<String, serde_json::Value>>>> {
+        let key = key.clone();
+        Box::pin(
+            self.read_blocking(move |conn| history_ops::corrected_args(conn, &key, since, limit)),
+        )
+    }
+
+    fn evidence_below<'a>(
+        &'a self,
+        key: &'a GroupKey,
+        since: DateTime<Utc>,
+        arg: &'a str,
+        below: f64,
+    ) -> BoxFuture<'a, StoreResult<Evidence>> {
+        let key = key.clone();
+        let arg = arg.to_owned();
+        Box::pin(
+            self.read_blocking(move |conn| {
+                history_ops::evidence_below(conn, &key, since, &arg, below)
+            }),
+        )
+    }
+
+    fn record_policy_load(
+        &self,
+        load: PolicyLoad,
+    ) -> BoxFuture<'_, StoreResult<Option<AuditEntry>>> {
+        Box::pin(self.write(
+            move |conn, head| history_ops::record_policy_load(conn, head, load),
+            no_action,
+        ))
+    }
+
+    fn sync_regressions(
+        &self,
+        holding: Vec<NewRegression>,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>> {
+        Box::pin(self.write(
+            move |conn, head| history_ops::sync_regressions(conn, head, holding, at),
+            no_action,
+        ))
+    }
+
+    fn active_regressions(&self) -> BoxFuture<'_, StoreResult<Vec<ActiveRegression>>> {
+        Box::pin(async move { self.readers.with(|c| history_ops::active(c)) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -1,0 +1,308 @@
+//! Graduation's reads and writes: recorded submissions streamed in one snapshot, the
+//! evidence per rule and action aggregated from the `actions_history` index (migration
+//! 100), corrected actions' arguments for narrowing, policy loads and regression alerts.
+
+use chrono::{DateTime, Utc};
+use countersign_core::action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
+use countersign_core::graduation::{Evidence, GroupKey, RealOutcome, Recorded};
+use countersign_core::{Status, Tier};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value, json};
+
+use super::chain::{self, Head};
+use super::rows::{from_millis, millis};
+use crate::audit_log::{AuditEntry, kind};
+use crate::error::StoreError;
+use crate::history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
+
+type Conn = Connection;
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+/// Streams submissions since `since` to `visit`; answers how many were visited.
+pub(crate) fn scan(
+    conn: &Conn,
+    since: DateTime<Utc>,
+    mut visit: HistoryVisitor,
+) -> Result<u64, StoreError> {
+    let mut statement = conn.prepare(
+        "SELECT id, action, agent, COALESCE(original_args, args), context, confidence, hints, \
+         created_at, tier, rule, status, original_args IS NOT NULL, review_state = 'done', \
+         json_extract(review, '$.verdict') = 'flag' \
+         FROM actions WHERE created_at >= ?",
+    )?;
+    let mut rows = statement.query(params![millis(since)])?;
+    let mut visited = 0;
+    while let Some(row) = rows.next()? {
+        visited += 1;
+        if !visit(recorded(row)?) {
+            break;
+        }
+    }
+    Ok(visited)
+}
+
+fn recorded(row: &Row<'_>) -> Result<Recorded, StoreError> {
+    let id: String = row.get(0)?;
+    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(format!("action {id}: {what}: {e}"));
+    let action: String = row.get(1)?;
+    let agent: String = row.get(2)?;
+    let mut request = ProposedAction::new(
+        ActionName::parse(&action).map_err(|e| bad("action", &e))?,
+        AgentName::parse(&agent).map_err(|e| bad("agent", &e))?,
+    );
+    let args: String = row.get(3)?;
+    request.args = serde_json::from_str(&args).map_err(|e| bad("args", &e))?;
+    let context: String = row.get(4)?;
+    request.context = serde_json::from_str(&context).map_err(|e| bad("context", &e))?;
+    request.confidence = row
+        .get::<_, Option<f64>>(5)?
+        .map(Confidence::new)
+        .transpose()
+        .map_err(|e| bad("confidence", &e))?;
+    let hints: String = row.get(6)?;
+    request.hints = serde_json::from_str::<Hints>(&hints).map_err(|e| bad("hints", &e))?;
+    let tier: String = row.get(8)?;
+    let status: String = row.get(10)?;
+    let status: Status = status.parse().map_err(|e| bad("status", &e))?;
+    let modified: bool = row.get(11)?;
+    Ok(Recorded {
+        at: from_millis(row.get(7)?)?,
+        tier: tier.parse().map_err(|e| bad("tier", &e))?,
+        rule: row.get(9)?,
+        outcome: RealOutcome::of(status, modified),
+        reviewed: row.get::<_, Option<bool>>(12)?.unwrap_or(false),
+        flagged: row.get::<_, Option<bool>>(13)?.unwrap_or(false),
+        request,
+        id,
+    })
+}
+
+/// The aggregate over `actions_history` (every column it reads is in the index), with an
+/// optional extra condition on the row (`evidence_below`'s, which reads the arguments).
+const AGGREGATE: &str = "SELECT rule, action, tier, count(*), \
+     sum(status = 'approved' AND NOT (original_args IS NOT NULL)), \
+     sum(status = 'approved' AND (original_args IS NOT NULL)), \
+     sum(status = 'rejected'), sum(status = 'expired'), \
+     sum(review_state = 'done'), sum(json_extract(review, '$.verdict') = 'flag'), \
+     min(created_at), max(created_at), \
+     max(CASE WHEN status IN ('approved', 'rejected') THEN decided_at END) \
+     FROM actions";
+
+pub(crate) fn evidence(conn: &Conn, since: DateTime<Utc>) -> Result<Vec<Evidence>, StoreError> {
+    let sql = format!(
+        "{AGGREGATE} INDEXED BY actions_history WHERE created_at >= ?1 GROUP BY rule, action, tier"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params![millis(since)])?;
+    let mut out: Vec<Evidence> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let part = evidence_row(row)?;
+        match out.last_mut() {
+            Some(last) if last.key == part.key => last.merge(&part),
+            _ => out.push(part),
+        }
+    }
+    Ok(out)
+}
+
+fn evidence_row(row: &Row<'_>) -> Result<Evidence, StoreError> {
+    let key = GroupKey {
+        rule: row.get(0)?,
+        action: row.get(1)?,
+    };
+    let tier: String = row.get(2)?;
+    let tier: Tier = tier
+        .parse()
+        .map_err(|e| corrupt(format!("tier {tier:?}: {e}")))?;
+    let count = |i: usize| -> Result<u64, StoreError> {
+        Ok(row.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+    };
+    let time = |i: usize| -> Result<Option<DateTime<Utc>>, StoreError> {
+        row.get::<_, Option<i64>>(i)?.map(from_millis).transpose()
+    };
+    let mut evidence = Evidence::new(key);
+    evidence.add_tier(tier, count(3)?);
+    evidence.approved = count(4)?;
+    evidence.modified = count(5)?;
+    evidence.rejected = count(6)?;
+    evidence.expired = count(7)?;
+    evidence.reviewed = count(8)?;
+    evidence.flagged = count(9)?;
+    evidence.first_submitted = time(10)?;
+    evidence.last_submitted = time(11)?;
+    evidence.last_decided = time(12)?;
+    Ok(evidence)
+}
+
+pub(crate) fn corrected_args(
+    conn: &Conn,
+    key: &GroupKey,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Map<String, Value>>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT COALESCE(original_args, args) FROM actions INDEXED BY actions_history \
+         WHERE rule IS ?1 AND action = ?2 AND created_at >= ?3 \
+         AND (status = 'rejected' OR (status = 'approved' AND (original_args IS NOT NULL))) \
+         LIMIT ?4",
+    )?;
+    let rows = statement.query_map(
+        params![key.rule, key.action, millis(since), i64::from(limit)],
+        |row| row.get::<_, String>(0),
+    )?;
+    let mut out = Vec::new();
+    for text in rows {
+        let text = text?;
+        out.push(serde_json::from_str(&text).map_err(|e| corrupt(format!("args: {e}")))?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn evidence_below(
+    conn: &Conn,
+    key: &GroupKey,
+    since: DateTime<Utc>,
+    arg: &str,
+    below: f64,
+) -> Result<Evidence, StoreError> {
+    let sql = format!(
+        "{AGGREGATE} INDEXED BY actions_history WHERE rule IS ?1 AND action = ?2 \
+         AND created_at >= ?3 \
+         AND json_type(COALESCE(original_args, args), ?4) IN ('integer', 'real') \
+         AND json_extract(COALESCE(original_args, args), ?4) < ?5 \
+         GROUP BY rule, action, tier"
+    );
+    let path = format!("$.\"{}\"", arg.replace('"', ""));
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params![key.rule, key.action, millis(since), path, below])?;
+    let mut out = Evidence::new(key.clone());
+    while let Some(row) = rows.next()? {
+        out.merge(&evidence_row(row)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn record_policy_load(
+    conn: &Conn,
+    head: &mut Head,
+    load: PolicyLoad,
+) -> Result<Option<AuditEntry>, StoreError> {
+    let previous: Option<String> = conn
+        .prepare_cached("SELECT hash FROM policy_loads ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?;
+    if previous.as_deref() == Some(load.hash.as_str()) {
+        return Ok(None);
+    }
+    let body = json!({
+        "hash": load.hash,
+        "previous_hash": previous,
+        "path": load.path,
+        "trigger": load.trigger,
+    });
+    let entry = chain::append(
+        conn,
+        head,
+        load.at,
+        kind::POLICY_LOADED,
+        &load.actor,
+        "",
+        body.to_string(),
+    )?;
+    conn.prepare_cached(
+        "INSERT INTO policy_loads (hash, path, source, loaded_at, audit_seq) VALUES (?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        load.hash,
+        load.path,
+        load.source,
+        millis(load.at),
+        entry.seq as i64
+    ])?;
+    Ok(Some(entry))
+}
+
+pub(crate) fn sync_regressions(
+    conn: &Conn,
+    head: &mut Head,
+    holding: Vec<NewRegression>,
+    at: DateTime<Utc>,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let live = active(conn)?;
+    let holds = |a: &ActiveRegression| {
+        holding
+            .iter()
+            .any(|h| h.rule == a.rule && h.action == a.action && h.policy_hash == a.policy_hash)
+    };
+    for gone in live.iter().filter(|a| !holds(a)) {
+        conn.prepare_cached(
+            "UPDATE graduation_alerts SET cleared_at = ? WHERE rule = ? AND action = ? \
+             AND policy_hash = ? AND cleared_at IS NULL",
+        )?
+        .execute(params![
+            millis(at),
+            gone.rule,
+            gone.action,
+            gone.policy_hash
+        ])?;
+    }
+    let mut fired = Vec::new();
+    for regression in holding {
+        let told = live.iter().any(|a| {
+            a.rule == regression.rule
+                && a.action == regression.action
+                && a.policy_hash == regression.policy_hash
+        });
+        if told {
+            continue;
+        }
+        let body = regression.body.to_string();
+        let entry = chain::append(
+            conn,
+            head,
+            at,
+            kind::GRADUATION_REGRESSED,
+            crate::SYSTEM_ACTOR,
+            "",
+            body.clone(),
+        )?;
+        conn.prepare_cached(
+            "INSERT INTO graduation_alerts (rule, action, policy_hash, fired_at, audit_seq, body) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            regression.rule,
+            regression.action,
+            regression.policy_hash,
+            millis(at),
+            entry.seq as i64,
+            body
+        ])?;
+        fired.push(entry);
+    }
+    Ok(fired)
+}
+
+pub(crate) fn active(conn: &Conn) -> Result<Vec<ActiveRegression>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT rule, action, policy_hash, fired_at, audit_seq, body FROM graduation_alerts \
+         WHERE cleared_at IS NULL ORDER BY fired_at DESC, id DESC",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let body: String = row.get(5)?;
+        out.push(ActiveRegression {
+            rule: row.get(0)?,
+            action: row.get(1)?,
+            policy_hash: row.get(2)?,
+            fired_at: from_millis(row.get(3)?)?,
+            audit_seq: row.get::<_, i64>(4)?.max(0) as u64,
+            body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        });
+    }
+    Ok(out)
+}
