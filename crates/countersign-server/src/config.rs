@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub integrity_check: bool,
     /// The web UI's sessions: cookie security, idle and absolute expiry, re-authentication.
     pub web: crate::web::WebSettings,
+    /// Graduation's thresholds, the regression check's interval, the replay time limit.
+    pub graduation: crate::graduation::GraduationSettings,
 }
 
 /// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
@@ -104,9 +106,23 @@ struct FileConfig {
     session_idle_timeout: Option<String>,
     session_max_age: Option<String>,
     reauth_window: Option<String>,
+    graduation: Option<GraduationFile>,
     /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
     #[serde(default)]
     notify: Vec<toml::Table>,
+}
+
+/// `[graduation]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraduationFile {
+    target: Option<f64>,
+    min_decisions: Option<u64>,
+    min_reviews: Option<u64>,
+    review_sample: Option<f64>,
+    window: Option<String>,
+    check_interval: Option<String>,
+    replay_time_limit: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -155,6 +171,7 @@ pub fn resolve(
     }
     let limits = limits(&file_config, descriptors)?;
     let web = web_settings(&file_config)?;
+    let graduation = graduation_settings(file_config.graduation.as_ref())?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -203,7 +220,55 @@ pub fn resolve(
         metrics_public: file_config.metrics_public.unwrap_or(true),
         checkpoints,
         integrity_check: file_config.integrity_check.unwrap_or(true),
+        graduation,
     })
+}
+
+/// `[graduation]` over the defaults, each value checked.
+fn graduation_settings(
+    file: Option<&GraduationFile>,
+) -> Result<crate::graduation::GraduationSettings, ConfigError> {
+    let mut settings = crate::graduation::GraduationSettings::default();
+    let Some(file) = file else {
+        return Ok(settings);
+    };
+    let fraction = |name: &'static str, value: Option<f64>, default: f64| match value {
+        None => Ok(default),
+        Some(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        Some(v) => Err(ConfigError::Value {
+            name,
+            message: format!("expected a number above 0 and at most 1, found {v}"),
+        }),
+    };
+    let duration = |name: &'static str, value: Option<&str>| -> Result<Option<u64>, ConfigError> {
+        value
+            .map(|text| {
+                text.parse::<ReviewDuration>()
+                    .map(ReviewDuration::seconds)
+                    .map_err(|e| ConfigError::Value {
+                        name,
+                        message: e.to_string(),
+                    })
+            })
+            .transpose()
+    };
+    let t = &mut settings.thresholds;
+    t.target = fraction("graduation.target", file.target, t.target)?;
+    t.review_sample = fraction("graduation.review_sample", file.review_sample, t.review_sample)?;
+    t.min_decisions = file.min_decisions.unwrap_or(t.min_decisions).max(1);
+    t.min_reviews = file.min_reviews.unwrap_or(t.min_reviews).max(1);
+    if let Some(seconds) = duration("graduation.window", file.window.as_deref())? {
+        t.window_days = (seconds.div_ceil(86_400)) as u32;
+    }
+    if let Some(seconds) = duration("graduation.check_interval", file.check_interval.as_deref())? {
+        settings.check_interval = Duration::from_secs(seconds);
+    }
+    if let Some(seconds) =
+        duration("graduation.replay_time_limit", file.replay_time_limit.as_deref())?
+    {
+        settings.replay_time_limit = Duration::from_secs(seconds);
+    }
+    Ok(settings)
 }
 
 /// The limits the file sets, over the defaults, each checked.

@@ -18,6 +18,9 @@ mod duplicate_keys;
 mod error;
 mod event_stream;
 mod extract;
+pub mod graduation;
+pub mod graduation_views;
+pub mod graduation_watch;
 pub mod limits;
 mod metrics;
 mod openapi;
@@ -41,6 +44,8 @@ pub use checkpoints::{Checkpoints, Publish};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, ServerConfig};
 pub use error::AppError;
+pub use graduation::GraduationSettings;
+pub use graduation_watch::GraduationRegressed;
 pub use policy_source::{PolicyLoadError, PolicySource};
 pub use state::AppState;
 
@@ -67,6 +72,8 @@ pub async fn serve(
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
     let checkpoints = tokio::spawn(checkpoints::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
+    let policy_audit = tokio::spawn(policy_source::audit_loads(state.clone(), stopping.clone()));
+    let graduation = tokio::spawn(graduation_watch::run(state.clone(), stopping.clone()));
     let signal = tokio::spawn({
         let state = state.clone();
         async move {
@@ -80,6 +87,8 @@ pub async fn serve(
     state.begin_shutdown();
     let _ = sla.await;
     let _ = policy.await;
+    let _ = policy_audit.await;
+    let _ = graduation.await;
     // After the SLA worker's last step: the final checkpoint covers everything written.
     let _ = checkpoints.await;
     state.store().close().await;

@@ -21,6 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "reviews", description = "Post-hoc review of sampled logged actions"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "tokens", description = "API tokens"),
+        (name = "graduation", description = "Earned autonomy: policy changes the history supports, and candidate policies replayed over it"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
 )]

@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use countersign_core::policy::{self, Policy};
+use tokio::sync::mpsc;
+
+use crate::state::{AppState, Stopping};
 
 /// How long a changed file must stay unchanged before it is read, by default.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
@@ -58,6 +61,17 @@ pub struct PolicySource {
     settle: Duration,
     loaded: AtomicU64,
     refused: AtomicU64,
+    /// Each policy put in force after the first, with why: the audit task records them.
+    loads: mpsc::UnboundedSender<Load>,
+    /// Taken once by the task that records loads in the audit log.
+    load_receiver: Mutex<Option<mpsc::UnboundedReceiver<Load>>>,
+}
+
+/// A policy put in force, and why: `file_changed`, `sighup` or `reload`.
+#[derive(Debug)]
+struct Load {
+    policy: Arc<Policy>,
+    trigger: &'static str,
 }
 
 impl PolicySource {
@@ -72,7 +86,10 @@ impl PolicySource {
     }
 
     fn new(path: Option<PathBuf>, policy: Policy, seen: Option<Stamp>) -> PolicySource {
+        let (loads, load_receiver) = mpsc::unbounded_channel();
         PolicySource {
+            loads,
+            load_receiver: Mutex::new(Some(load_receiver)),
             path,
             current: RwLock::new(Arc::new(policy)),
             seen: Mutex::new(seen),
@@ -106,6 +123,15 @@ impl PolicySource {
     /// Reads the file again. `Ok(true)`: a new policy is in force; `Ok(false)`: there is no
     /// file to read; `Err`: the new text was refused and the old policy stays.
     pub fn reload(&self) -> Result<bool, PolicyLoadError> {
+        self.reload_because("reload")
+    }
+
+    /// The file the policy comes from (`None`: built in or given by the program).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn reload_because(&self, trigger: &'static str) -> Result<bool, PolicyLoadError> {
         let Some(path) = &self.path else {
             return Ok(false);
         };
@@ -124,8 +150,11 @@ impl PolicySource {
             self.refused.fetch_add(1, Ordering::Relaxed);
         })?;
         let hash = policy.hash().to_owned();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+        let policy = Arc::new(policy);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = policy.clone();
         self.loaded.fetch_add(1, Ordering::Relaxed);
+        // Nobody listening (no server running) is fine: nothing to record then.
+        let _ = self.loads.send(Load { policy, trigger });
         tracing::info!(path = %path.display(), %hash, "policy reloaded; this policy is in force");
         Ok(true)
     }
@@ -149,12 +178,12 @@ impl PolicySource {
             }
         };
         if settled {
-            self.reload_logged("file changed");
+            self.reload_logged("file_changed");
         }
     }
 
-    fn reload_logged(&self, why: &str) {
-        if let Err(error) = self.reload() {
+    fn reload_logged(&self, why: &'static str) {
+        if let Err(error) = self.reload_because(why) {
             tracing::error!(
                 trigger = why,
                 hash = %self.current().hash(),
@@ -196,8 +225,60 @@ impl PolicySource {
             tokio::select! {
                 () = &mut shutdown => return,
                 _ = tick.tick() => self.reload_if_settled(),
-                Some(()) = next_hangup(&mut hangup) => self.reload_logged("SIGHUP"),
+                Some(()) = next_hangup(&mut hangup) => self.reload_logged("sighup"),
             }
+        }
+    }
+}
+
+/// Records every policy the server puts in force in the audit log (`policy_loaded`, by
+/// `system`; at start with the operator's login name when the environment has one): the one
+/// in force at start, then each reload, until `stopping`. The store writes an entry only
+/// when the hash differs from the last one recorded, so a restart with the same file adds
+/// nothing. A failed write is logged and retried with the next load.
+pub(crate) async fn audit_loads(state: AppState, mut stopping: Stopping) {
+    let source = state.policy();
+    let receiver = source
+        .load_receiver
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    record_load(&state, source.current(), "start").await;
+    let Some(mut receiver) = receiver else { return };
+    loop {
+        tokio::select! {
+            () = stopping.wait() => return,
+            load = receiver.recv() => match load {
+                Some(load) => record_load(&state, load.policy, load.trigger).await,
+                None => return,
+            },
+        }
+    }
+}
+
+async fn record_load(state: &AppState, policy: Arc<Policy>, trigger: &'static str) {
+    let source = state.policy();
+    let operator = (trigger == "start")
+        .then(|| std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok())
+        .flatten();
+    let load = countersign_store::PolicyLoad {
+        hash: policy.hash().to_owned(),
+        source: policy.source().to_owned(),
+        path: source.path().map(|p| p.display().to_string()),
+        trigger: trigger.to_owned(),
+        actor: countersign_store::SYSTEM_ACTOR.to_owned(),
+        operator,
+        at: state.clock().now(),
+    };
+    match state.store().record_policy_load(load).await {
+        Ok(Some(entry)) => {
+            tracing::info!(seq = entry.seq, hash = %policy.hash(), trigger, "policy load recorded in the audit log");
+            // Another policy: a regression announced under the old one is re-armed.
+            state.nudge_graduation();
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::error!(%error, hash = %policy.hash(), "could not record the policy load in the audit log")
         }
     }
 }

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use countersign_store::Store;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::checkpoints::Checkpoints;
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::graduation::GraduationSettings;
+use crate::graduation_watch::GraduationRegressed;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
@@ -40,6 +42,14 @@ struct Inner {
     wait_caps: Arc<WaitCaps>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
+    /// Graduation's thresholds and intervals.
+    graduation: GraduationSettings,
+    /// Wakes the regression watcher (a post-hoc review was recorded).
+    graduation_wake: Notify,
+    /// Regressions of graduated rules, sent once each (the notification hook).
+    regressions: broadcast::Sender<Arc<GraduationRegressed>>,
+    /// One replay through the API at a time: it takes a core for seconds.
+    replay_running: std::sync::atomic::AtomicBool,
     stop_sender: watch::Sender<bool>,
     /// The web UI's session settings.
     web_settings: WebSettings,
@@ -70,6 +80,10 @@ impl AppState {
                 metrics: Metrics::default(),
                 checkpoints: None,
                 sla_wake: Notify::new(),
+                graduation: GraduationSettings::default(),
+                graduation_wake: Notify::new(),
+                regressions: broadcast::channel(64).0,
+                replay_running: std::sync::atomic::AtomicBool::new(false),
                 stop_sender,
                 web_settings: WebSettings::default(),
                 web: Arc::default(),
@@ -108,6 +122,50 @@ impl AppState {
                 ..inner
             }),
         }
+    }
+
+    /// Sets graduation's thresholds and intervals (`[graduation]` in the config).
+    pub fn with_graduation(self, graduation: GraduationSettings) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner {
+                graduation,
+                ..inner
+            }),
+        }
+    }
+
+    pub fn graduation_settings(&self) -> GraduationSettings {
+        self.inner.graduation
+    }
+
+    /// Regressions of graduated rules as they are announced, each once: the hook for
+    /// notifications (see [`crate::graduation_watch`]).
+    pub fn subscribe_graduation(&self) -> broadcast::Receiver<Arc<GraduationRegressed>> {
+        self.inner.regressions.subscribe()
+    }
+
+    pub(crate) fn publish_graduation(&self, event: Arc<GraduationRegressed>) {
+        let _ = self.inner.regressions.send(event);
+    }
+
+    /// Asks the regression watcher to look soon (a post-hoc review changed the evidence).
+    pub fn nudge_graduation(&self) {
+        self.inner.graduation_wake.notify_one();
+    }
+
+    pub(crate) fn graduation_wake(&self) -> &Notify {
+        &self.inner.graduation_wake
+    }
+
+    /// Marks an API replay as running; `None` when one already is. The guard clears it.
+    pub(crate) fn start_replay(&self) -> Option<ReplayGuard> {
+        use std::sync::atomic::Ordering;
+        self.inner
+            .replay_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| ReplayGuard(self.clone()))
     }
 
     pub fn web_settings(&self) -> WebSettings {
@@ -181,6 +239,18 @@ impl AppState {
 
     pub(crate) fn stopping(&self) -> Stopping {
         Stopping(self.inner.stop_sender.subscribe())
+    }
+}
+
+/// An API replay in progress; dropping it lets the next one run.
+pub(crate) struct ReplayGuard(AppState);
+
+impl Drop for ReplayGuard {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .replay_running
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -20,8 +20,11 @@ pub struct PolicyLoad {
     pub path: Option<String>,
     /// Why it was loaded: `start`, `file_changed`, `sighup`.
     pub trigger: String,
-    /// Who loaded it: `system` for reloads, the operator's name when known.
+    /// Who loaded it: the audit entry's actor (`system`: the server did, on its own or at
+    /// start).
     pub actor: String,
+    /// The login name of who started the server, when the environment says (at start).
+    pub operator: Option<String>,
     pub at: DateTime<Utc>,
 }
 

@@ -6,6 +6,7 @@
 //! does not grow with the history.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -18,8 +19,8 @@ pub const DEFAULT_LISTED: usize = 1000;
 
 /// A candidate policy being replayed: feed it every recorded submission with
 /// [`Replay::add`], then [`Replay::finish`].
-pub struct Replay<'p> {
-    policy: &'p Policy,
+pub struct Replay {
+    policy: Arc<Policy>,
     /// By action name, then each distinct change of that action.
     changes: HashMap<String, Vec<Change>>,
     total: u64,
@@ -97,13 +98,13 @@ pub struct ReplayReport {
     pub last: Option<DateTime<Utc>>,
 }
 
-impl<'p> Replay<'p> {
-    pub fn new(policy: &'p Policy) -> Replay<'p> {
+impl Replay {
+    pub fn new(policy: Arc<Policy>) -> Replay {
         Replay::listing(policy, DEFAULT_LISTED)
     }
 
     /// Lists at most `listed` let-through actions (counting them all).
-    pub fn listing(policy: &'p Policy, listed: usize) -> Replay<'p> {
+    pub fn listing(policy: Arc<Policy>, listed: usize) -> Replay {
         Replay {
             policy,
             changes: HashMap::new(),
@@ -251,8 +252,8 @@ review_sample = 0.1
 
     #[test]
     fn counts_changes_and_lists_mistakes_let_through() {
-        let policy = Policy::parse(CANDIDATE).unwrap();
-        let mut replay = Replay::new(&policy);
+        let policy = Arc::new(Policy::parse(CANDIDATE).unwrap());
+        let mut replay = Replay::new(policy);
         replay.add(&recorded("a", 10, RealOutcome::Approved));
         replay.add(&recorded("b", 20, RealOutcome::Rejected));
         replay.add(&recorded("c", 30, RealOutcome::Modified));
@@ -277,8 +278,8 @@ review_sample = 0.1
 
     #[test]
     fn a_failing_condition_never_relaxes() {
-        let policy = Policy::parse(CANDIDATE).unwrap();
-        let mut replay = Replay::new(&policy);
+        let policy = Arc::new(Policy::parse(CANDIDATE).unwrap());
+        let mut replay = Replay::new(policy);
         let mut missing = recorded("e", 0, RealOutcome::Rejected);
         missing.request.args.clear();
         replay.add(&missing);

@@ -54,6 +54,9 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
     if let Some(checkpoints) = state.checkpoints() {
         text.push_str(&checkpoints.render_metrics());
     }
+    if let Ok(regressions) = state.store().active_regressions().await {
+        render_regressions(&mut text, &regressions);
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
@@ -83,4 +86,24 @@ pub async fn method_not_allowed() -> AppError {
         "method_not_allowed",
         "this endpoint does not take that method",
     )
+}
+
+/// Graduated rules whose post-hoc flag rate crossed the target and has not recovered: a
+/// warning an alerting rule can fire on (`countersign_graduation_regressed > 0`).
+fn render_regressions(out: &mut String, regressions: &[countersign_store::ActiveRegression]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "# HELP countersign_graduation_regressed Graduated rules (by rule and action) whose post-hoc flag rate crossed the target.\n\
+         # TYPE countersign_graduation_regressed gauge"
+    );
+    let escape = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    for r in regressions {
+        let _ = writeln!(
+            out,
+            "countersign_graduation_regressed{{rule=\"{}\",action=\"{}\"}} 1",
+            escape(&r.rule),
+            escape(&r.action)
+        );
+    }
 }

@@ -104,5 +104,6 @@ pub async fn review(
             now,
         )
         .await?;
+    state.nudge_graduation();
     Ok(Json(ActionView::from(&record)))
 }

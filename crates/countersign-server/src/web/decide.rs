@@ -359,6 +359,7 @@ pub async fn review(
         .await;
     match result {
         Ok(_) => {
+            state.nudge_graduation();
             let flash = encode_query(&[("decided", id), ("verdict", verdict.as_str().to_owned())]);
             Ok((
                 StatusCode::SEE_OTHER,

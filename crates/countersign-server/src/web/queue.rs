@@ -92,6 +92,15 @@ struct QueuePage {
     counts: Counts,
     links: Links,
     flash: Option<String>,
+    /// Graduated rules whose post-hoc flags crossed the target: a banner for reviewers.
+    regressions: Vec<RegressionBanner>,
+}
+
+/// One regression of a graduated rule, as the queue's banner says it.
+struct RegressionBanner {
+    rule: String,
+    action: String,
+    summary: String,
 }
 
 /// May `person` decide `record` now (the core's rule), and has not approved it already?
@@ -260,6 +269,18 @@ pub async fn page(
         },
         links,
         flash: flash(query.decided.as_deref(), query.verdict.as_deref()),
+        regressions: state
+            .store()
+            .active_regressions()
+            .await
+            .map_err(crate::error::AppError::from)?
+            .iter()
+            .map(|r| RegressionBanner {
+                rule: r.rule.clone(),
+                action: r.action.clone(),
+                summary: r.body["summary"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect(),
     };
     let html = page
         .render()

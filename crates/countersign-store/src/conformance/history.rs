@@ -190,6 +190,7 @@ pub(super) async fn history(store: &dyn Store) {
         path: Some("policy.toml".into()),
         trigger: trigger.into(),
         actor: "system".into(),
+        operator: None,
         at,
     };
     let first = store

@@ -202,6 +202,7 @@ pub(crate) fn record_policy_load(
         "previous_hash": previous,
         "path": load.path,
         "trigger": load.trigger,
+        "operator": load.operator,
     });
     let entry = chain::append(
         conn,
