@@ -4,6 +4,7 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
+mod graduation_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;

@@ -21,6 +21,13 @@ pub enum PolicyCommand {
     Explain(ExplainArgs),
     /// Run a table of test cases against a policy and report each failure with a diff.
     Test(TestArgs),
+    /// Replay a candidate policy over the recorded history: what would change, what really
+    /// happened to those actions, and which past mistakes it would let through.
+    Replay(crate::graduation_cmd::ReplayArgs),
+    /// Propose relaxations and tightenings the history supports, as diffs with evidence.
+    Suggest(crate::graduation_cmd::SuggestArgs),
+    /// Write a starting policy for a step of the graduation path.
+    Init(crate::graduation_cmd::InitArgs),
 }
 
 #[derive(Args)]
@@ -78,6 +85,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check(args) => check(args),
         PolicyCommand::Explain(args) => explain(args),
         PolicyCommand::Test(args) => test(args),
+        PolicyCommand::Replay(args) => crate::graduation_cmd::replay(args),
+        PolicyCommand::Suggest(args) => crate::graduation_cmd::suggest(args),
+        PolicyCommand::Init(args) => crate::graduation_cmd::init(args),
     }
 }
 
@@ -112,7 +122,7 @@ fn print_diagnostics(path: &Path, source: &str, diagnostics: &[Diagnostic]) {
 }
 
 /// Loads a policy, printing its diagnostics and failing on errors.
-fn load(path: &Path) -> anyhow::Result<Policy> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Policy> {
     let source = read(path)?;
     let checked = policy::check(&source);
     match checked.policy {
