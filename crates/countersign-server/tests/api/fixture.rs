@@ -84,6 +84,8 @@ pub struct Options {
     /// A store opened by the test (e.g. with other options); default: the dir's file.
     pub store: Option<Arc<dyn Store>>,
     pub checkpoints: Option<countersign_server::Checkpoints>,
+    /// Graduation's settings (default: the server's defaults).
+    pub graduation: Option<countersign_server::GraduationSettings>,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             policy: None,
             store: None,
             checkpoints: None,
+            graduation: None,
         }
     }
 }
@@ -127,6 +130,9 @@ pub async fn spawn_with(options: Options) -> Server {
     let mut state = AppState::new(store.clone(), policy, options.clock, options.limits);
     if let Some(checkpoints) = options.checkpoints {
         state = state.with_checkpoints(checkpoints);
+    }
+    if let Some(graduation) = options.graduation {
+        state = state.with_graduation(graduation);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
