@@ -254,7 +254,11 @@ fn graduation_settings(
     };
     let t = &mut settings.thresholds;
     t.target = fraction("graduation.target", file.target, t.target)?;
-    t.review_sample = fraction("graduation.review_sample", file.review_sample, t.review_sample)?;
+    t.review_sample = fraction(
+        "graduation.review_sample",
+        file.review_sample,
+        t.review_sample,
+    )?;
     t.min_decisions = file.min_decisions.unwrap_or(t.min_decisions).max(1);
     t.min_reviews = file.min_reviews.unwrap_or(t.min_reviews).max(1);
     if let Some(seconds) = duration("graduation.window", file.window.as_deref())? {
@@ -263,9 +267,10 @@ fn graduation_settings(
     if let Some(seconds) = duration("graduation.check_interval", file.check_interval.as_deref())? {
         settings.check_interval = Duration::from_secs(seconds);
     }
-    if let Some(seconds) =
-        duration("graduation.replay_time_limit", file.replay_time_limit.as_deref())?
-    {
+    if let Some(seconds) = duration(
+        "graduation.replay_time_limit",
+        file.replay_time_limit.as_deref(),
+    )? {
         settings.replay_time_limit = Duration::from_secs(seconds);
     }
     Ok(settings)

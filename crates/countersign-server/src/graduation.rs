@@ -90,8 +90,7 @@ pub async fn replay_until(
             // Every row: one row of a hostile candidate can cost milliseconds (~25 ns for
             // the clock, against ~1 µs a row). A single condition's evaluation cannot be
             // cut short, so the bound is the limit plus one row's evaluation.
-            if cancelled.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d)
-            {
+            if cancelled.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                 stopped.store(true, Ordering::Relaxed);
                 return false;
             }

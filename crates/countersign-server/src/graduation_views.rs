@@ -187,7 +187,11 @@ impl ReplayView {
             relaxed: report.relaxed,
             tightened: report.tightened,
             changes: report.changes.iter().map(ChangeView::from).collect(),
-            let_through: report.let_through.iter().map(LetThroughView::from).collect(),
+            let_through: report
+                .let_through
+                .iter()
+                .map(LetThroughView::from)
+                .collect(),
             let_through_total: report.let_through_total,
             first_submitted: report.first,
             last_submitted: report.last,

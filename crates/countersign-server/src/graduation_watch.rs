@@ -117,8 +117,9 @@ pub fn regression_body(
     now: DateTime<Utc>,
 ) -> Value {
     let evidence = &regression.evidence;
-    let revert = graduation::plan(policy.source(), policy, regression, now)
-        .map(|edits| graduation::unified_diff(policy.source(), &edits, "policy", "policy (reverted)"));
+    let revert = graduation::plan(policy.source(), policy, regression, now).map(|edits| {
+        graduation::unified_diff(policy.source(), &edits, "policy", "policy (reverted)")
+    });
     json!({
         "rule": regression.key.rule,
         "action": regression.key.action,

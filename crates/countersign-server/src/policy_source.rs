@@ -259,7 +259,11 @@ pub(crate) async fn audit_loads(state: AppState, mut stopping: Stopping) {
 async fn record_load(state: &AppState, policy: Arc<Policy>, trigger: &'static str) {
     let source = state.policy();
     let operator = (trigger == "start")
-        .then(|| std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok())
+        .then(|| {
+            std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .ok()
+        })
         .flatten();
     let load = countersign_store::PolicyLoad {
         hash: policy.hash().to_owned(),

@@ -89,8 +89,12 @@ pub struct InitArgs {
 }
 
 fn database(db: Option<String>) -> String {
-    db.or_else(|| std::env::var("COUNTERSIGN_DB").ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| DEFAULT_DB.to_owned())
+    db.or_else(|| {
+        std::env::var("COUNTERSIGN_DB")
+            .ok()
+            .filter(|v| !v.is_empty())
+    })
+    .unwrap_or_else(|| DEFAULT_DB.to_owned())
 }
 
 fn window(text: &str, flag: &str) -> anyhow::Result<ReviewDuration> {
@@ -277,7 +281,10 @@ fn replay_text(view: &ReplayView, name: &str) -> String {
 pub fn suggest(args: SuggestArgs) -> anyhow::Result<ExitCode> {
     let policy = load(&args.file)?;
     let window_days = window(&args.window, "--window")?.seconds().div_ceil(86_400) as u32;
-    for (name, value) in [("--target", args.target), ("--review-sample", args.review_sample)] {
+    for (name, value) in [
+        ("--target", args.target),
+        ("--review-sample", args.review_sample),
+    ] {
         if !(value > 0.0 && value <= 1.0) {
             bail!("invalid {name} {value}: expected a number above 0 and at most 1");
         }
@@ -444,7 +451,11 @@ fn proposal_text(n: usize, p: &ProposalView) -> String {
 pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let stage: &Stage = Stage::named(&args.stage).with_context(|| {
         let names: Vec<&str> = STAGES.iter().map(|s| s.name).collect();
-        format!("unknown stage {:?}; expected one of {}", args.stage, names.join(", "))
+        format!(
+            "unknown stage {:?}; expected one of {}",
+            args.stage,
+            names.join(", ")
+        )
     })?;
     if args.file.as_os_str() == "-" {
         print!("{}", stage.policy);

@@ -97,7 +97,11 @@ fn render_regressions(out: &mut String, regressions: &[countersign_store::Active
         "# HELP countersign_graduation_regressed Graduated rules (by rule and action) whose post-hoc flag rate crossed the target.\n\
          # TYPE countersign_graduation_regressed gauge"
     );
-    let escape = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let escape = |text: &str| {
+        text.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
     for r in regressions {
         let _ = writeln!(
             out,

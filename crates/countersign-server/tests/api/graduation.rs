@@ -72,7 +72,9 @@ fn relaxed_candidate() -> String {
 }
 
 async fn replay(server: &Server, token: &str, body: Value) -> (StatusCode, Value) {
-    server.call("POST", "/v1/policy/replay", token, Some(body)).await
+    server
+        .call("POST", "/v1/policy/replay", token, Some(body))
+        .await
 }
 
 #[tokio::test]
@@ -95,7 +97,12 @@ async fn replay_counts_exactly_and_lists_every_mistake_let_through() {
     mistakes.sort();
     assert!(relaxed_candidate().contains("tier = \"logged\"\napprovers"));
 
-    let report = ok(replay(&server, &server.admin, json!({"policy": relaxed_candidate()})).await);
+    let report = ok(replay(
+        &server,
+        &server.admin,
+        json!({"policy": relaxed_candidate()}),
+    )
+    .await);
     assert_eq!(report["complete"], json!(true));
     assert_eq!(report["total"], json!(15));
     assert_eq!(report["unchanged"], json!(5));
@@ -110,7 +117,13 @@ async fn replay_counts_exactly_and_lists_every_mistake_let_through() {
     assert_eq!(change["from_rule"], json!("large refunds"));
     let outcomes = &change["outcomes"];
     assert_eq!(
-        [&outcomes["total"], &outcomes["approved"], &outcomes["rejected"], &outcomes["modified"], &outcomes["pending"]],
+        [
+            &outcomes["total"],
+            &outcomes["approved"],
+            &outcomes["rejected"],
+            &outcomes["modified"],
+            &outcomes["pending"]
+        ],
         [&json!(10), &json!(6), &json!(2), &json!(1), &json!(1)]
     );
     let listed: Vec<String> = report["let_through"]
@@ -132,9 +145,21 @@ async fn replay_counts_exactly_and_lists_every_mistake_let_through() {
 async fn replay_is_for_admins_and_refuses_bad_input() {
     let server = spawn().await;
     let body = json!({"policy": POLICY});
-    expect(replay(&server, &server.lead, body.clone()).await, StatusCode::FORBIDDEN, "wrong_role");
-    expect(replay(&server, &server.agent, body.clone()).await, StatusCode::FORBIDDEN, "wrong_role");
-    expect(replay(&server, "", body.clone()).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    expect(
+        replay(&server, &server.lead, body.clone()).await,
+        StatusCode::FORBIDDEN,
+        "wrong_role",
+    );
+    expect(
+        replay(&server, &server.agent, body.clone()).await,
+        StatusCode::FORBIDDEN,
+        "wrong_role",
+    );
+    expect(
+        replay(&server, "", body.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
 
     let broken = "version = 1\n[defaults]\ntier = \"aprove\"\n";
     let refused = expect(
@@ -146,21 +171,44 @@ async fn replay_is_for_admins_and_refuses_bad_input() {
     assert!(message.contains("line 3, column"), "{message}");
     for since in ["30x", "0d", "", "99999999999d"] {
         expect(
-            replay(&server, &server.admin, json!({"policy": POLICY, "since": since})).await,
+            replay(
+                &server,
+                &server.admin,
+                json!({"policy": POLICY, "since": since}),
+            )
+            .await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_since",
         );
     }
     expect(
-        replay(&server, &server.admin, json!({"policy": POLICY, "extra": 1})).await,
+        replay(
+            &server,
+            &server.admin,
+            json!({"policy": POLICY, "extra": 1}),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        code(&replay(&server, &server.admin, json!({"policy": POLICY, "extra": 1})).await.1),
+        code(
+            &replay(
+                &server,
+                &server.admin,
+                json!({"policy": POLICY, "extra": 1}),
+            )
+            .await
+            .1,
+        ),
     );
     let huge = "#".repeat(2 * 1024 * 1024);
     let (status, _) = replay(&server, &server.admin, json!({"policy": huge})).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // An empty history replays to nothing, quickly.
-    let empty = ok(replay(&server, &server.admin, json!({"policy": POLICY, "since": "1d"})).await);
+    let empty = ok(replay(
+        &server,
+        &server.admin,
+        json!({"policy": POLICY, "since": "1d"}),
+    )
+    .await);
     assert_eq!(empty["total"], json!(0));
 }
 
@@ -183,7 +231,9 @@ async fn a_slow_candidate_is_stopped_by_the_time_limit() {
     let server = crate::fixture::spawn_with(crate::fixture::Options {
         dir: Some(dir),
         store: Some(store),
-        policy: Some(Arc::new(PolicySource::fixed(Policy::parse(POLICY).unwrap()))),
+        policy: Some(Arc::new(PolicySource::fixed(
+            Policy::parse(POLICY).unwrap(),
+        ))),
         graduation: Some(settings),
         ..crate::fixture::Options::default()
     })
@@ -210,16 +260,31 @@ async fn suggestions_appear_when_the_evidence_clears_the_bar_and_never_for_confi
     let store = server.store.as_ref();
     // 72 clean decisions: the error rate's upper bound is 5.07%, over the 5% target.
     for _ in 0..72 {
-        seed(store, "email.send", json!({"to": "a@example.com"}), Some(Verdict::Approve)).await;
+        seed(
+            store,
+            "email.send",
+            json!({"to": "a@example.com"}),
+            Some(Verdict::Approve),
+        )
+        .await;
     }
     let graduation = ok(server.get("/v1/graduation", &server.lead).await);
     assert_eq!(graduation["proposals"], json!([]), "{graduation}");
     let evidence = graduation["evidence"].as_array().unwrap();
-    let mail = evidence.iter().find(|e| e["action"] == json!("email.send")).unwrap();
+    let mail = evidence
+        .iter()
+        .find(|e| e["action"] == json!("email.send"))
+        .unwrap();
     assert_eq!(mail["decisions"], json!(72));
     assert!(mail["error_upper_bound"].as_f64().unwrap() > 0.05);
     // One more: the bar is cleared.
-    seed(store, "email.send", json!({"to": "a@example.com"}), Some(Verdict::Approve)).await;
+    seed(
+        store,
+        "email.send",
+        json!({"to": "a@example.com"}),
+        Some(Verdict::Approve),
+    )
+    .await;
     // Confirm actions never graduate, however clean.
     for _ in 0..5 {
         let new = submit(store, "account.close", json!({}), Utc::now()).await;
@@ -242,7 +307,11 @@ async fn suggestions_appear_when_the_evidence_clears_the_bar_and_never_for_confi
     assert_eq!(replayed["relaxed"], json!(73));
     assert_eq!(replayed["let_through_total"], json!(0));
     // Agents may not read it.
-    expect(server.get("/v1/graduation", &server.agent).await, StatusCode::FORBIDDEN, "wrong_role");
+    expect(
+        server.get("/v1/graduation", &server.agent).await,
+        StatusCode::FORBIDDEN,
+        "wrong_role",
+    );
 }
 
 #[tokio::test]
@@ -255,21 +324,40 @@ async fn a_regression_is_told_once_and_shows_in_metrics_and_the_log() {
         let new = submit(store, "refund.create", json!({"amount": 10}), Utc::now()).await;
         assert_eq!(new.tier, Tier::Logged);
         let id = store.submit(new).await.unwrap().record.id;
-        let verdict = if i < 8 { ReviewVerdict::Flag } else { ReviewVerdict::Ok };
+        let verdict = if i < 8 {
+            ReviewVerdict::Flag
+        } else {
+            ReviewVerdict::Ok
+        };
         store
-            .review(id, lead(), NewReview { verdict, note: Some("x".into()) }, Utc::now())
+            .review(
+                id,
+                lead(),
+                NewReview {
+                    verdict,
+                    note: Some("x".into()),
+                },
+                Utc::now(),
+            )
             .await
             .unwrap();
     }
-    let fired = countersign_server::graduation_watch::check(&server.state).await.unwrap();
+    let fired = countersign_server::graduation_watch::check(&server.state)
+        .await
+        .unwrap();
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].rule, "small refunds");
-    let again = countersign_server::graduation_watch::check(&server.state).await.unwrap();
+    let again = countersign_server::graduation_watch::check(&server.state)
+        .await
+        .unwrap();
     assert!(again.is_empty(), "told once");
     let event = events.recv().await.unwrap();
     assert_eq!(event.action, "refund.create");
     let diff = event.body["revert"]["diff"].as_str().unwrap();
-    assert!(diff.contains("-tier = \"logged\"") && diff.contains("+tier = \"approve\""), "{diff}");
+    assert!(
+        diff.contains("-tier = \"logged\"") && diff.contains("+tier = \"approve\""),
+        "{diff}"
+    );
     assert!(events.try_recv().is_err(), "one event");
 
     let graduation = ok(server.get("/v1/graduation", &server.lead).await);
@@ -282,12 +370,9 @@ async fn a_regression_is_told_once_and_shows_in_metrics_and_the_log() {
         .unwrap();
     assert_eq!(tighten["rule"], json!("small refunds"));
     let metrics = server.get("/metrics", "").await.1;
-    assert!(
-        metrics
-            .as_str()
-            .unwrap()
-            .contains("countersign_graduation_regressed{rule=\"small refunds\",action=\"refund.create\"} 1")
-    );
+    assert!(metrics.as_str().unwrap().contains(
+        "countersign_graduation_regressed{rule=\"small refunds\",action=\"refund.create\"} 1"
+    ));
     let audit = ok(server.get("/v1/audit?limit=1000", &server.admin).await);
     let kinds: Vec<&str> = audit["items"]
         .as_array()
@@ -295,8 +380,18 @@ async fn a_regression_is_told_once_and_shows_in_metrics_and_the_log() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "graduation_regressed").count(), 1);
-    assert_eq!(kinds.iter().filter(|k| **k == "policy_loaded").count(), 1, "{kinds:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "graduation_regressed")
+            .count(),
+        1
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "policy_loaded").count(),
+        1,
+        "{kinds:?}"
+    );
     let verify = ok(server.get("/v1/audit/verify", &server.admin).await);
     assert_eq!(verify["ok"], json!(true), "{verify}");
 
@@ -306,10 +401,23 @@ async fn a_regression_is_told_once_and_shows_in_metrics_and_the_log() {
         let new = submit(store, "refund.create", json!({"amount": 10}), Utc::now()).await;
         let id = store.submit(new).await.unwrap().record.id;
         store
-            .review(id, lead(), NewReview { verdict: ReviewVerdict::Ok, note: None }, Utc::now())
+            .review(
+                id,
+                lead(),
+                NewReview {
+                    verdict: ReviewVerdict::Ok,
+                    note: None,
+                },
+                Utc::now(),
+            )
             .await
             .unwrap();
     }
-    assert!(countersign_server::graduation_watch::check(&server.state).await.unwrap().is_empty());
+    assert!(
+        countersign_server::graduation_watch::check(&server.state)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.active_regressions().await.unwrap().is_empty());
 }

@@ -100,8 +100,15 @@ fn init_writes_each_stage_and_each_passes_check() {
         assert!(policy.contains("Next step") || stage == "mature");
         assert!(policy.contains("countersign policy suggest"));
     }
-    let again = run(dir.path(), &["policy", "init", "--stage", "early", "early.toml"]);
-    assert_eq!(again.status.code(), Some(1), "never overwrites without --force");
+    let again = run(
+        dir.path(),
+        &["policy", "init", "--stage", "early", "early.toml"],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "never overwrites without --force"
+    );
     let unknown = run(dir.path(), &["policy", "init", "--stage", "someday"]);
     assert_eq!(unknown.status.code(), Some(1));
 }
@@ -119,28 +126,65 @@ fn replay_reports_changes_and_the_mistakes_it_would_let_through() {
         "name = \"refunds\"\nactions = [\"refund.create\"]\ntier = \"logged\"",
     );
     std::fs::write(dir.path().join("candidate.toml"), candidate).unwrap();
-    let out = run(dir.path(), &["policy", "replay", "candidate.toml", "--db", &db, "--json"]);
+    let out = run(
+        dir.path(),
+        &["policy", "replay", "candidate.toml", "--db", &db, "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((report["total"].as_u64(), report["relaxed"].as_u64()), (Some(7), Some(6)));
+    assert_eq!(
+        (report["total"].as_u64(), report["relaxed"].as_u64()),
+        (Some(7), Some(6))
+    );
     assert_eq!(report["changes"][0]["outcomes"]["rejected"], json!(1));
     assert_eq!(report["let_through"][0]["id"], json!(ids[5]));
-    assert!(text(&out.stderr).is_empty(), "no progress when stderr is not a terminal");
+    assert!(
+        text(&out.stderr).is_empty(),
+        "no progress when stderr is not a terminal"
+    );
 
-    let human = run(dir.path(), &["policy", "replay", "candidate.toml", "--db", &db]);
+    let human = run(
+        dir.path(),
+        &["policy", "replay", "candidate.toml", "--db", &db],
+    );
     let shown = text(&human.stdout);
-    assert!(shown.contains("refund.create: 6 would be logged instead of approve"), "{shown}");
+    assert!(
+        shown.contains("refund.create: 6 would be logged instead of approve"),
+        "{shown}"
+    );
     assert!(shown.contains(&ids[5]), "{shown}");
 
     // A malformed candidate: non-zero, with line and column.
-    std::fs::write(dir.path().join("bad.toml"), "version = 1\n[defaults]\ntier = \"aprove\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "version = 1\n[defaults]\ntier = \"aprove\"\n",
+    )
+    .unwrap();
     let bad = run(dir.path(), &["policy", "replay", "bad.toml", "--db", &db]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad.stderr).contains("bad.toml:3:"), "{}", text(&bad.stderr));
-    let since = run(dir.path(), &["policy", "replay", "candidate.toml", "--db", &db, "--since", "soon"]);
+    assert!(
+        text(&bad.stderr).contains("bad.toml:3:"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let since = run(
+        dir.path(),
+        &[
+            "policy",
+            "replay",
+            "candidate.toml",
+            "--db",
+            &db,
+            "--since",
+            "soon",
+        ],
+    );
     assert_eq!(since.status.code(), Some(1));
     assert!(text(&since.stderr).contains("invalid --since"));
-    let missing = run(dir.path(), &["policy", "replay", "candidate.toml", "--db", "nowhere.db"]);
+    let missing = run(
+        dir.path(),
+        &["policy", "replay", "candidate.toml", "--db", "nowhere.db"],
+    );
     assert_eq!(missing.status.code(), Some(1));
 }
 
@@ -156,25 +200,69 @@ fn suggest_writes_a_changed_copy_and_never_the_file() {
     seed(&db, &rows);
     let file = dir.path().join("policy.toml");
     std::fs::write(&file, POLICY).unwrap();
-    let out = run(dir.path(), &["policy", "suggest", "policy.toml", "--db", &db, "--write"]);
+    let out = run(
+        dir.path(),
+        &["policy", "suggest", "policy.toml", "--db", &db, "--write"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
-    assert!(shown.contains("relax approve -> logged: rule \"mail\", action email.send"), "{shown}");
+    assert!(
+        shown.contains("relax approve -> logged: rule \"mail\", action email.send"),
+        "{shown}"
+    );
     assert!(shown.contains("narrow approve -> logged: rule \"refunds\", action refund.create when args.amount < 600"), "{shown}");
-    assert!(shown.contains("-tier = \"approve\"\n  +tier = \"logged\""), "{shown}");
-    assert!(shown.contains("no rejected, modified or flagged action would have run unreviewed"), "{shown}");
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), POLICY, "FILE is never changed");
+    assert!(
+        shown.contains("-tier = \"approve\"\n  +tier = \"logged\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("no rejected, modified or flagged action would have run unreviewed"),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        POLICY,
+        "FILE is never changed"
+    );
     let suggested = dir.path().join("policy.suggested.toml");
-    let check = run(dir.path(), &["policy", "check", suggested.to_str().unwrap()]);
+    let check = run(
+        dir.path(),
+        &["policy", "check", suggested.to_str().unwrap()],
+    );
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
     let text_of = std::fs::read_to_string(&suggested).unwrap();
     assert!(text_of.contains("# Mail to customers: a person reads it first."));
-    assert!(text_of.contains("when = \"args.amount < 600\""), "{text_of}");
+    assert!(
+        text_of.contains("when = \"args.amount < 600\""),
+        "{text_of}"
+    );
 
-    let json_out = run(dir.path(), &["policy", "suggest", "policy.toml", "--db", &db, "--json", "--no-replay"]);
+    let json_out = run(
+        dir.path(),
+        &[
+            "policy",
+            "suggest",
+            "policy.toml",
+            "--db",
+            &db,
+            "--json",
+            "--no-replay",
+        ],
+    );
     let report: Value = serde_json::from_slice(&json_out.stdout).unwrap();
     assert_eq!(report["proposals"].as_array().unwrap().len(), 2, "{report}");
     // A stricter bar: nothing.
-    let strict = run(dir.path(), &["policy", "suggest", "policy.toml", "--db", &db, "--min-decisions", "500"]);
+    let strict = run(
+        dir.path(),
+        &[
+            "policy",
+            "suggest",
+            "policy.toml",
+            "--db",
+            &db,
+            "--min-decisions",
+            "500",
+        ],
+    );
     assert!(text(&strict.stdout).contains("No change is supported by the evidence yet."));
 }
