@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use countersign_core::graduation::{
-    Change, Evidence, LetThrough, Outcomes, ProposalKind, RealOutcome, ReplayReport, Thresholds,
+    Change, Evidence, LetThrough, Outcomes, ReplayReport, Thresholds,
 };
 use countersign_store::ActiveRegression;
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::graduation::{ReplayRun, Suggested, Suggestions};
-use crate::vocabulary::TierView;
+use crate::vocabulary::{ProposalKindView, RealOutcomeView, TierView};
 
 /// `POST /v1/policy/replay`: a candidate policy to replay over the recorded history.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -56,35 +56,6 @@ impl From<&Outcomes> for OutcomesView {
             expired: o.expired,
             cancelled: o.cancelled,
             flagged: o.flagged,
-        }
-    }
-}
-
-/// What really became of an action.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RealOutcomeView {
-    Allowed,
-    Denied,
-    Pending,
-    Approved,
-    Modified,
-    Rejected,
-    Expired,
-    Cancelled,
-}
-
-impl From<RealOutcome> for RealOutcomeView {
-    fn from(o: RealOutcome) -> RealOutcomeView {
-        match o {
-            RealOutcome::Allowed => RealOutcomeView::Allowed,
-            RealOutcome::Denied => RealOutcomeView::Denied,
-            RealOutcome::Pending => RealOutcomeView::Pending,
-            RealOutcome::Approved => RealOutcomeView::Approved,
-            RealOutcome::Modified => RealOutcomeView::Modified,
-            RealOutcome::Rejected => RealOutcomeView::Rejected,
-            RealOutcome::Expired => RealOutcomeView::Expired,
-            RealOutcome::Cancelled => RealOutcomeView::Cancelled,
         }
     }
 }
@@ -258,28 +229,6 @@ impl From<&Evidence> for EvidenceView {
             first_submitted: e.first_submitted,
             last_submitted: e.last_submitted,
             last_decided: e.last_decided,
-        }
-    }
-}
-
-/// What a proposal does.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ProposalKindView {
-    /// `approve` → `logged` for the rule and action type.
-    Relax,
-    /// `approve` → `logged` below a value of an argument.
-    Narrow,
-    /// `logged` → `approve`.
-    Tighten,
-}
-
-impl From<ProposalKind> for ProposalKindView {
-    fn from(k: ProposalKind) -> ProposalKindView {
-        match k {
-            ProposalKind::Relax => ProposalKindView::Relax,
-            ProposalKind::Narrow => ProposalKindView::Narrow,
-            ProposalKind::Tighten => ProposalKindView::Tighten,
         }
     }
 }

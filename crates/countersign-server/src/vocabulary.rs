@@ -4,6 +4,7 @@
 //! the core or the store, converted both ways by an exhaustive match, so a variant added
 //! there does not compile here until the wire says how it is spelled.
 
+use countersign_core::graduation::{ProposalKind, RealOutcome};
 use countersign_core::lifecycle::Verdict;
 use countersign_core::{Status, Tier};
 use countersign_store::{OutcomeStatus, ReviewVerdict, Role};
@@ -143,4 +144,17 @@ mod tests {
             .unwrap()
             .to_owned()
     }
+}
+
+mirror! {
+    /// What really became of an action (`modified`: approved with a reviewer's arguments).
+    RealOutcomeView as RealOutcome <=> RealOutcome {
+        Allowed, Denied, Pending, Approved, Modified, Rejected, Expired, Cancelled,
+    }
+}
+
+mirror! {
+    /// What a graduation proposal does: `relax` (`approve` → `logged`), `narrow` (the same
+    /// below a value of an argument), `tighten` (`logged` → `approve`).
+    ProposalKindView as ProposalKind <=> ProposalKind { Relax, Narrow, Tighten }
 }

@@ -55,18 +55,20 @@ pub struct Recorded {
     pub reviewed: bool,
 }
 
-/// What really happened to an action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RealOutcome {
-    Allowed,
-    Denied,
-    Pending,
-    Approved,
-    /// Approved with a reviewer's arguments.
-    Modified,
-    Rejected,
-    Expired,
-    Cancelled,
+crate::vocabulary! {
+    /// What really happened to an action.
+    #[derive(PartialOrd, Ord)]
+    pub enum RealOutcome {
+        Allowed = "allowed",
+        Denied = "denied",
+        Pending = "pending",
+        Approved = "approved",
+        /// Approved with a reviewer's arguments.
+        Modified = "modified",
+        Rejected = "rejected",
+        Expired = "expired",
+        Cancelled = "cancelled",
+    }
 }
 
 impl RealOutcome {
@@ -82,19 +84,6 @@ impl RealOutcome {
             Status::Rejected => RealOutcome::Rejected,
             Status::Expired => RealOutcome::Expired,
             Status::Cancelled => RealOutcome::Cancelled,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RealOutcome::Allowed => "allowed",
-            RealOutcome::Denied => "denied",
-            RealOutcome::Pending => "pending",
-            RealOutcome::Approved => "approved",
-            RealOutcome::Modified => "modified",
-            RealOutcome::Rejected => "rejected",
-            RealOutcome::Expired => "expired",
-            RealOutcome::Cancelled => "cancelled",
         }
     }
 

@@ -47,24 +47,15 @@ impl Default for Thresholds {
     }
 }
 
-/// What a proposal does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProposalKind {
-    /// `approve` → `logged` for the rule and action type.
-    Relax,
-    /// `approve` → `logged` for the part of it below a value of an argument.
-    Narrow,
-    /// `logged` → `approve`.
-    Tighten,
-}
-
-impl ProposalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProposalKind::Relax => "relax",
-            ProposalKind::Narrow => "narrow",
-            ProposalKind::Tighten => "tighten",
-        }
+crate::vocabulary! {
+    /// What a proposal does.
+    pub enum ProposalKind {
+        /// `approve` → `logged` for the rule and action type.
+        Relax = "relax",
+        /// `approve` → `logged` for the part of it below a value of an argument.
+        Narrow = "narrow",
+        /// `logged` → `approve`.
+        Tighten = "tighten",
     }
 }
 
