@@ -84,7 +84,7 @@ pub async fn replay_until(
         let mut n: u64 = 0;
         Box::new(move |recorded: graduation::Recorded| {
             n += 1;
-            if n % 256 == 0 {
+            if n.is_multiple_of(256) {
                 seen.store(n, Ordering::Relaxed);
             }
             // Every row: one row of a hostile candidate can cost milliseconds (~25 ns for

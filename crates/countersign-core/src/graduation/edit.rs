@@ -176,15 +176,15 @@ fn new_rule(policy: &Policy, rule: Option<&Rule>, proposal: &Proposal) -> Vec<St
         format!("name = {}", toml_string(&name)),
         format!("actions = [{}]", toml_string(&proposal.key.action)),
     ];
-    if let Some(rule) = rule {
-        if !rule.agents.is_empty() {
-            let agents: Vec<String> = rule
-                .agents
-                .iter()
-                .map(|g| toml_string(g.as_str()))
-                .collect();
-            out.push(format!("agents = [{}]", agents.join(", ")));
-        }
+    if let Some(rule) = rule
+        && !rule.agents.is_empty()
+    {
+        let agents: Vec<String> = rule
+            .agents
+            .iter()
+            .map(|g| toml_string(g.as_str()))
+            .collect();
+        out.push(format!("agents = [{}]", agents.join(", ")));
     }
     let original = rule
         .and_then(|r| r.when.as_ref())
@@ -302,7 +302,8 @@ pub fn apply_checked(
             .rules
             .iter()
             .any(|r| r.tier == expected && r.matches_action(&proposal.key.action));
-        if !any && !(proposal.key.rule.is_none() && policy.defaults.tier == expected) {
+        let by_defaults = proposal.key.rule.is_none() && policy.defaults.tier == expected;
+        if !(any || by_defaults) {
             return Err(EditError::Invalid(format!(
                 "no rule gives {} the tier {expected}",
                 proposal.key.action
