@@ -421,3 +421,55 @@ async fn a_regression_is_told_once_and_shows_in_metrics_and_the_log() {
     );
     assert!(store.active_regressions().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn each_policy_put_in_force_is_an_audit_entry_once() {
+    use countersign_server::PolicySource;
+    use std::sync::Arc;
+    let dir = crate::fixture::scratch();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, POLICY).unwrap();
+    let source = Arc::new(PolicySource::load(&path).unwrap());
+    let server = crate::fixture::spawn_with(crate::fixture::Options {
+        dir: Some(dir),
+        policy: Some(source.clone()),
+        ..crate::fixture::Options::default()
+    })
+    .await;
+    let first = policy_loads(&server, 1).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["actor"], json!("system"));
+    assert_eq!(first[0]["body"]["trigger"], json!("start"));
+    // The same text again changes nothing; another text is recorded with its predecessor.
+    source.reload().unwrap();
+    let relaxed = POLICY.replace("name = \"reads\"", "name = \"lookups\"");
+    std::fs::write(source.path().unwrap(), &relaxed).unwrap();
+    source.reload().unwrap();
+    let both = policy_loads(&server, 2).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[1]["body"]["previous_hash"], first[0]["body"]["hash"]);
+    assert_eq!(both[1]["body"]["trigger"], json!("reload"));
+    let verify = ok(server.get("/v1/audit/verify", &server.admin).await);
+    assert_eq!(verify["ok"], json!(true));
+}
+
+/// The `policy_loaded` entries, once there are at least `n` (the audit task writes them
+/// soon after the load), or what there is after four seconds.
+async fn policy_loads(server: &Server, n: usize) -> Vec<Value> {
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        let audit = ok(server.get("/v1/audit?limit=1000", &server.admin).await);
+        found = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == json!("policy_loaded"))
+            .cloned()
+            .collect();
+        if found.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    found
+}
