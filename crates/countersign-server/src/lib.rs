@@ -18,6 +18,8 @@ mod duplicate_keys;
 mod error;
 mod event_stream;
 mod extract;
+pub mod grant_views;
+pub mod grants;
 pub mod limits;
 mod metrics;
 mod openapi;

@@ -297,6 +297,9 @@ pub struct ActionView {
     /// Post-hoc review: `null` when not sampled.
     pub review: Option<ReviewStateView>,
     pub outcome: Option<OutcomeView>,
+    /// The grant that let the action run without asking (`null`: none did; the policy's
+    /// classification stands).
+    pub grant: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -373,6 +376,7 @@ impl From<&ActionRecord> for ActionView {
                 ReviewState::Reviewed(review) => Some(review.verdict.into()),
             },
             outcome: r.gate.outcome.as_ref().map(OutcomeView::from),
+            grant: r.grant.clone(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum StoreError {
     /// No token with this id.
     #[error("no token with id {0:?}")]
     TokenNotFound(String),
+    /// No grant with this id.
+    #[error("no grant with id {0:?}")]
+    GrantNotFound(String),
     /// No person with a web login of this name.
     #[error("no user named {0:?}")]
     UserNotFound(String),

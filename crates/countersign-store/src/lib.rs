@@ -15,6 +15,7 @@ mod audit_log;
 mod canonical;
 mod cursor;
 mod error;
+mod grants;
 mod ids;
 mod new_token;
 mod people;
@@ -43,6 +44,7 @@ pub use audit_log::{
 pub use canonical::request_hash;
 pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
+pub use grants::{GrantQuery, GrantRecord, NewGrant, grant_kind};
 pub use new_token::NewTokenError;
 pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 pub use record::{
@@ -250,7 +252,27 @@ pub trait Store: Send + Sync + 'static {
     /// or one that has space again, shows).
     fn health(&self) -> BoxFuture<'_, StoreHealth>;
 
-    // ---- people (the web UI's sign-in) ----------------------------------------------------
+    // ---- grants ----------------------------------------------------------------------------
+
+    /// Stores a grant (checked by the caller: the policy, the giver's rights).
+    fn create_grant(&self, grant: NewGrant) -> BoxFuture<'_, StoreResult<GrantRecord>>;
+
+    /// The grants `query` selects, newest first.
+    fn grants(&self, query: GrantQuery) -> BoxFuture<'_, StoreResult<Vec<GrantRecord>>>;
+
+    /// One grant.
+    fn grant<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<GrantRecord>>>;
+
+    /// Revokes a grant: from the next submission on, it covers nothing. Revoking a revoked
+    /// grant answers it as it is.
+    fn revoke_grant(
+        &self,
+        id: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<GrantRecord>>;
+
+    // ---- people ----------------------------------------------------------------------------
 
     /// Creates a person's web login if `countersign_core::identity::admit` lets a person take
     /// the name (decided inside the write transaction); [`StoreError::UserExists`] if the

@@ -4,6 +4,7 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
+mod grant_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
@@ -47,6 +48,9 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Let an agent run matching actions without asking, for a while: grants.
+    #[command(subcommand)]
+    Grant(grant_cmd::GrantCommand),
     /// Manage the people who sign in to the web UI.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
         Command::User(command) => user_cmd::run(command),
+        Command::Grant(command) => grant_cmd::run(command),
     };
     match result {
         Ok(code) => code,

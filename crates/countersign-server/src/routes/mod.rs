@@ -5,6 +5,7 @@ pub mod actions;
 mod audit;
 mod checkpoints;
 pub mod decisions;
+mod grants;
 mod ops;
 mod reviews;
 pub mod tokens;
@@ -34,6 +35,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(checkpoints::sign))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(grants::create, grants::list))
+        .routes(routes!(grants::show))
+        .routes(routes!(grants::revoke))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

@@ -6,6 +6,7 @@
 mod access;
 mod bad_input;
 mod fixture;
+mod grants;
 mod idempotency;
 mod operations;
 mod tiers;

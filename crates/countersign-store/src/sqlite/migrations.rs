@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 4] = [
+const MIGRATIONS: [(u32, &str); 5] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -21,6 +21,7 @@ const MIGRATIONS: [(u32, &str); 4] = [
         4,
         include_str!("../../migrations/sqlite/0004_people_and_review_ui.sql"),
     ),
+    (5, include_str!("../../migrations/sqlite/0005_grants.sql")),
 ];
 
 /// The schema version this build writes.

@@ -11,6 +11,7 @@ mod admin_ops;
 mod chain;
 mod checkpoints;
 mod errors;
+mod grant_ops;
 mod health;
 mod migrations;
 mod ops;
@@ -39,6 +40,7 @@ use crate::audit_log::{
     StoreHealth, StoredCheckpoint,
 };
 use crate::error::StoreError;
+use crate::grants::{GrantQuery, GrantRecord, NewGrant};
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
@@ -691,6 +693,33 @@ impl Store for SqliteStore {
 
     fn is_writable(&self) -> bool {
         self.is_open() && self.health.current() == StoreHealth::Ok
+    }
+
+    fn create_grant(&self, grant: NewGrant) -> BoxFuture<'_, StoreResult<GrantRecord>> {
+        Box::pin(self.write(
+            move |conn, head| grant_ops::create_grant(conn, head, grant),
+            no_action,
+        ))
+    }
+
+    fn grants(&self, query: GrantQuery) -> BoxFuture<'_, StoreResult<Vec<GrantRecord>>> {
+        Box::pin(async move { self.readers.with(|c| grant_ops::grants(c, &query)) })
+    }
+
+    fn grant<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<GrantRecord>>> {
+        Box::pin(async move { self.readers.with(|c| grant_ops::grant(c, id)) })
+    }
+
+    fn revoke_grant(
+        &self,
+        id: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<GrantRecord>> {
+        Box::pin(self.write(
+            move |conn, head| grant_ops::revoke_grant(conn, head, &id, &actor, now),
+            no_action,
+        ))
     }
 
     fn create_user(&self, user: NewUser) -> BoxFuture<'_, StoreResult<User>> {

@@ -16,6 +16,7 @@ use super::chain::{self, Head};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
 use crate::audit_log::{ACTOR_TOKEN_FIELD, SYSTEM_ACTOR, kind};
 use crate::error::StoreError;
+use crate::grants::GrantRecord;
 use crate::ids;
 use crate::record::{
     ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, ReviewState, Submitted,
@@ -190,8 +191,9 @@ pub(crate) fn find_replay(
     }))
 }
 
-/// The record a submission creates: its lifecycle is the core's [`Gate::new`].
-fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
+/// The record a submission creates: its lifecycle is the core's [`Gate::new`]; `grant` is
+/// the live grant whose use was just counted, if one covers it.
+fn new_record(new: NewAction, grant: Option<&GrantRecord>) -> Result<ActionRecord, StoreError> {
     let id = ids::new_id(new.at);
     let agent = rows::name(new.proposal.agent.as_str(), "agent")?;
     let gate = Gate::new(NewGate {
@@ -203,11 +205,28 @@ fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
         settings: &new.settings,
         at: new.at,
         sample_draw: ids::sample_draw(&id),
+        granted: grant.is_some(),
     });
+    let reason = match grant {
+        Some(grant) => format!(
+            "allowed without asking by grant {} (given by {}{}, until {}); the policy alone would have asked: {}",
+            grant.id,
+            grant.granted_by,
+            match grant.max_uses {
+                Some(max) => format!(", use {} of {max}", grant.uses),
+                None => String::new(),
+            },
+            grant
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            new.reason
+        ),
+        None => new.reason,
+    };
     Ok(ActionRecord {
         gate,
         rule: new.rule,
-        reason: new.reason,
+        reason,
         reasoning: new.proposal.reasoning,
         context: new.proposal.context,
         confidence: new.proposal.confidence.map(|c| c.value()),
@@ -216,6 +235,7 @@ fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
         policy_hash: new.policy_hash,
         review_sample: new.settings.review_sample,
         created_at: new.at,
+        grant: grant.map(|g| g.id.clone()),
         version: 1,
         id,
     })
@@ -235,11 +255,20 @@ pub(crate) fn submit(
     let idempotency = new.idempotency.clone();
     let at = new.at;
     let token_id = new.token_id.clone();
-    let record = new_record(new)?;
+    // The first grant the caller found that is still live now counts one use and lets the
+    // action run: checked and counted here, in the writer, so N uses are N uses.
+    let mut used = None;
+    for id in &new.grants {
+        if let Some(grant) = super::grant_ops::use_grant(conn, id, at)? {
+            used = Some(grant);
+            break;
+        }
+    }
+    let record = new_record(new, used.as_ref())?;
     let gate = &record.gate;
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     conn.prepare_cached(&sql)?.execute(params![
         &record.id,
@@ -272,6 +301,7 @@ pub(crate) fn submit(
         millis(record.created_at),
         gate.decided_at.map(millis),
         record.version as i64,
+        &record.grant,
     ])?;
     if let Some(idempotency) = &idempotency {
         conn.prepare_cached(
@@ -311,6 +341,7 @@ pub(crate) fn submit(
         "escalation_sla": gate.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
         "review_sampled": gate.review == ReviewState::Open,
         "review_sample": record.review_sample,
+        "grant": record.grant,
     });
     let drafts = vec![
         chain::Draft {
@@ -324,6 +355,22 @@ pub(crate) fn submit(
             body: classified.to_string(),
         },
     ];
+    let mut drafts = drafts;
+    if let Some(grant) = &used {
+        // Every use of a grant is an entry naming it.
+        drafts.push(chain::Draft {
+            kind: crate::grant_kind::GRANT_USED,
+            actor: SYSTEM_ACTOR,
+            body: json!({
+                "grant_id": grant.id,
+                "granted_by": grant.granted_by.as_str(),
+                "uses": grant.uses,
+                "max_uses": grant.max_uses,
+                "expires_at": millis(grant.expires_at),
+            })
+            .to_string(),
+        });
+    }
     chain::append_all(conn, head, at, &record.id, drafts)?;
     Ok(Submitted {
         record,

@@ -24,7 +24,8 @@ use crate::token::{Role, Token};
 pub(crate) const ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule, reason, args, \
      original_args, reasoning, context, confidence, hints, idempotency_key, approvers, \
      escalated_to, escalated, approvals_required, decisions, deadline, timeout_plan, \
-     policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version";
+     policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version, \
+     grant_id";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -279,6 +280,7 @@ pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError>
         review_sample: row.get::<_, f64>(23)?,
         created_at: from_millis(row.get::<_, i64>(27)?)?,
         version: u64::try_from(row.get::<_, i64>(29)?).map_err(|_| corrupt("version"))?,
+        grant: opt_text(30)?,
     })
 }
 

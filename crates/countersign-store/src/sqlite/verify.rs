@@ -365,5 +365,6 @@ fn stored_state(record: &ActionRecord) -> ActionState {
         ),
         created_at: Some(json!(millis(record.created_at))),
         decided_at: Some(json!(gate.decided_at.map(millis))),
+        grant: Some(json!(record.grant)),
     }
 }

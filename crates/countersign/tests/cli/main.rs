@@ -5,6 +5,7 @@
 //! `hardening_audit`) checkpoints, a read-only database and a full disk. One test binary for
 //! the crate.
 
+mod grants;
 mod hardening_audit;
 mod limits;
 mod policy;
