@@ -29,6 +29,7 @@ mod revocation;
 mod routes;
 mod sla_worker;
 mod state;
+pub mod user_views;
 pub mod views;
 mod vocabulary;
 mod wait_caps;

@@ -21,6 +21,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "reviews", description = "Post-hoc review of sampled logged actions"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "tokens", description = "API tokens"),
+        (name = "grants", description = "Time-boxed, bounded autonomy a reviewer gives an agent"),
+        (name = "users", description = "People who sign in to the web UI"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
 )]

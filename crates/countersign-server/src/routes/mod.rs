@@ -9,6 +9,7 @@ mod grants;
 mod ops;
 mod reviews;
 pub mod tokens;
+mod users;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -38,6 +39,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::create, grants::list))
         .routes(routes!(grants::show))
         .routes(routes!(grants::revoke))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::password))
+        .routes(routes!(users::disable))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
