@@ -339,8 +339,16 @@ tier = "approve"
     #[test]
     fn what_a_grant_covers() {
         let refunds = grant("refund.*", Some("args.amount <= 50"));
+        type Case<'a> = (
+            &'a Grant,
+            &'a str,
+            &'a str,
+            serde_json::Value,
+            Option<f64>,
+            Result<(), NotCovered>,
+        );
         #[rustfmt::skip]
-        let cases: &[(&Grant, &str, &str, serde_json::Value, Option<f64>, Result<(), NotCovered>)] = &[
+        let cases: &[Case] = &[
             (&refunds, "refund.create", "bot", json!({"amount": 20}), None, Ok(())),
             (&refunds, "refund.create", "Bot", json!({"amount": 20}), None, Ok(())),
             (&refunds, "refund.create", "bot", json!({"amount": 80}), None, Err(NotCovered::Condition)),
