@@ -6,6 +6,7 @@ mod audit;
 mod checkpoints;
 pub mod decisions;
 mod ops;
+mod policy;
 mod reviews;
 pub mod tokens;
 
@@ -23,6 +24,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(actions::submit, actions::list))
         .routes(routes!(actions::show))
         .routes(routes!(actions::events))
+        .routes(routes!(policy::classify))
         .routes(routes!(decisions::decide))
         .routes(routes!(decisions::cancel))
         .routes(routes!(decisions::outcome))
