@@ -4,6 +4,8 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
+mod hook_cmd;
+mod mcp_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
@@ -46,6 +48,11 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Gate an MCP server's tool calls (the MCP gating proxy).
+    Mcp(mcp_cmd::McpArgs),
+    /// Hooks for coding agents' own tools.
+    #[command(subcommand)]
+    Hook(hook_cmd::HookCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +80,8 @@ fn main() -> ExitCode {
         Command::Reject(args) => action_cmd::reject(args),
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Mcp(args) => mcp_cmd::run(args),
+        Command::Hook(command) => hook_cmd::run(command),
     };
     match result {
         Ok(code) => code,
