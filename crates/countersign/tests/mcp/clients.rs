@@ -1,0 +1,1 @@
+//! Other real clients: the Python SDK (both eras), the OpenAI Agents SDK, the Inspector CLI.

@@ -1,0 +1,1 @@
+//! The conformance suite through the proxy and against the server directly.

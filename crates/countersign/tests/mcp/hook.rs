@@ -1,0 +1,1 @@
+//! The Claude Code hook and permission-prompt tool on recorded inputs.
