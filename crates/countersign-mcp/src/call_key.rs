@@ -134,7 +134,7 @@ mod tests {
     #[tokio::test]
     async fn generations_move_on_when_settled() {
         let ledger = Ledger::default();
-        let mut turn = ledger.turn("d").await;
+        let turn = ledger.turn("d").await;
         let first = turn.key();
         drop(turn);
         let mut turn = ledger.turn("d").await;

@@ -109,7 +109,7 @@ impl ToolCall {
 /// What the transport does with a call once the gate has decided.
 pub enum Admission {
     /// Forward the call upstream with these arguments, then hand the answer to `finish`.
-    Run(Run),
+    Run(Box<Run>),
     /// Answer the client with this tool result (the tool did not run).
     Answer(Value),
     /// Answer the client with a JSON-RPC error (code, message).
@@ -409,20 +409,20 @@ impl Gate {
                 return Admission::Answer(answer::bad_modification(action_name, &action, &problem));
             }
         }
-        Admission::Run(Run {
+        Admission::Run(Box::new(Run {
             arguments: action.args.clone(),
             action,
             modified,
             progress_sent,
             turn,
-        })
+        }))
     }
 
     /// Turns the server's answer to a run call into the client's, and reports the outcome to
     /// Countersign (in the background: the client does not wait for it). `response` is the
     /// server's whole JSON-RPC response frame, or why there was none. Returns the frame
     /// for the client (without its id) and whether the gate changed it.
-    pub fn finish(&self, mut run: Run, response: Result<Value, String>) -> Finished {
+    pub fn finish(&self, mut run: Box<Run>, response: Result<Value, String>) -> Finished {
         run.turn.settle();
         let id = run.action.id.clone();
         match response {
@@ -462,7 +462,7 @@ impl Gate {
     }
 
     /// The client withdrew a call that was already forwarded: whether it ran is unknown.
-    pub fn abandon(&self, mut run: Run) {
+    pub fn abandon(&self, mut run: Box<Run>) {
         run.turn.settle();
         self.report(
             &run.action.id,

@@ -50,7 +50,7 @@ pub async fn run(gate: Arc<Gate>, command: &[String]) -> std::io::Result<ExitSta
             let mut lines = BufReader::new(child_out);
             let mut buffer = Vec::new();
             while let Some(line) = read_line(&mut lines, &mut buffer, "the server").await {
-                relay.from_upstream(&line);
+                relay.on_upstream_line(&line);
             }
             relay.upstream_closed();
         })
@@ -61,7 +61,7 @@ pub async fn run(gate: Arc<Gate>, command: &[String]) -> std::io::Result<ExitSta
     loop {
         tokio::select! {
             line = read_line(&mut stdin, &mut buffer, "the client") => match line {
-                Some(line) => relay.from_client(&line),
+                Some(line) => relay.on_client_line(&line),
                 None => break,
             },
             _ = &mut upstream_done => break,
@@ -209,7 +209,7 @@ impl Relay {
         (id, rx)
     }
 
-    fn from_client(self: &Arc<Self>, line: &str) {
+    fn on_client_line(self: &Arc<Self>, line: &str) {
         if line.trim().is_empty() {
             return;
         }
@@ -277,7 +277,7 @@ impl Relay {
         }
     }
 
-    fn from_upstream(&self, line: &str) {
+    fn on_upstream_line(&self, line: &str) {
         if line.trim().is_empty() {
             return;
         }
