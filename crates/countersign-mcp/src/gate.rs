@@ -134,6 +134,9 @@ pub struct Run {
 pub trait Notify: Sync {
     /// Sends a notification frame (progress) related to the call.
     fn notify(&self, frame: Value);
+    /// The call is about to be held (its action is pending): a transport that answers in
+    /// one piece switches to a stream here.
+    fn holding(&self) {}
 }
 
 /// How the gate asks the upstream server for its tools, when it needs a schema it has not
@@ -335,6 +338,7 @@ impl Gate {
         notify: &impl Notify,
         cancel: &mut watch::Receiver<bool>,
     ) -> Held {
+        notify.holding();
         let start = Instant::now();
         let mut sent = 0;
         let send_progress = |sent: &mut u64| {

@@ -33,9 +33,21 @@ pub struct McpArgs {
     /// File actions as PREFIX.TOOL instead of mcp.NAME.TOOL.
     #[arg(long, value_name = "PREFIX")]
     action_prefix: Option<String>,
+    /// Gate a Streamable HTTP server at this URL instead of a command (with --listen).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "command",
+        requires = "listen"
+    )]
+    upstream: Option<String>,
+    /// Where the HTTP proxy listens (loopback by default; port 0 picks a free port, printed
+    /// on stderr).
+    #[arg(long, value_name = "ADDR", requires = "upstream")]
+    listen: Option<std::net::SocketAddr>,
     /// Serve Claude Code's permission-prompt tool (`--permission-prompt-tool
     /// mcp__countersign__approve`) instead of proxying a server.
-    #[arg(long, conflicts_with_all = ["command", "name"])]
+    #[arg(long, conflicts_with_all = ["command", "name", "upstream"])]
     permission_prompt: bool,
     #[command(flatten)]
     server: ServerArgs,
@@ -67,6 +79,31 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
     config.trusted = args.trusted;
     config.hold = args.hold.map(Duration::from_secs);
     config.progress_every = Duration::from_secs(args.progress_every);
+    if let (Some(upstream), Some(listen)) = (&args.upstream, args.listen) {
+        let upstream = reqwest::Url::parse(upstream)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                anyhow!(
+                    "--upstream {upstream:?} is not an http(s) URL, like http://127.0.0.1:3001/mcp"
+                )
+            })?;
+        let gate = Arc::new(Gate::new(config, gateway));
+        return runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let address = listener.local_addr()?;
+            eprintln!(
+                "countersign mcp: gating {upstream} at http://{address}{}",
+                upstream.path()
+            );
+            countersign_mcp::http::serve(gate, upstream, listener)
+                .await
+                .context("the MCP HTTP proxy failed")?;
+            Ok(ExitCode::SUCCESS)
+        });
+    }
     if args.command.is_empty() {
         bail!(
             "no server to gate: put its command after --, like `countersign mcp --name files -- npx @modelcontextprotocol/server-filesystem /tmp`"
