@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Every check CI runs, from a clean clone: formatting, lints, docs, all tests, and a fuzz run
 # of the HTTP API. It installs what the tests need: SQLite is compiled into the binary;
-# schemathesis comes from PyPI into target/fuzz-venv (scripts/fuzz-api.sh). CI calls exactly
-# this script (see .ci/run).
+# schemathesis comes from PyPI into target/fuzz-venv (scripts/fuzz-api.sh); the MCP proxy's
+# tests run against third-party MCP servers and clients from npm and PyPI, installed once
+# into target/mcp-deps (scripts/mcp-deps.sh, which also lints our TypeScript and Python test
+# clients). CI calls exactly this script (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+# npm and PyPI installs wait on the network, not the CPU: they run beside the lints.
+mkdir -p target
+echo "== MCP test software (npm, PyPI), in the background"
+./scripts/mcp-deps.sh > target/mcp-deps.log 2>&1 &
+DEPS_PID=$!
 echo "== formatting"
 cargo fmt --all -- --check
 echo "== lints"
@@ -14,6 +21,26 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== tests"
-cargo test --workspace --locked
+if ! wait "$DEPS_PID"; then
+    cat target/mcp-deps.log
+    echo "installing or linting the MCP test software failed" >&2
+    exit 1
+fi
+cat target/mcp-deps.log
+# The MCP suite (tests/mcp in the countersign crate) mostly waits on Node and Python child
+# processes: its binary runs beside the rest of the workspace's tests.
+cargo test --workspace --locked --no-run --quiet
+MCP_TESTS=$(cargo test -p countersign --test mcp --locked --no-run --message-format=json 2>/dev/null \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+"$MCP_TESTS" > target/mcp-tests.log 2>&1 &
+MCP_PID=$!
+cargo test --workspace --locked --exclude countersign
+cargo test -p countersign --locked --bins --test cli
+echo "== MCP proxy tests (real MCP servers and clients)"
+if ! wait "$MCP_PID"; then
+    cat target/mcp-tests.log
+    exit 1
+fi
+grep -v '^Secure MCP\|^Client does not support' target/mcp-tests.log
 echo "== API fuzzing (schemathesis against the OpenAPI document)"
 ./scripts/fuzz-api.sh target/debug/countersign
