@@ -56,5 +56,5 @@ JSON
 echo "   tsc --noEmit (the TypeScript test clients)"
 "$DEPS/node/node_modules/.bin/tsc" -p "$DEPS/node/clients/tsconfig.json"
 echo "   ruff (the Python test clients)"
-"$DEPS/venv/bin/ruff" check --quiet "$CLIENTS"
-"$DEPS/venv/bin/ruff" format --quiet --check "$CLIENTS"
+"$DEPS/venv/bin/ruff" check --quiet "$CLIENTS" scripts/bench_mcp.py
+"$DEPS/venv/bin/ruff" format --quiet --check "$CLIENTS" scripts/bench_mcp.py
