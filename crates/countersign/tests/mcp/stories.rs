@@ -326,3 +326,92 @@ fn hints_count_only_from_trusted_servers() {
     );
     assert_eq!(gateway.pending("mcp.plain.read_text_file").len(), 1);
 }
+
+#[test]
+fn malformed_frames_get_precise_errors_and_never_reach_the_server() {
+    use std::io::{BufRead, BufReader, Write};
+    let (gateway, dir) = setup();
+    let command = proxy("files", &[], &filesystem_server(&dir.path("files")));
+    let mut child = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("COUNTERSIGN_URL", &gateway.url)
+        .env("COUNTERSIGN_TOKEN", &gateway.agent)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let target = dir.path("files/smuggled.txt");
+    let write = json!({"name": "write_file", "arguments": {"path": target, "content": "x"}});
+    let cases = [
+        ("not json".to_owned(), Value::Null, -32700),
+        (
+            json!([{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": write}]).to_string(),
+            Value::Null,
+            -32600,
+        ),
+        (json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}}).to_string(), json!(1), -32602),
+        (
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "write_file", "arguments": "x"}}).to_string(),
+            json!(2),
+            -32602,
+        ),
+        (json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call"}).to_string(), json!(3), -32602),
+        (json!({"jsonrpc": "2.0", "id": null, "method": "tools/call", "params": write}).to_string(), Value::Null, -32600),
+        (json!({"jsonrpc": "1.0", "id": 4, "method": "tools/call", "params": write}).to_string(), json!(4), -32600),
+    ];
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for (line, id, code) in cases {
+        writeln!(stdin, "{line}").unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["id"], id, "{line}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{line}: {answer}");
+    }
+    drop(stdin);
+    child.wait().unwrap();
+    assert!(
+        !std::path::Path::new(&target).exists(),
+        "nothing reached the server"
+    );
+}
+
+#[test]
+fn bad_flags_are_refused_with_what_to_do() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["mcp"], "--name"),
+        (
+            &["mcp", "--name", "a b", "--", "true"],
+            "must be 1 to 100 letters",
+        ),
+        (&["mcp", "--name", "files"], "no server to gate"),
+        (
+            &["mcp", "--name", "files", "--hold", "0", "--", "true"],
+            "--hold",
+        ),
+        (
+            &[
+                "mcp",
+                "--name",
+                "files",
+                "--upstream",
+                "ftp://x",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "is not an http(s) URL",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = std::process::Command::new(crate::BIN)
+            .args(args)
+            .env("COUNTERSIGN_TOKEN", "cs_x")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = crate::text(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
