@@ -3,6 +3,13 @@
 //! the same key and so re-attaches to the same action; once a call got its final answer
 //! (a result, a rejection...), the generation moves on and the next identical call is a new
 //! action. Identical calls in flight at once take turns, so that one approval runs one call.
+//!
+//! The first generation's key is the same in every process (`mcp:<digest>:0`), so that a
+//! client that restarted the proxy still re-attaches to a call left pending; later
+//! generations are random, so that a call repeated many times over many sessions costs one
+//! extra round trip after a restart (the gate sees the first key's action already ran and
+//! settles), not one per earlier repetition. The ledger keeps one small entry per distinct
+//! call for the life of the process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,13 +68,12 @@ pub fn canonical(value: &Value, out: &mut String) {
 /// The generations of the calls this process has seen, and the turn of each call.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    calls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<u32>>>>,
+    calls: Mutex<HashMap<String, Arc<tokio::sync::Mutex<String>>>>,
 }
 
 /// A call's turn: while held, identical calls wait. `key()` is its idempotency key.
 pub struct Turn {
-    digest: String,
-    generation: tokio::sync::OwnedMutexGuard<u32>,
+    key: tokio::sync::OwnedMutexGuard<String>,
 }
 
 impl Ledger {
@@ -78,11 +84,10 @@ impl Ledger {
             .lock()
             .unwrap()
             .entry(digest.to_owned())
-            .or_default()
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(format!("mcp:{digest}:0"))))
             .clone();
         Turn {
-            digest: digest.to_owned(),
-            generation: slot.lock_owned().await,
+            key: slot.lock_owned().await,
         }
     }
 }
@@ -90,12 +95,16 @@ impl Ledger {
 impl Turn {
     /// The idempotency key of this call in its current generation.
     pub fn key(&self) -> String {
-        format!("mcp:{}:{}", self.digest, *self.generation)
+        self.key.clone()
     }
 
     /// The call got its final answer: the next identical call is a new action.
     pub fn settle(&mut self) {
-        *self.generation += 1;
+        let digest = self.key.split(':').nth(1).unwrap_or_default().to_owned();
+        let mut random = [0u8; 12];
+        let _ = getrandom::fill(&mut random);
+        let nonce: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        *self.key = format!("mcp:{digest}:{nonce}");
     }
 }
 
@@ -140,8 +149,10 @@ mod tests {
         let mut turn = ledger.turn("d").await;
         assert_eq!(turn.key(), first, "a pending call's retry re-attaches");
         turn.settle();
-        assert_ne!(turn.key(), first);
+        let second = turn.key();
+        assert_ne!(second, first);
         drop(turn);
-        assert_eq!(ledger.turn("d").await.key(), "mcp:d:1");
+        assert_eq!(ledger.turn("d").await.key(), second);
+        assert_eq!(first, "mcp:d:0", "the same first key in every process");
     }
 }

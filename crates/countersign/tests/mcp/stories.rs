@@ -58,7 +58,7 @@ fn an_auto_tool_passes_through_unchanged() {
     let mut gated = client(&gateway, &dir, "files", &[]);
     let args = json!({"path": dir.path("files/a.txt")});
     let through = gated.call("r", "read_text_file", args.clone());
-    assert_eq!(through, direct.call("r", "read_text_file", args));
+    assert_eq!(through, direct.call("r", "read_text_file", args.clone()));
     assert_eq!(result_text(&through), "x\n");
 
     let mut listed = direct.tools();
@@ -68,6 +68,22 @@ fn an_auto_tool_passes_through_unchanged() {
         listed,
         "everything but the denied tool, in order"
     );
+
+    // The same call again, and again in a new proxy process: each is a new action that runs.
+    for round in ["again", "and again"] {
+        assert_eq!(
+            result_text(&gated.call(round, "read_text_file", args.clone())),
+            "x\n"
+        );
+    }
+    drop(gated);
+    let mut restarted = client(&gateway, &dir, "files", &[]);
+    for round in ["after a restart", "twice"] {
+        assert_eq!(
+            result_text(&restarted.call(round, "read_text_file", args.clone())),
+            "x\n"
+        );
+    }
 }
 
 #[test]
