@@ -137,6 +137,11 @@ pub trait Notify: Sync {
     /// The call is about to be held (its action is pending): a transport that answers in
     /// one piece switches to a stream here.
     fn holding(&self) {}
+    /// Asks the client's user with a form (`elicitation/create`, 2025 era); the client's
+    /// result, or `None` when this client cannot be asked.
+    fn elicit(&self, _params: Value) -> impl Future<Output = Option<Value>> + Send {
+        async { None }
+    }
 }
 
 /// How the gate asks the upstream server for its tools, when it needs a schema it has not
@@ -152,6 +157,9 @@ pub trait ListTools: Sync {
 pub struct Gate {
     pub config: GateConfig,
     pub gateway: Gateway,
+    /// The gateway as the person at the client (a reviewer token), for answers given in
+    /// the client; the policy decides whether that person may decide.
+    pub user: Option<Gateway>,
     pub catalog: Catalog,
     ledger: Ledger,
 }
@@ -161,6 +169,7 @@ impl Gate {
         Gate {
             config,
             gateway,
+            user: None,
             catalog: Catalog::default(),
             ledger: Ledger::default(),
         }
@@ -359,6 +368,33 @@ impl Gate {
             }
         };
         send_progress(&mut sent);
+        // The client's user may answer in the client, if a user token is configured and the
+        // client can show a form; reviewers elsewhere may answer first.
+        let ask = self.user.as_ref().map(|_| {
+            notify.elicit(json!({
+                "message": format!(
+                    "Allow {action_name} with {}? (Countersign action {})",
+                    Value::Object(call.arguments.clone()),
+                    action.id
+                ),
+                "requestedSchema": {
+                    "type": "object",
+                    "properties": {
+                        "decision": {"type": "string", "enum": ["approve", "reject"],
+                                     "description": "approve runs the tool; reject tells the agent why not"},
+                        "reason": {"type": "string", "description": "why (the agent sees it on a rejection)"}
+                    },
+                    "required": ["decision"]
+                }
+            }))
+        });
+        let mut ask = std::pin::pin!(async move {
+            match ask {
+                Some(ask) => ask.await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut asked = false;
         loop {
             let remaining = budget.saturating_sub(start.elapsed());
             let seconds = remaining.min(self.config.progress_every).as_secs();
@@ -372,7 +408,39 @@ impl Gate {
                     Err(e) => return Held::Failed(e),
                 },
                 () = cancelled(cancel) => return Held::Withdrawn(action.id.clone()),
+                reply = &mut ask, if !asked => {
+                    asked = true;
+                    self.answer_in_client(&action.id, reply).await;
+                }
             }
+        }
+    }
+
+    /// Files the user's answer to the form as that user's decision. Only an explicit choice
+    /// decides: "decline" and "cancel" leave the call to other reviewers (some clients
+    /// decline every form unseen: research mcp.md §1.7). A decision the policy does not let
+    /// this user make is refused by the gateway and changes nothing.
+    async fn answer_in_client(&self, id: &str, reply: Option<Value>) {
+        tracing::debug!(action = %id, ?reply, "the client's user answered");
+        let (Some(user), Some(reply)) = (&self.user, reply) else {
+            return;
+        };
+        if reply["action"] != "accept" {
+            return;
+        }
+        let reason = reply["content"]["reason"]
+            .as_str()
+            .filter(|r| !r.is_empty());
+        let body = match reply["content"]["decision"].as_str() {
+            Some("approve") => json!({"verdict": "approve", "reason": reason}),
+            Some("reject") => json!({
+                "verdict": "reject",
+                "reason": reason.unwrap_or("rejected in the MCP client"),
+            }),
+            _ => return,
+        };
+        if let Err(e) = user.decide(id, &body).await {
+            tracing::warn!(action = %id, error = %e, "the answer given in the client was not accepted");
         }
     }
 

@@ -154,6 +154,16 @@ impl Gateway {
         parse_action(value)
     }
 
+    /// `POST /v1/actions/{id}/decisions` (with a reviewer token).
+    pub async fn decide(&self, id: &str, body: &Value) -> Result<Action, GatewayError> {
+        let request = self
+            .http
+            .post(self.url(&["v1", "actions", id, "decisions"]))
+            .json(body);
+        let (_, value) = self.send(request, 30).await?;
+        parse_action(value)
+    }
+
     /// `POST /v1/actions/{id}/outcome`.
     pub async fn outcome(
         &self,

@@ -141,6 +141,10 @@ struct Relay {
     /// how far the gate's own notifications went.
     progress: Mutex<HashMap<String, (Value, u64)>>,
     client_name: Mutex<Option<String>>,
+    /// The client declared form elicitation in `initialize`.
+    client_elicits: std::sync::atomic::AtomicBool,
+    /// Requests the gate sent the client (elicitation), by id, waiting for the answer.
+    client_waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     /// Ids of gate-sent requests: a random prefix no client id shares, and a counter.
     id_prefix: String,
     next_id: AtomicU64,
@@ -169,6 +173,8 @@ impl Relay {
             calls: Mutex::default(),
             progress: Mutex::default(),
             client_name: Mutex::default(),
+            client_elicits: std::sync::atomic::AtomicBool::new(false),
+            client_waiting: Mutex::default(),
             id_prefix,
             next_id: AtomicU64::new(1),
         }
@@ -228,6 +234,11 @@ impl Relay {
                     .as_str()
                     .map(str::to_owned);
                 *self.client_name.lock().unwrap() = name;
+                let elicitation = &frame.value["params"]["capabilities"]["elicitation"];
+                let form = elicitation
+                    .as_object()
+                    .is_some_and(|e| e.is_empty() || e.contains_key("form"));
+                self.client_elicits.store(form, Ordering::Relaxed);
                 self.send_upstream(frame.text);
             }
             Kind::Request { id, method } if method == "tools/list" => {
@@ -265,6 +276,17 @@ impl Relay {
                     // under its own id.
                     Some(cancel) => {
                         let _ = cancel.send(true);
+                    }
+                    None => {
+                        self.send_upstream(frame.text);
+                    }
+                }
+            }
+            Kind::Response { id } => {
+                let waiter = self.client_waiting.lock().unwrap().remove(&id_key(id));
+                match waiter {
+                    Some(tx) => {
+                        let _ = tx.send(frame.value);
                     }
                     None => {
                         self.send_upstream(frame.text);
@@ -376,7 +398,7 @@ impl Relay {
         mut cancel: watch::Receiver<bool>,
     ) {
         let client_name = self.client_name.lock().unwrap().clone();
-        let notify = ClientNotify(&self.to_client);
+        let notify = ClientNotify(&self);
         let lister = Lister(&self);
         let admission = self
             .gate
@@ -448,11 +470,62 @@ impl Relay {
     }
 }
 
-struct ClientNotify<'a>(&'a mpsc::UnboundedSender<String>);
+struct ClientNotify<'a>(&'a Arc<Relay>);
 
 impl Notify for ClientNotify<'_> {
     fn notify(&self, frame: Value) {
-        let _ = self.0.send(frame.to_string());
+        self.0.send_client(frame.to_string());
+    }
+
+    async fn elicit(&self, params: Value) -> Option<Value> {
+        if !self.0.client_elicits.load(Ordering::Relaxed) {
+            tracing::debug!("the client cannot show forms: not asking its user");
+            return None;
+        }
+        let id = self.0.gate_id();
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .client_waiting
+            .lock()
+            .unwrap()
+            .insert(id_key(&json!(id)), tx);
+        self.0.send_client(
+            json!({"jsonrpc": "2.0", "id": id, "method": "elicitation/create", "params": params})
+                .to_string(),
+        );
+        let mut guard = Withdraw {
+            relay: self.0,
+            id,
+            answered: false,
+        };
+        let answer = rx.await.ok();
+        guard.answered = true;
+        answer?.get("result").cloned()
+    }
+}
+
+/// Withdraws the form from the client when the call was decided elsewhere first.
+struct Withdraw<'a> {
+    relay: &'a Arc<Relay>,
+    id: String,
+    answered: bool,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.relay
+            .client_waiting
+            .lock()
+            .unwrap()
+            .remove(&id_key(&json!(self.id)));
+        self.relay.send_client(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": self.id, "reason": "decided elsewhere"}})
+            .to_string(),
+        );
     }
 }
 

@@ -30,6 +30,16 @@ pub struct McpArgs {
     /// Send a progress notification this often while a call is held.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     progress_every: u64,
+    /// A reviewer token of the person at the client: when the client can show forms
+    /// (elicitation), a held call asks them too, and their answer counts as their decision
+    /// (if the policy lets them decide). Other reviewers can still answer first.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_USER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    user_token: Option<String>,
     /// File actions as PREFIX.TOOL instead of mcp.NAME.TOOL.
     #[arg(long, value_name = "PREFIX")]
     action_prefix: Option<String>,
@@ -109,7 +119,13 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
             "no server to gate: put its command after --, like `countersign mcp --name files -- npx @modelcontextprotocol/server-filesystem /tmp`"
         );
     }
-    let gate = Arc::new(Gate::new(config, gateway));
+    let mut gate = Gate::new(config, gateway);
+    if let Some(token) = args.user_token.as_deref().filter(|t| !t.is_empty()) {
+        let user =
+            GatewayConfig::parse(&args.server.server, Some(token)).map_err(|e| anyhow!(e))?;
+        gate.user = Some(Gateway::new(user).map_err(|e| anyhow!(e))?);
+    }
+    let gate = Arc::new(gate);
     let status = runtime
         .block_on(countersign_mcp::stdio::run(gate, &args.command))
         .context("the MCP proxy failed")?;

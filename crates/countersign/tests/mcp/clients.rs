@@ -210,3 +210,37 @@ fn the_permission_prompt_tool_answers_claude_code() {
         "a malformed request is a deny: {bad}"
     );
 }
+
+#[test]
+fn the_person_at_the_client_answers_in_a_form() {
+    let gateway = Gateway::start(POLICY);
+    for decision in ["approve", "reject"] {
+        let command = proxy("time", &["--user-token", &gateway.user], &time_server());
+        let mut client = Driver::python(
+            json!({"command": command, "env": gateway.agent_env(), "elicit": decision}),
+        );
+        client.send(json!({"id": "c", "op": "call", "tool": "convert_time", "args": convert()}));
+        let form = client.expect_event("elicitation");
+        assert!(
+            form["message"]
+                .as_str()
+                .unwrap()
+                .contains("mcp.time.convert_time"),
+            "{form}"
+        );
+        let answer = client.expect("c");
+        if decision == "approve" {
+            assert!(
+                !is_error(&answer) && result_text(&answer).contains("21:00"),
+                "{answer}"
+            );
+        } else {
+            assert!(is_error(&answer), "{answer}");
+            let text = result_text(&answer);
+            assert!(
+                text.contains("ursula rejected") && text.contains("checked in the client"),
+                "{text}"
+            );
+        }
+    }
+}

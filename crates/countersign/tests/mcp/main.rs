@@ -105,6 +105,8 @@ struct Gateway {
     url: String,
     agent: String,
     reviewer: String,
+    /// A reviewer who is the person at an MCP client (in-client answers).
+    user: String,
     _dir: TempDir,
 }
 
@@ -124,6 +126,7 @@ impl Gateway {
         };
         let agent = token(&["--role", "agent", "--name", "coder", "--owner", "olivia"]);
         let reviewer = token(&["--role", "reviewer", "--name", "rita"]);
+        let user = token(&["--role", "reviewer", "--name", "ursula"]);
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--db", "countersign.db"])
             .args(["--policy", "policy.toml"])
@@ -149,6 +152,7 @@ impl Gateway {
             url: format!("http://{address}"),
             agent,
             reviewer,
+            user,
             _dir: dir,
         }
     }

@@ -13,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 
@@ -75,6 +75,21 @@ def read_steps(
     loop.call_soon_threadsafe(queue.put_nowait, None)
 
 
+def elicitation_callback(decision: str | None):
+    """Answers every form with `decision` (as a person at the client would), or none."""
+    if decision is None:
+        return None
+
+    async def answer(context: Any, params: Any) -> types.ElicitResult:
+        emit({"id": "elicitation", "event": "form", "message": params.message})
+        return types.ElicitResult(
+            action="accept",
+            content={"decision": decision, "reason": "checked in the client"},
+        )
+
+    return answer
+
+
 async def main() -> None:
     spec = json.loads(sys.argv[1])
     command, *args = spec["command"]
@@ -82,7 +97,9 @@ async def main() -> None:
     params = StdioServerParameters(command=command, args=args, env=env)
     async with (
         stdio_client(params) as (read, write),
-        ClientSession(read, write) as session,
+        ClientSession(
+            read, write, elicitation_callback=elicitation_callback(spec.get("elicit"))
+        ) as session,
     ):
         if spec.get("era") == "modern":
             discovered = await session.discover()
