@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -49,10 +50,13 @@ tier = "approve"
 
 
 def wait_for(stream, pattern: str) -> str:
+    """The first match of `pattern` in a child's output; the rest is drained in the
+    background (a child blocked on a full stderr pipe would stall the benchmark)."""
     for line in stream:
         text = line.decode() if isinstance(line, bytes) else line
         match = re.search(pattern, text)
         if match:
+            threading.Thread(target=lambda: [None for _ in stream], daemon=True).start()
             return match.group(1)
     raise RuntimeError(f"never saw {pattern}")
 
@@ -123,7 +127,7 @@ class Http:
             {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
         )
         for line in body.decode().splitlines():
-            if line.startswith("data:"):
+            if line.startswith("data:") and line[5:].strip():
                 message = json.loads(line[5:])
                 if message.get("id") == self.next_id:
                     return message
@@ -226,7 +230,8 @@ def main() -> None:
             env={**os.environ, "PORT": "0"},
         )
         processes.append(upstream)
-        url = f"http://127.0.0.1:{wait_for(upstream.stderr, r'listening on 127.0.0.1:(\d+)')}/mcp"
+        port = wait_for(upstream.stderr, r"listening on 127.0.0.1:(\d+)")
+        url = f"http://127.0.0.1:{port}/mcp"
         rows.append(measure("http direct", Http(url)))
         proxy = subprocess.Popen(
             [
