@@ -187,11 +187,15 @@ impl Gate {
     pub async fn filter_tools(&self, tools: Vec<Value>) -> Result<Vec<Value>, GatewayError> {
         let mut questions = Vec::new();
         let mut asked = Vec::new();
+        let mut hidden = HashSet::new();
         for (index, tool) in tools.iter().enumerate() {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            // A tool whose name cannot be an action can never be called through the gate:
+            // not listed either.
             let Some(action) = self.action_name(name) else {
+                hidden.insert(name.to_owned());
                 continue;
             };
             let annotations = tool.get("annotations");
@@ -207,7 +211,6 @@ impl Gate {
         } else {
             self.gateway.classify(questions).await?
         };
-        let mut hidden = HashSet::new();
         for (index, classification) in asked.iter().zip(&answers) {
             if classification.status == "denied"
                 && let Some(name) = tools[*index].get("name").and_then(Value::as_str)

@@ -644,6 +644,15 @@ impl ListTools for HttpLister<'_> {
             .headers
             .insert("mcp-method", HeaderValue::from_static("tools/list"));
         parts.headers.remove("mcp-name");
+        let params: Vec<HeaderName> = parts
+            .headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("mcp-param-"))
+            .cloned()
+            .collect();
+        for name in params {
+            parts.headers.remove(name);
+        }
         let response = self
             .proxy
             .upstream_request(&parts, Bytes::from(request.to_string()))
