@@ -84,7 +84,7 @@ fn the_python_sdk_through_the_proxy_with_server_discover() {
 #[test]
 fn the_openai_agents_sdk_gets_retry_within_its_five_seconds_and_the_retry_runs() {
     let gateway = Gateway::start(POLICY);
-    let command = proxy("time", &["--hold", "3"], &time_server());
+    let command = proxy("time", &["--hold", "2"], &time_server());
     let mut agents = Driver::start(
         &python(),
         &[client_script("agents_client.py")],

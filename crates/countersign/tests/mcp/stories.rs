@@ -26,6 +26,13 @@ actions = ["mcp.files.move_file"]
 tier = "deny"
 
 [[rules]]
+name = "quick or not at all"
+actions = ["mcp.files.create_directory"]
+tier = "approve"
+sla = "1s"
+on_timeout = "reject"
+
+[[rules]]
 name = "read-only by the server's word"
 actions = ["mcp.hinted.*", "mcp.plain.*"]
 when = "hints.read_only"
@@ -430,4 +437,19 @@ fn bad_flags_are_refused_with_what_to_do() {
         let stderr = crate::text(&output.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn an_unanswered_call_expires_and_the_model_is_told_so() {
+    let (gateway, dir) = setup();
+    let mut gated = client(&gateway, &dir, "files", &[]);
+    let target = dir.path("files/sub");
+    // The rule's review deadline is 1 s and nobody answers: the SLA rejects it as expired.
+    let answer = gated.call("d", "create_directory", json!({"path": target}));
+    assert!(is_error(&answer), "{answer}");
+    assert!(
+        result_text(&answer).contains("expired unanswered"),
+        "{answer}"
+    );
+    assert!(!std::path::Path::new(&target).exists());
 }
