@@ -405,6 +405,35 @@ impl HttpProxy {
             remap = Some((json!(token), client_token.clone(), run.progress_sent as f64));
         }
         let body = Bytes::from(request.to_string());
+        // The arguments changed: so do the Mcp-Param headers mirrored from them.
+        let mut rewritten = None;
+        if run.modified
+            && let Some(schema) = self
+                .gate
+                .catalog
+                .tool(&call.name)
+                .and_then(|t| t.input_schema)
+        {
+            let mut changed = parts.clone_parts();
+            let stale: Vec<HeaderName> = changed
+                .headers
+                .keys()
+                .filter(|name| name.as_str().starts_with("mcp-param-"))
+                .cloned()
+                .collect();
+            for name in stale {
+                changed.headers.remove(name);
+            }
+            for (name, value) in crate::mcp_param::headers(&schema, &run.arguments) {
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::try_from(name), HeaderValue::try_from(value))
+                {
+                    changed.headers.insert(name, value);
+                }
+            }
+            rewritten = Some(changed);
+        }
+        let parts = rewritten.as_ref().unwrap_or(parts);
         let sent = tokio::select! {
             sent = self.upstream_request(parts, body).send() => sent,
             () = cancelled(&mut cancel) => {

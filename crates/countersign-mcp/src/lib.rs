@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod hook;
 pub mod http;
 pub mod jsonrpc;
+pub mod mcp_param;
 pub mod permission;
 pub mod schema;
 pub mod sse;
