@@ -7,8 +7,8 @@
 //!
 //! Layout: `jsonrpc` (frames), `gateway` (the Countersign API client), `gate` (what happens to
 //! a call), `answer` (the words the model reads), `tools` (the catalog, hints), `schema`
-//! (checking modified arguments), `call_key` (identical calls, idempotency keys), `stdio` and
-//! `http` (transports), `hook` and `permission` (Claude Code).
+//! (checking modified arguments), `call_key` (identical calls, idempotency keys), `stdio`,
+//! `http`, `sse` and `mcp_param` (transports), `hook` and `permission` (Claude Code).
 
 pub mod answer;
 pub mod call_key;

@@ -71,14 +71,48 @@ fn everything() -> Listening {
     Listening::start(command, "loopback: listening on ", "/mcp")
 }
 
+/// A server on the Python SDK (both eras on one endpoint), at a free loopback port.
+fn python_server() -> Listening {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(crate::python())
+        .arg(client_script("py_http_server.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Listening {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+    };
+    // uvicorn says nothing we read on a pipe: poll the port until it listens, bounded.
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the Python server never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    server
+}
+
 /// The proxy in front of `upstream`.
 fn gate(gateway: &Gateway, upstream: &str, flags: &[&str]) -> Listening {
+    gate_named(gateway, "everything", upstream, flags)
+}
+
+fn gate_named(gateway: &Gateway, name: &str, upstream: &str, flags: &[&str]) -> Listening {
     let mut command = Command::new(BIN);
     command
         .args([
             "mcp",
             "--name",
-            "everything",
+            name,
             "--upstream",
             upstream,
             "--listen",
@@ -213,5 +247,34 @@ fn held_calls_over_streamable_http() {
     while gateway.show(&id)["status"] != "cancelled" {
         assert!(start.elapsed() < PATIENCE, "the action was never withdrawn");
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_python_sdk_over_streamable_http_in_both_eras() {
+    let policy = "version = 1\n[defaults]\ntier = \"auto\"\n[[rules]]\nname = \"sums\"\nactions = [\"mcp.py.add\"]\ntier = \"approve\"\n";
+    let gateway = Gateway::start(policy);
+    let server = python_server();
+    let proxied = gate_named(&gateway, "py", &server.url, &["--progress-every", "1"]);
+    for era in ["legacy", "modern"] {
+        let mut client = Driver::python(json!({"url": proxied.url, "era": era}));
+        let shout = client.call("s", "shout", json!({"text": "hi"}));
+        assert_eq!(result_text(&shout), "HI", "{era}: {shout}");
+
+        client.send(json!({"id": "a", "op": "call", "tool": "add", "args": {"a": 2, "b": 3}, "progress": true}));
+        let progress = client.expect_event("a");
+        let id = gateway.wait_pending("mcp.py.add");
+        assert!(
+            progress["message"].as_str().unwrap().contains(&id),
+            "{era}: {progress}"
+        );
+        gateway.reviewer(&["modify", &id, "--args", r#"{"a": 2, "b": 40}"#]);
+        let sum = client.expect("a");
+        assert!(!is_error(&sum), "{era}: {sum}");
+        assert_eq!(
+            result_text(&sum),
+            "2 + 40 = 42",
+            "{era}: the reviewer's arguments ran"
+        );
     }
 }

@@ -1,7 +1,7 @@
 """A scripted MCP client on the official Python SDK (mcp 2.3.0), driven by the Rust tests.
 
 One JSON step a line on stdin, one JSON line per answer or event on stdout. argv[1] is the
-transport: {"command": [...], "env": {...}, "era": "legacy" | "modern"}. The legacy era opens
+transport: {"command": [...], "env": {...}} or {"url": "..."}, with "era": "legacy" | "modern". The legacy era opens
 with `initialize` (protocol 2025-11-25); the modern era with `server/discover` (2026-07-28,
 no handshake: every request carries its version in `_meta`). Steps run concurrently.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 
 def emit(value: dict[str, Any]) -> None:
@@ -92,13 +93,20 @@ def elicitation_callback(decision: str | None):
 
 async def main() -> None:
     spec = json.loads(sys.argv[1])
-    command, *args = spec["command"]
-    env = {**os.environ, **spec.get("env", {})}
-    params = StdioServerParameters(command=command, args=args, env=env)
+    if "url" in spec:
+        transport = streamable_http_client(spec["url"])
+    else:
+        command, *args = spec["command"]
+        env = {**os.environ, **spec.get("env", {})}
+        transport = stdio_client(
+            StdioServerParameters(command=command, args=args, env=env)
+        )
     async with (
-        stdio_client(params) as (read, write),
+        transport as streams,
         ClientSession(
-            read, write, elicitation_callback=elicitation_callback(spec.get("elicit"))
+            streams[0],
+            streams[1],
+            elicitation_callback=elicitation_callback(spec.get("elicit")),
         ) as session,
     ):
         if spec.get("era") == "modern":
