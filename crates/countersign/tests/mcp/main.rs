@@ -1,5 +1,6 @@
 //! The MCP gating proxy against real third-party software: the reference MCP servers
-//! (`server-filesystem`, `server-everything` from npm, `mcp-server-time` from PyPI) behind
+//! (`server-filesystem`, `server-everything` from npm, `mcp-server-time` from PyPI, and a
+//! server on the Python SDK for Streamable HTTP in both eras) behind
 //! `countersign mcp`, driven by real clients (the TypeScript SDK, the Python SDK in both
 //! protocol eras, the OpenAI Agents SDK, the MCP Inspector CLI, the conformance suite), with
 //! the real `countersign serve` deciding and reviewers using the real CLI. And the Claude
