@@ -32,12 +32,13 @@ pub struct McpArgs {
     progress_every: u64,
     /// A reviewer token of the person at the client: when the client can show forms
     /// (elicitation), a held call asks them too, and their answer counts as their decision
-    /// (if the policy lets them decide). Other reviewers can still answer first.
+    /// (if the policy lets them decide). Other reviewers can still answer first. Stdio only.
     #[arg(
         long,
         env = "COUNTERSIGN_USER_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        conflicts_with = "upstream"
     )]
     user_token: Option<String>,
     /// File actions as PREFIX.TOOL instead of mcp.NAME.TOOL.
@@ -51,8 +52,8 @@ pub struct McpArgs {
         requires = "listen"
     )]
     upstream: Option<String>,
-    /// Where the HTTP proxy listens (loopback by default; port 0 picks a free port, printed
-    /// on stderr).
+    /// Where the HTTP proxy listens, like 127.0.0.1:3002 (keep it on loopback: whoever
+    /// reaches it acts as the agent; port 0 picks a free port, printed on stderr).
     #[arg(long, value_name = "ADDR", requires = "upstream")]
     listen: Option<std::net::SocketAddr>,
     /// Serve Claude Code's permission-prompt tool (`--permission-prompt-tool
