@@ -5,8 +5,8 @@
 //! policy denies are left out of `tools/list`. Also here: the Claude Code `PreToolUse` hook
 //! and the permission-prompt tool, which put a coding agent's own tools behind the same policy.
 //!
-//! Layout: `jsonrpc` (frames), `gateway` (the Countersign API client), `gate` (what happens to
-//! a call), `answer` (the words the model reads), `tools` (the catalog, hints), `schema`
+//! Layout: `jsonrpc` (frames), `gateway` (the Countersign API client), `gate` and `hold` (what
+//! happens to a call), `answer` (the words the model reads), `tools` (the catalog, hints), `schema`
 //! (checking modified arguments), `call_key` (identical calls, idempotency keys), `stdio`,
 //! `http`, `sse` and `mcp_param` (transports), `hook` and `permission` (Claude Code).
 
@@ -16,6 +16,7 @@ pub mod claude;
 pub mod config;
 pub mod gate;
 pub mod gateway;
+mod hold;
 pub mod hook;
 pub mod http;
 pub mod jsonrpc;

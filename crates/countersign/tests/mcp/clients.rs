@@ -101,7 +101,7 @@ fn the_openai_agents_sdk_gets_retry_within_its_five_seconds_and_the_retry_runs()
     let retried = agents.call("2", "convert_time", convert());
     assert!(!is_error(&retried), "{retried}");
     assert!(result_text(&retried).contains("21:00"), "{retried}");
-    assert_eq!(gateway.show(&id)["outcome"]["status"], "succeeded");
+    assert_eq!(gateway.outcome(&id), "succeeded");
 }
 
 #[test]

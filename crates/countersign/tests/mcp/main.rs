@@ -208,6 +208,22 @@ impl Gateway {
     fn show(&self, id: &str) -> Value {
         serde_json::from_slice(&self.reviewer(&["show", id, "--json"]).stdout).unwrap()
     }
+
+    /// The outcome status the proxy reported for an action. The proxy reports it after it
+    /// answered the client, in the background: poll, bounded.
+    fn outcome(&self, id: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.show(id)["outcome"]["status"].as_str() {
+                return status.to_owned();
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "no outcome was reported for {id}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Gateway {

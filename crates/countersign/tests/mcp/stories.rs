@@ -145,7 +145,7 @@ fn a_held_call_keeps_the_client_alive_and_runs_after_approval() {
         "{answer}"
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "approved\n");
-    assert_eq!(gateway.show(&id)["outcome"]["status"], "succeeded");
+    assert_eq!(gateway.outcome(&id), "succeeded");
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn modified_arguments_that_do_not_fit_the_schema_never_run() {
         "{answer}"
     );
     assert!(!std::path::Path::new(&target).exists());
-    assert_eq!(gateway.show(&id)["outcome"]["status"], "failed");
+    assert_eq!(gateway.outcome(&id), "failed");
 }
 
 #[test]
