@@ -28,13 +28,20 @@ if ! wait "$DEPS_PID"; then
 fi
 cat target/mcp-deps.log
 # The MCP suite (tests/mcp in the countersign crate) mostly waits on Node and Python child
-# processes: its binary runs beside the rest of the workspace's tests.
+# processes: its binary runs beside the CLI's tests. The library crates' tests run first, on
+# their own: some hold a virtual clock against a live SLA worker and are sensitive to load.
 cargo test --workspace --locked --no-run --quiet
+cargo test --workspace --locked --exclude countersign
+# The test binary's path, from cargo's build messages (the `countersign` binary is listed too).
 MCP_TESTS=$(cargo test -p countersign --test mcp --locked --no-run --message-format=json 2>/dev/null \
+    | grep '"kind":\["test"\],"crate_types":\["bin"\],"name":"mcp"' \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n1)
+if [ ! -x "$MCP_TESTS" ]; then
+    echo "cannot find the MCP test binary" >&2
+    exit 1
+fi
 "$MCP_TESTS" > target/mcp-tests.log 2>&1 &
 MCP_PID=$!
-cargo test --workspace --locked --exclude countersign
 cargo test -p countersign --locked --bins --test cli
 echo "== MCP proxy tests (real MCP servers and clients)"
 if ! wait "$MCP_PID"; then
