@@ -5,6 +5,8 @@ mod action_cmd;
 mod audit_cmd;
 mod client;
 mod grant_cmd;
+mod hook_cmd;
+mod mcp_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
@@ -54,6 +56,11 @@ enum Command {
     /// Manage the people who sign in to the web UI.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// Gate an MCP server's tool calls (the MCP gating proxy).
+    Mcp(mcp_cmd::McpArgs),
+    /// Hooks for coding agents' own tools.
+    #[command(subcommand)]
+    Hook(hook_cmd::HookCommand),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,8 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit_cmd::run(command),
         Command::User(command) => user_cmd::run(command),
         Command::Grant(command) => grant_cmd::run(command),
+        Command::Mcp(args) => mcp_cmd::run(args),
+        Command::Hook(command) => hook_cmd::run(command),
     };
     match result {
         Ok(code) => code,

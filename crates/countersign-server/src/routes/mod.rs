@@ -7,6 +7,7 @@ mod checkpoints;
 pub mod decisions;
 mod grants;
 mod ops;
+mod policy;
 mod reviews;
 pub mod tokens;
 mod users;
@@ -25,6 +26,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(actions::submit, actions::list))
         .routes(routes!(actions::show))
         .routes(routes!(actions::events))
+        .routes(routes!(policy::classify))
         .routes(routes!(decisions::decide))
         .routes(routes!(decisions::cancel))
         .routes(routes!(decisions::outcome))

@@ -128,6 +128,18 @@ async fn bad_input_gets_a_precise_4xx_at_every_endpoint() {
         (post("/v1/tokens", admin, r#"{"role":"reviewer","name":"x","groups":[""]}"#), 422, "invalid_group"),
         // An owner that no reviewer's name can equal would never be kept from approving.
         (post("/v1/tokens", admin, r#"{"role":"agent","name":"x","owner":"olivia "}"#), 422, "invalid_owner"),
+        (post("/v1/policy/classify", agent, "{"), 400, "malformed_json"),
+        (post("/v1/policy/classify", agent, "{}"), 422, "invalid_body"),
+        (post("/v1/policy/classify", agent, r#"{"actions":[{"action":"a b"}]}"#), 422, "invalid_action_name"),
+        (post("/v1/policy/classify", agent, r#"{"actions":[{"action":"a.b","confidence":2}]}"#), 422, "invalid_confidence"),
+        (post("/v1/policy/classify", lead, r#"{"actions":[]}"#), 403, "wrong_role"),
+        (post("/v1/grants", lead, "{"), 400, "malformed_json"),
+        (post("/v1/grants", lead, r#"{"agent":"support-bot","actions":"x","duration":"1h","extra":1}"#), 422, "invalid_body"),
+        (post("/v1/grants", lead, r#"{"agent":"support-bot","actions":"x","duration":"1h","max_uses":-1}"#), 422, "invalid_body"),
+        (post("/v1/users", admin, r#"{"name":"pat","password":"short"}"#), 422, "invalid_password"),
+        (post("/v1/users", admin, r#"{"name":"pat"}"#), 422, "invalid_body"),
+        (post("/v1/users", lead, r#"{"name":"pat","password":"long enough password"}"#), 403, "wrong_role"),
+        (post("/v1/users/nobody/password", admin, r#"{"password":"long enough password"}"#), 404, "not_found"),
         (get("/v1/nothing-here", agent), 404, "not_found"),
         (Request { method: "DELETE", ..get("/v1/actions", agent) }, 405, "method_not_allowed"),
     ];

@@ -18,5 +18,6 @@ mod hardening_audit;
 mod hardening_identity;
 mod hardening_limits;
 mod hardening_policy;
+mod policy_classify;
 // The reviewer web UI, through the same server.
 mod web;
