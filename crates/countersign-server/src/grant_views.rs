@@ -20,17 +20,27 @@ use utoipa::ToSchema;
 }))]
 pub struct GrantBody {
     /// The agent it lets act (an agent with a token).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub agent: String,
-    /// A pattern of action names: `refund.create`, `refund.*`.
-    #[schema(min_length = 1, max_length = 200)]
+    /// A pattern of action names: `refund.create`, `refund.*` (`*` any run, `?` one
+    /// character).
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:/*?-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub actions: String,
     /// A CEL condition the request must also meet, like a rule's `when`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 2048)]
     pub when: Option<String>,
-    /// How long it runs: `30m`, `1h`, `7d`; at most `30d`.
-    #[schema(pattern = r"^[0-9]+[smhd]$")]
+    /// How long it runs: `30m`, `1h`, `7d`; at most `30d` (a zero or longer duration is
+    /// refused with `422 invalid_duration`, which the pattern cannot say).
+    #[schema(pattern = r"^[0-9]{1,7}[smhd]$")]
     pub duration: String,
     /// At most this many uses (default: until it expires).
     #[serde(default, skip_serializing_if = "Option::is_none")]

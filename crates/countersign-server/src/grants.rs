@@ -35,6 +35,9 @@ pub const MAX_GRANT_USES: u32 = 1_000_000;
 /// Live grants one agent may hold at once: each is looked at on every submission.
 pub const MAX_LIVE_GRANTS_PER_AGENT: usize = 100;
 
+/// The longest action pattern accepted (as long as an action name).
+pub const MAX_PATTERN_BYTES: usize = 200;
+
 /// The longest condition and reason accepted.
 pub const MAX_CONDITION_BYTES: usize = 2048;
 pub const MAX_REASON_BYTES: usize = 2048;
@@ -165,6 +168,15 @@ pub async fn give(
     })?;
     let agent = countersign_core::name::Name::parse(agent.as_str())
         .map_err(|e| AppError::invalid("invalid_agent_name", e.to_string()))?;
+    if request.actions.len() > MAX_PATTERN_BYTES {
+        return Err(AppError::invalid(
+            "invalid_actions",
+            format!(
+                "the action pattern is {} bytes; at most {MAX_PATTERN_BYTES}",
+                request.actions.len()
+            ),
+        ));
+    }
     let actions =
         Glob::parse(&request.actions, is_action_name_char, ACTION_NAME_CHARS).map_err(|e| {
             AppError::invalid(

@@ -11,26 +11,50 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "rita", "groups": ["support-leads"], "admin": false, "password": "correct horse battery"}))]
 pub struct UserBody {
-    /// The person's name: the identity the audit log records, the same as their tokens'.
-    #[schema(min_length = 1, max_length = 200)]
+    /// The person's name: the identity the audit log records, the same as their tokens'
+    /// (`system` and `cli` are reserved).
+    #[schema(
+        pattern = r"^(?![Ss][Yy][Ss][Tt][Ee][Mm]$|[Cc][Ll][Ii]$)[A-Za-z0-9._:/@-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     pub name: String,
     /// The groups the person decides for.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<GroupName>)]
     pub groups: Vec<String>,
     /// An administrator (sees the audit log; decides where no group is named).
     #[serde(default)]
     pub admin: bool,
     /// At least 10 characters, at most 1024 bytes, no control characters.
-    #[schema(min_length = 10, max_length = 1024)]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+        min_length = 10,
+        max_length = 256
+    )]
     pub password: String,
 }
+
+/// A group name.
+#[derive(ToSchema)]
+#[schema(
+    pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
+    min_length = 1,
+    max_length = 200
+)]
+#[allow(dead_code)]
+pub struct GroupName(String);
 
 /// `POST /v1/users/{name}/password`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
     /// At least 10 characters, at most 1024 bytes, no control characters.
-    #[schema(min_length = 10, max_length = 1024)]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+        min_length = 10,
+        max_length = 256
+    )]
     pub password: String,
 }
 

@@ -81,7 +81,9 @@ pub struct HintsBody {
 
 /// `hints` from a JSON object only: serde would also read the struct from an array, by
 /// position, so `[true]` would claim `read_only`.
-fn hints_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HintsBody>, D::Error> {
+pub(crate) fn hints_object<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<HintsBody>, D::Error> {
     let Some(map) = Option::<Map<String, Value>>::deserialize(deserializer)? else {
         return Ok(None);
     };

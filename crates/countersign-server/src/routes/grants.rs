@@ -68,7 +68,11 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct GrantsQuery {
     /// Only this agent's grants (an agent sees only its own anyway).
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
+        min_length = 1,
+        max_length = 200
+    )]
     agent: Option<String>,
     /// `true`: only those that can still be used.
     live: Option<bool>,

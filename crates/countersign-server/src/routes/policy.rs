@@ -48,7 +48,7 @@ pub struct HypotheticalAction {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::views::hints_object")]
     pub hints: Option<HintsBody>,
 }
 

@@ -92,7 +92,8 @@ pub async fn list(
 /// Sets a person's password; their sessions end.
 #[utoipa::path(
     post, path = "/v1/users/{name}/password", tag = "users", operation_id = "set_user_password",
-    params(("name" = String, Path, description = "The person's name")),
+    params(("name" = String, Path, description = "The person's name",
+        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$")),
     request_body = PasswordBody,
     responses(
         (status = 200, description = "The person", body = UserView),
@@ -124,7 +125,8 @@ pub async fn password(
 /// Disables a person: no sign-in, their sessions ended, their tokens revoked.
 #[utoipa::path(
     post, path = "/v1/users/{name}/disable", tag = "users", operation_id = "disable_user",
-    params(("name" = String, Path, description = "The person's name")),
+    params(("name" = String, Path, description = "The person's name",
+        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$")),
     responses(
         (status = 200, description = "The person, disabled", body = UserView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
