@@ -14,6 +14,7 @@
 mod audit_log;
 mod canonical;
 mod cursor;
+mod entries;
 mod error;
 mod ids;
 mod new_token;

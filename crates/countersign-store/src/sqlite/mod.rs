@@ -16,7 +16,7 @@ mod migrations;
 mod ops;
 mod people_ops;
 mod read;
-mod rows;
+pub(crate) mod rows;
 mod ui_read;
 mod verify;
 mod writer;
