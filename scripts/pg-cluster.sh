@@ -71,7 +71,8 @@ start() {
         url
         return
     fi
-    free_port > "$dir/port"
+    # The same port across restarts of one cluster, so that its URL stays valid.
+    [[ -s "$dir/port" ]] || free_port > "$dir/port"
     mkdir -p "$dir/sock"
     [[ $(id -u) -eq 0 ]] && chown postgres: "$dir/sock" "$dir/port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

@@ -4,6 +4,7 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
+mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
@@ -50,6 +51,8 @@ enum Command {
     /// Manage the people who sign in to the web UI.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// Bring the database's schema up to date (SQLite or PostgreSQL).
+    Migrate(migrate_cmd::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
         Command::User(command) => user_cmd::run(command),
+        Command::Migrate(args) => migrate_cmd::run(args),
     };
     match result {
         Ok(code) => code,

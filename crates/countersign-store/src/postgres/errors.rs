@@ -94,20 +94,17 @@ pub(crate) fn connect_error(url: &str, error: tokio_postgres::Error) -> StoreErr
         }
         Some(db) => db.message().to_owned(),
         None => {
-            let text = error.to_string();
+            // Refused, reset, timed out, closed during the handshake (a server shutting
+            // down or starting): nothing the URL can fix, and passing.
             let source = std::error::Error::source(&error)
                 .map(ToString::to_string)
-                .unwrap_or_default();
-            if source.contains("refused") {
-                return StoreError::Unavailable(format!(
-                    "nothing answers at {path} ({source}): is PostgreSQL running, and are the host and port right?"
-                ));
-            }
-            if source.is_empty() {
-                text
+                .unwrap_or_else(|| error.to_string());
+            let hint = if source.contains("refused") {
+                ": is PostgreSQL running, and are the host and port right?"
             } else {
-                format!("{text}: {source}")
-            }
+                ""
+            };
+            return StoreError::Unavailable(format!("cannot reach PostgreSQL at {path} ({source}){hint}"));
         }
     };
     StoreError::Open { path, reason }
