@@ -18,6 +18,17 @@ command="${1:-}"
 dir="${2:-target/pg}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
+# Where the cluster lives: DIR itself, or (as root, when the `postgres` user cannot reach
+# DIR because a parent directory is private) a directory under /tmp that DIR/location names.
+if [[ -f "$dir/location" ]]; then
+    dir=$(cat "$dir/location")
+elif [[ $(id -u) -eq 0 ]] && id postgres > /dev/null 2>&1 && ! runuser -u postgres -- test -x "$(dirname "$dir")"; then
+    elsewhere=$(mktemp -d /tmp/countersign-pg.XXXXXX)
+    chmod 755 "$elsewhere"
+    echo "$elsewhere" > "$dir/location"
+    echo "the postgres user cannot reach $dir: the cluster lives in $elsewhere" >&2
+    dir=$elsewhere
+fi
 user=countersign
 password=countersign
 
@@ -76,7 +87,7 @@ start() {
     mkdir -p "$dir/sock"
     [[ $(id -u) -eq 0 ]] && chown postgres: "$dir/sock" "$dir/port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $(cat "$dir/port") -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=300" \
+        -o "-p $(cat "$dir/port") -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c max_connections=400" \
         start > /dev/null
     as_owner "$bin/psql" -h "$dir/sock" -p "$(cat "$dir/port")" -U "$user" -d postgres -q -c \
         "SELECT 1 FROM pg_database WHERE datname = 'countersign'" -tA | grep -q 1 ||
@@ -96,6 +107,11 @@ case "$command" in
     start) start ;;
     stop) stop ;;
     url) url ;;
-    remove) stop; rm -rf "$dir" ;;
+    remove)
+        stop
+        given="${2:-target/pg}"
+        [[ "$dir" != "$(cd "$given" && pwd)" ]] && rm -rf "$dir"
+        rm -rf "$given"
+        ;;
     *) echo "usage: $0 start|stop|url|remove [DIR]" >&2; exit 2 ;;
 esac

@@ -6,7 +6,10 @@
 # libraries' dependencies from PyPI and npm into target/clients-venv and
 # clients/typescript/node_modules (scripts/test-clients.sh); Debian's Chromium (apt) and the
 # browser tests' npm packages (target/ui-tests-node) in scripts/ui-tests.sh, which runs the web
-# UI's browser tests beside the Rust tests. CI calls exactly this script (see .ci/run).
+# UI's browser tests beside the Rust tests; and a throw-away PostgreSQL cluster (Debian's
+# postgresql, installed by apt when missing) under target/pg for the PostgreSQL backend's
+# tests, stopped at the end (scripts/pg-cluster.sh). CI calls exactly this script (see
+# .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -15,6 +18,13 @@ export CARGO_TERM_COLOR=never
 mkdir -p target
 ./scripts/test-clients.sh install > target/clients-install.log 2>&1 &
 CLIENTS_INSTALL=$!
+
+# The PostgreSQL tests (the conformance story on PostgreSQL, several instances on one
+# database) run inside `cargo test` below against this cluster.
+echo "== PostgreSQL: a throw-away cluster under target/pg"
+COUNTERSIGN_TEST_POSTGRES=$(./scripts/pg-cluster.sh start target/pg)
+export COUNTERSIGN_TEST_POSTGRES
+trap './scripts/pg-cluster.sh stop target/pg' EXIT
 
 echo "== formatting"
 cargo fmt --all -- --check
