@@ -101,7 +101,6 @@ pub(crate) fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
     })
 }
 
-
 /// One entry to append: what happened, who did it, and its body.
 pub(crate) struct Draft<'a> {
     pub kind: &'a str,

@@ -49,12 +49,12 @@ pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
 pub use new_token::NewTokenError;
 pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
+pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
     ReviewState, ReviewVerdict, Submitted,
 };
-pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use sqlite::{SqliteOptions, SqliteStore, latest_checkpoint_in_file, verify_file};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
 pub use ui_query::{

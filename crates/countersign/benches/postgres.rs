@@ -54,13 +54,17 @@ fn main() {
     ));
     let scratch = tempdir();
     let insert = scratch.join("insert.sql");
-    std::fs::write(&insert, "INSERT INTO bench_insert (body) VALUES ('one row');\n").unwrap();
+    std::fs::write(
+        &insert,
+        "INSERT INTO bench_insert (body) VALUES ('one row');\n",
+    )
+    .unwrap();
     let chain = scratch.join("chain.sql");
     std::fs::write(
         &chain,
         "BEGIN;\n\
          UPDATE chain_head SET seq = seq + 1, hash = sha256(hash || 'entry') WHERE id = 1 RETURNING seq, hash \\gset\n\
-         INSERT INTO chain_log (seq, hash, body) VALUES (:seq, :'hash', 'entry');\n\
+         INSERT INTO chain_log (seq, hash, body) VALUES (:seq, :hash, 'entry');\n\
          COMMIT;\n",
     )
     .unwrap();
@@ -72,7 +76,10 @@ fn main() {
         "pgbench single-row INSERT: {:.0} tps with {agents} clients, {:.0} tps with 1 (latency avg {:.3} ms)",
         insert_64.tps, insert_1.tps, insert_1.latency_ms
     );
-    println!("pgbench naive head-row chain: {:.0} tps with {agents} clients", chain_64.tps);
+    println!(
+        "pgbench naive head-row chain: {:.0} tps with {agents} clients",
+        chain_64.tps
+    );
     println!(
         "commit latency, one connection: p50 {:.3} ms, p99 {:.3} ms",
         ms(commit.0),
@@ -303,7 +310,13 @@ async fn start_server(db: &str, dir: &Path) -> Server {
         .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_countersign"))
         .current_dir(dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--db", db])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--db",
+            db,
+        ])
         .arg("--config")
         .arg(&config)
         .arg("--policy")
@@ -348,10 +361,22 @@ async fn submit(client: &reqwest::Client, url: &str, token: &str, n: usize) -> b
 }
 
 /// Two instances: the rate with `agents` agents spread over both, and one agent's latency.
-async fn gateway(db: &str, dir: &Path, agents: usize, seconds: usize) -> (f64, (Duration, Duration)) {
+async fn gateway(
+    db: &str,
+    dir: &Path,
+    agents: usize,
+    seconds: usize,
+) -> (f64, (Duration, Duration)) {
     countersign(&["migrate", "--db", db]);
     let token = countersign(&[
-        "token", "create", "--db", db, "--role", "agent", "--name", "bench-agent",
+        "token",
+        "create",
+        "--db",
+        db,
+        "--role",
+        "agent",
+        "--name",
+        "bench-agent",
     ]);
     let a = start_server(db, dir).await;
     let b = start_server(db, dir).await;
@@ -376,8 +401,13 @@ async fn gateway(db: &str, dir: &Path, agents: usize, seconds: usize) -> (f64, (
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for agent in 0..agents {
-        let url = if agent % 2 == 0 { a.url.clone() } else { b.url.clone() };
-        let (token, done, failed, stop) = (token.clone(), done.clone(), failed.clone(), stop.clone());
+        let url = if agent % 2 == 0 {
+            a.url.clone()
+        } else {
+            b.url.clone()
+        };
+        let (token, done, failed, stop) =
+            (token.clone(), done.clone(), failed.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut n = 0;
@@ -413,7 +443,11 @@ async fn gateway(db: &str, dir: &Path, agents: usize, seconds: usize) -> (f64, (
         .expect("audit verify");
     println!(
         "audit verify after the run: {}",
-        if verified.status.success() { "ok" } else { "FAILED" }
+        if verified.status.success() {
+            "ok"
+        } else {
+            "FAILED"
+        }
     );
     (count as f64 / elapsed.as_secs_f64(), single)
 }

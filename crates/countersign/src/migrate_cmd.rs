@@ -20,7 +20,11 @@ pub struct MigrateArgs {
 pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let url = args
         .db
-        .or_else(|| std::env::var("COUNTERSIGN_DB").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::env::var("COUNTERSIGN_DB")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .unwrap_or_else(|| countersign_server::config::DEFAULT_DATABASE.to_owned());
     let shown = countersign_store::postgres::redact_url(&url);
     let runtime = tokio::runtime::Builder::new_current_thread()

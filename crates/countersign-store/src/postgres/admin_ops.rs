@@ -16,11 +16,11 @@ use super::rows::{TOKEN_COLUMNS, token_from_row};
 use crate::audit_log::{NewAuditEntry, kind};
 use crate::entries::{Draft, with_token};
 use crate::error::StoreError;
+use crate::ids;
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 use crate::record::Actor;
 use crate::sqlite::rows::{self, from_millis, millis, to_json};
 use crate::token::{self, CreatedToken, NewToken, Role, Token};
-use crate::ids;
 
 /// The advisory lock under which identities are admitted.
 const IDENTITY_LOCK: i64 = 0x0c05_1960_0002;
@@ -62,7 +62,11 @@ type Related = (String, Role, Option<String>, bool);
 
 /// Every token or login whose name or owner is `name` or `owner` in any case (see
 /// SQLite's `related_tokens`).
-async fn related(conn: &mut Conn, name: &str, owner: Option<&str>) -> Result<Vec<Related>, StoreError> {
+async fn related(
+    conn: &mut Conn,
+    name: &str,
+    owner: Option<&str>,
+) -> Result<Vec<Related>, StoreError> {
     let name = name.to_ascii_lowercase();
     let owner = owner.map_or_else(|| name.clone(), str::to_ascii_lowercase);
     let rows = conn
@@ -105,7 +109,10 @@ async fn admit(conn: &mut Conn, claim: Claim<'_>) -> Result<Option<Name>, StoreE
         .transpose()
 }
 
-pub(crate) async fn create_token(conn: &mut Conn, new: NewToken) -> Result<CreatedToken, StoreError> {
+pub(crate) async fn create_token(
+    conn: &mut Conn,
+    new: NewToken,
+) -> Result<CreatedToken, StoreError> {
     transaction!(conn, async {
         let owner = admit(
             conn,
@@ -247,7 +254,10 @@ pub(crate) async fn users(conn: &mut Conn) -> Result<Vec<User>, StoreError> {
         .collect()
 }
 
-pub(crate) async fn signed_in(conn: &mut Conn, secret: &str) -> Result<Option<SignedIn>, StoreError> {
+pub(crate) async fn signed_in(
+    conn: &mut Conn,
+    secret: &str,
+) -> Result<Option<SignedIn>, StoreError> {
     let computed = token::secret_hash(secret);
     let sql = format!(
         "SELECT s.id, s.name, s.created_at, s.last_seen_at, s.authenticated_at, s.ended_at, \
@@ -319,7 +329,11 @@ pub(crate) async fn create_user(conn: &mut Conn, new: NewUser) -> Result<User, S
     })
 }
 
-async fn end_sessions_of(conn: &mut Conn, name: &Name, now: DateTime<Utc>) -> Result<u64, StoreError> {
+async fn end_sessions_of(
+    conn: &mut Conn,
+    name: &Name,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
     conn.execute(
         "UPDATE sessions SET ended_at = $1 WHERE name = $2 AND ended_at IS NULL",
         &[&millis(now), &name.as_str()],
@@ -407,7 +421,10 @@ pub(crate) async fn disable_user(
     })
 }
 
-pub(crate) async fn start_session(conn: &mut Conn, new: NewSession) -> Result<StartedSession, StoreError> {
+pub(crate) async fn start_session(
+    conn: &mut Conn,
+    new: NewSession,
+) -> Result<StartedSession, StoreError> {
     transaction!(conn, async {
         let user = existing_user(conn, &new.name).await?;
         if user.disabled {
@@ -481,7 +498,11 @@ pub(crate) async fn touch_session(
     session(conn, id).await
 }
 
-pub(crate) async fn end_session(conn: &mut Conn, id: &str, now: DateTime<Utc>) -> Result<Session, StoreError> {
+pub(crate) async fn end_session(
+    conn: &mut Conn,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Session, StoreError> {
     transaction!(conn, async {
         let found = session(conn, id).await?;
         if found.ended {

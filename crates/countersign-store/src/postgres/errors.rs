@@ -104,7 +104,9 @@ pub(crate) fn connect_error(url: &str, error: tokio_postgres::Error) -> StoreErr
             } else {
                 ""
             };
-            return StoreError::Unavailable(format!("cannot reach PostgreSQL at {path} ({source}){hint}"));
+            return StoreError::Unavailable(format!(
+                "cannot reach PostgreSQL at {path} ({source}){hint}"
+            ));
         }
     };
     StoreError::Open { path, reason }
@@ -124,9 +126,6 @@ mod tests {
             redact("postgres://cs@localhost/countersign"),
             "postgres://cs@localhost/countersign"
         );
-        assert_eq!(
-            redact("postgresql://a:b@h"),
-            "postgresql://a:***@h"
-        );
+        assert_eq!(redact("postgresql://a:b@h"), "postgresql://a:***@h");
     }
 }

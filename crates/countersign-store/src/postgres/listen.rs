@@ -94,7 +94,9 @@ async fn listen(
         // Listening again: what changed while nobody listened is read now.
         resync(inner, last - RESYNC_MARGIN_MILLIS).await?;
     }
-    inner.listening.store(true, std::sync::atomic::Ordering::Release);
+    inner
+        .listening
+        .store(true, std::sync::atomic::Ordering::Release);
     let stop = loop {
         tokio::select! {
             _ = shutdown.changed() => break Stop::Shutdown,
@@ -108,7 +110,9 @@ async fn listen(
             },
         }
     };
-    inner.listening.store(false, std::sync::atomic::Ordering::Release);
+    inner
+        .listening
+        .store(false, std::sync::atomic::Ordering::Release);
     Ok(stop)
 }
 

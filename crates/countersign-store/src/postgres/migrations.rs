@@ -75,10 +75,7 @@ fn newer(found: i32) -> StoreError {
 /// The schema version of the database; `None` when it was never migrated.
 pub(crate) async fn current(conn: &mut Conn) -> Result<Option<i32>, StoreError> {
     let exists = conn
-        .query_one(
-            "SELECT to_regclass('countersign_schema') IS NOT NULL",
-            &[],
-        )
+        .query_one("SELECT to_regclass('countersign_schema') IS NOT NULL", &[])
         .await?
         .get::<_, bool>(0);
     if !exists {

@@ -131,7 +131,9 @@ impl std::fmt::Debug for PostgresStore {
 fn config(url: &str, options: &PostgresOptions) -> StoreResult<tokio_postgres::Config> {
     let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Open {
         path: errors::redact(url),
-        reason: format!("not a valid PostgreSQL URL ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+        reason: format!(
+            "not a valid PostgreSQL URL ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ),
     })?;
     let timeout = options.statement_timeout.as_millis().max(1);
     // Durability is stated, not inherited from the server's configuration: a commit returns
@@ -152,11 +154,7 @@ fn config(url: &str, options: &PostgresOptions) -> StoreResult<tokio_postgres::C
 }
 
 /// Connects once and checks or migrates the schema.
-async fn prepare(
-    url: &str,
-    config: &tokio_postgres::Config,
-    migrate: bool,
-) -> StoreResult<Conn> {
+async fn prepare(url: &str, config: &tokio_postgres::Config, migrate: bool) -> StoreResult<Conn> {
     let mut conn = Conn::open(config, url).await?;
     if migrate {
         migrations::migrate(&mut conn).await?;
@@ -244,10 +242,7 @@ impl PostgresStore {
     }
 
     /// A read on a pooled connection.
-    async fn read<T>(
-        &self,
-        work: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    async fn read<T>(&self, work: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -313,13 +308,12 @@ where
             return Err(StoreError::Closed);
         }
         let task_inner = inner.clone();
-        let result = spawn(async move {
+        spawn(async move {
             let result = work(task_inner.clone()).await;
             task_inner.wrote(&result, changed);
             result
         })
-        .await;
-        result
+        .await
     })
 }
 
@@ -349,7 +343,9 @@ async fn linker(store: Weak<Inner>, mut shutdown: watch::Receiver<bool>) {
         }
         let wake = async {
             let woken = inner.link_wake.notified();
-            tokio::time::timeout(Duration::from_secs(1), woken).await.ok();
+            tokio::time::timeout(Duration::from_secs(1), woken)
+                .await
+                .ok();
         };
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -560,10 +556,7 @@ impl Store for PostgresStore {
                 let id = admin_ops::append_audit(&mut conn, entry).await?;
                 // The caller gets the entry in its place in the chain.
                 chain::link(&mut conn).await?;
-                let sql = format!(
-                    "SELECT {} FROM audit WHERE id = $1",
-                    rows::AUDIT_COLUMNS
-                );
+                let sql = format!("SELECT {} FROM audit WHERE id = $1", rows::AUDIT_COLUMNS);
                 let row = conn.query_one(&sql, &[&id]).await?;
                 rows::audit_from_row(&row)
             },
@@ -646,8 +639,7 @@ impl Store for PostgresStore {
             let token = write(
                 self,
                 move |inner| async move {
-                    admin_ops::revoke_token(&mut *inner.pool.get().await?, &id, &actor, now)
-                        .await
+                    admin_ops::revoke_token(&mut *inner.pool.get().await?, &id, &actor, now).await
                 },
                 none,
             )
@@ -681,8 +673,7 @@ impl Store for PostgresStore {
     }
 
     fn is_writable(&self) -> bool {
-        !self.inner.closed.load(Ordering::Acquire)
-            && self.inner.health.current() == StoreHealth::Ok
+        !self.inner.closed.load(Ordering::Acquire) && self.inner.health.current() == StoreHealth::Ok
     }
 
     fn health(&self) -> BoxFuture<'_, StoreHealth> {
@@ -769,8 +760,7 @@ impl Store for PostgresStore {
             let (user, revoked) = write(
                 self,
                 move |inner| async move {
-                    admin_ops::disable_user(&mut *inner.pool.get().await?, &name, &actor, now)
-                        .await
+                    admin_ops::disable_user(&mut *inner.pool.get().await?, &name, &actor, now).await
                 },
                 none,
             )

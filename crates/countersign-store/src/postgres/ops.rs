@@ -17,9 +17,7 @@ use super::listen::CHANNEL;
 use super::pool::Conn;
 use super::rows::{ACTION_COLUMNS, action_from_row};
 use crate::audit_log::{SYSTEM_ACTOR, kind};
-use crate::entries::{
-    self, Draft, first_answer_from, first_answer_json, new_record, with_token,
-};
+use crate::entries::{self, Draft, first_answer_from, first_answer_json, new_record, with_token};
 use crate::error::StoreError;
 use crate::record::{
     ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, ReviewState, Submitted,

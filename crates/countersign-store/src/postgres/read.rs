@@ -38,7 +38,10 @@ impl Values {
     }
 }
 
-pub(crate) async fn queue(conn: &mut Conn, query: &QueueQuery) -> Result<Page<ActionRecord>, StoreError> {
+pub(crate) async fn queue(
+    conn: &mut Conn,
+    query: &QueueQuery,
+) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
     let after = query.cursor.as_deref().map(Cursor::parse).transpose()?;
     let mut values = Values::default();
@@ -61,14 +64,20 @@ pub(crate) async fn queue(conn: &mut Conn, query: &QueueQuery) -> Result<Page<Ac
         let id = values.push(after.id.to_owned());
         sql += &format!(" AND (deadline, id) > ({key}, {id})");
     }
-    sql += &format!(" ORDER BY deadline, id LIMIT {}", values.push(i64::from(limit) + 1));
+    sql += &format!(
+        " ORDER BY deadline, id LIMIT {}",
+        values.push(i64::from(limit) + 1)
+    );
     action_page(conn, &sql, &values, limit, query.max_bytes, |r| {
         Cursor::after(r.gate.deadline.map(millis).unwrap_or_default(), &r.id)
     })
     .await
 }
 
-pub(crate) async fn actions(conn: &mut Conn, query: &ActionQuery) -> Result<Page<ActionRecord>, StoreError> {
+pub(crate) async fn actions(
+    conn: &mut Conn,
+    query: &ActionQuery,
+) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
     let before = query.cursor.as_deref().map(Cursor::parse).transpose()?;
     let mut values = Values::default();
@@ -88,11 +97,17 @@ pub(crate) async fn actions(conn: &mut Conn, query: &ActionQuery) -> Result<Page
     if let Some(before) = &before {
         sql += &format!(" AND id < {}", values.push(before.id.to_owned()));
     }
-    sql += &format!(" ORDER BY id DESC LIMIT {}", values.push(i64::from(limit) + 1));
+    sql += &format!(
+        " ORDER BY id DESC LIMIT {}",
+        values.push(i64::from(limit) + 1)
+    );
     action_page(conn, &sql, &values, limit, query.max_bytes, by_id).await
 }
 
-pub(crate) async fn reviews(conn: &mut Conn, query: &ReviewQuery) -> Result<Page<ActionRecord>, StoreError> {
+pub(crate) async fn reviews(
+    conn: &mut Conn,
+    query: &ReviewQuery,
+) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
     let after = query.cursor.as_deref().map(Cursor::parse).transpose()?;
     let mut values = Values::default();
@@ -179,9 +194,7 @@ pub(crate) async fn audit(
     max_bytes: usize,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let max_bytes = page_bytes(max_bytes);
-    let sql = format!(
-        "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
-    );
+    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2");
     let rows = conn
         .query(
             &sql,
@@ -204,7 +217,10 @@ pub(crate) async fn audit(
     Ok(entries)
 }
 
-pub(crate) async fn authenticate(conn: &mut Conn, secret: &str) -> Result<Option<Token>, StoreError> {
+pub(crate) async fn authenticate(
+    conn: &mut Conn,
+    secret: &str,
+) -> Result<Option<Token>, StoreError> {
     let computed = token::secret_hash(secret);
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1");
     let Some(row) = conn.query_opt(&sql, &[&&computed[..]]).await? else {
@@ -231,10 +247,17 @@ pub(crate) async fn authenticate(conn: &mut Conn, secret: &str) -> Result<Option
 
 pub(crate) async fn tokens(conn: &mut Conn) -> Result<Vec<Token>, StoreError> {
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id");
-    conn.query(&sql, &[]).await?.iter().map(token_from_row).collect()
+    conn.query(&sql, &[])
+        .await?
+        .iter()
+        .map(token_from_row)
+        .collect()
 }
 
-pub(crate) async fn revoked_among(conn: &mut Conn, ids: &[String]) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn revoked_among(
+    conn: &mut Conn,
+    ids: &[String],
+) -> Result<Vec<String>, StoreError> {
     let rows = conn
         .query(
             "SELECT id FROM tokens WHERE revoked_at IS NOT NULL AND id = ANY($1)",
@@ -341,7 +364,10 @@ pub(crate) async fn last_approved(
 /// Entries looked at per request when the caller does not say.
 const DEFAULT_SCAN: u64 = 50_000;
 
-pub(crate) async fn audit_window(conn: &mut Conn, filter: &AuditFilter) -> Result<AuditWindow, StoreError> {
+pub(crate) async fn audit_window(
+    conn: &mut Conn,
+    filter: &AuditFilter,
+) -> Result<AuditWindow, StoreError> {
     let total: i64 = conn
         .query_one("SELECT seq FROM audit_head WHERE id = 1", &[])
         .await?
@@ -367,11 +393,17 @@ pub(crate) async fn audit_window(conn: &mut Conn, filter: &AuditFilter) -> Resul
         sql += &format!(" AND action_id = {}", values.push(action_id.clone()));
     }
     if let Some(actor) = &filter.actor {
-        sql += &format!(" AND lower(actor) = {}", values.push(actor.as_str().to_owned()));
+        sql += &format!(
+            " AND lower(actor) = {}",
+            values.push(actor.as_str().to_owned())
+        );
     }
     sql += &format!(" ORDER BY seq DESC LIMIT {}", values.push(i64::from(limit)));
     let rows = conn.query(&sql, &values.refs()).await?;
-    let entries = rows.iter().map(audit_from_row).collect::<Result<Vec<_>, _>>()?;
+    let entries = rows
+        .iter()
+        .map(audit_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let next_before = if entries.len() as u32 == limit {
         entries.last().map(|e| e.seq)
     } else {

@@ -23,10 +23,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 }
 
 /// A column's value, or the row is corrupt.
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a Row,
-    i: usize,
-) -> Result<T, StoreError> {
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i)
         .map_err(|e| corrupt(format!("column {}: {e}", row.columns()[i].name())))
 }

@@ -185,7 +185,10 @@ async fn next_entry(conn: &mut Conn, cursor: &mut Cursor) -> Result<Option<Entry
 
 type ActionRow = (String, Result<ActionRecord, StoreError>);
 
-async fn next_action(conn: &mut Conn, cursor: &mut Cursor) -> Result<Option<ActionRow>, StoreError> {
+async fn next_action(
+    conn: &mut Conn,
+    cursor: &mut Cursor,
+) -> Result<Option<ActionRow>, StoreError> {
     Ok(cursor
         .next(conn)
         .await?
@@ -263,7 +266,13 @@ async fn verify_states(conn: &mut Conn, report: &mut AuditReport) -> Result<(), 
                 .ok()
                 .and_then(|d| d.status.clone())
                 .unwrap_or(Value::Null);
-            push(report, id, "row", Value::Null, json!({"entries": count, "status": status}));
+            push(
+                report,
+                id,
+                "row",
+                Value::Null,
+                json!({"entries": count, "status": status}),
+            );
             continue;
         }
         let Some((_, record)) = action.take() else {
@@ -275,7 +284,13 @@ async fn verify_states(conn: &mut Conn, report: &mut AuditReport) -> Result<(), 
             (Ok(_), Err(error)) => push(report, id, "log", Value::Null, json!(error.to_string())),
             (Ok(record), Ok(derived)) => {
                 for mismatch in replay::compare(&stored_state(&record), &derived) {
-                    push(report, id.clone(), mismatch.field, mismatch.stored, mismatch.derived);
+                    push(
+                        report,
+                        id.clone(),
+                        mismatch.field,
+                        mismatch.stored,
+                        mismatch.derived,
+                    );
                 }
             }
         }
@@ -325,7 +340,9 @@ fn checkpoint_from_row(row: &Row) -> Result<StoredCheckpoint, StoreError> {
     })
 }
 
-pub(crate) async fn latest_checkpoint(conn: &mut Conn) -> Result<Option<StoredCheckpoint>, StoreError> {
+pub(crate) async fn latest_checkpoint(
+    conn: &mut Conn,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
     conn.query_opt(
         "SELECT size, hash, note, signed_at FROM checkpoints ORDER BY size DESC LIMIT 1",
         &[],

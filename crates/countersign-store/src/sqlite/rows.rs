@@ -47,7 +47,10 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(text: &str, column: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(
+    text: &str,
+    column: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| corrupt(format!("column {column}: {e}")))
 }
 
@@ -166,7 +169,10 @@ pub(crate) fn review_state_column(state: &ReviewState) -> Option<&'static str> {
     }
 }
 
-pub(crate) fn review_from(state: Option<&str>, review: Option<&str>) -> Result<ReviewState, StoreError> {
+pub(crate) fn review_from(
+    state: Option<&str>,
+    review: Option<&str>,
+) -> Result<ReviewState, StoreError> {
     match (state, review) {
         (None, _) => Ok(ReviewState::NotSampled),
         (Some("open"), _) => Ok(ReviewState::Open),

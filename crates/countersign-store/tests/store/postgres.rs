@@ -39,7 +39,9 @@ pub fn admin_url() -> Option<String> {
             panic!("COUNTERSIGN_TEST_POSTGRES is not set: scripts/test.sh starts a cluster")
         }
         _ => {
-            eprintln!("skipped: COUNTERSIGN_TEST_POSTGRES is not set (scripts/pg-cluster.sh start)");
+            eprintln!(
+                "skipped: COUNTERSIGN_TEST_POSTGRES is not set (scripts/pg-cluster.sh start)"
+            );
             None
         }
     }
@@ -374,7 +376,9 @@ async fn a_decision_on_one_instance_reaches_the_other_instances_subscribers() {
         .await
         .unwrap();
     let mut changes = a.subscribe();
-    b.cancel(second.clone(), reviewer("bot"), t0()).await.unwrap();
+    b.cancel(second.clone(), reviewer("bot"), t0())
+        .await
+        .unwrap();
     let found = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let record = changes.recv().await.unwrap();
@@ -400,7 +404,13 @@ async fn two_instances_writing_at_once_keep_one_verifiable_chain() {
         let p = p.clone();
         tasks.push(tokio::spawn(async move {
             let id = store
-                .submit(new_action(&p, &format!("bot-{n}"), "email.send", json!({"n": n}), t0()))
+                .submit(new_action(
+                    &p,
+                    &format!("bot-{n}"),
+                    "email.send",
+                    json!({"n": n}),
+                    t0(),
+                ))
                 .await
                 .unwrap()
                 .record
@@ -458,7 +468,11 @@ async fn the_log_refuses_careless_edits() {
         "UPDATE audit SET seq = 7 WHERE seq = 1",
     ] {
         let error = operator.batch_execute(statement).await.unwrap_err();
-        assert!(error.to_string().contains("append-only") || format!("{error:?}").contains("append-only"), "{statement}: {error:?}");
+        assert!(
+            error.to_string().contains("append-only")
+                || format!("{error:?}").contains("append-only"),
+            "{statement}: {error:?}"
+        );
     }
     store.close().await;
 }
@@ -467,7 +481,8 @@ async fn the_log_refuses_careless_edits() {
 async fn bad_urls_say_what_is_wrong() {
     let Some(admin_url) = admin_url() else { return };
     let Some(db) = PgDb::new().await else { return };
-    let open = |url: String| async move { PostgresStore::open(&url, PostgresOptions::default()).await };
+    let open =
+        |url: String| async move { PostgresStore::open(&url, PostgresOptions::default()).await };
     // Wrong password: said so, and the password is not repeated.
     let wrong = db.url.replacen(":countersign@", ":not-the-password@", 1);
     assert_ne!(wrong, db.url, "the test URL carries a password");
@@ -479,11 +494,16 @@ async fn bad_urls_say_what_is_wrong() {
     let error = open(missing).await.unwrap_err().to_string();
     assert!(error.contains("does not exist"), "{error}");
     // Nothing listening there: unavailable (503 for a running server), with the address.
-    let error = open("postgres://u:p@127.0.0.1:1/db".into()).await.unwrap_err();
+    let error = open("postgres://u:p@127.0.0.1:1/db".into())
+        .await
+        .unwrap_err();
     assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
     assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
     // Not a URL at all.
-    let error = open("postgres://u:p@host:notaport/db".into()).await.unwrap_err().to_string();
+    let error = open("postgres://u:p@host:notaport/db".into())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("not a valid PostgreSQL URL"), "{error}");
     // A database never migrated, opened by a command that must not migrate it.
     let Err(error) = countersign_store::open_existing(&db.url).await else {
@@ -493,7 +513,13 @@ async fn bad_urls_say_what_is_wrong() {
     assert!(error.contains("countersign migrate"), "{error}");
     let (applied, latest) = countersign_store::migrate(&db.url).await.unwrap();
     assert_eq!(applied, (1..=latest).collect::<Vec<_>>());
-    assert!(countersign_store::migrate(&db.url).await.unwrap().0.is_empty());
+    assert!(
+        countersign_store::migrate(&db.url)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
     assert!(countersign_store::open_existing(&db.url).await.is_ok());
     drop(admin_url);
 }

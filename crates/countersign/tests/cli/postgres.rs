@@ -30,7 +30,9 @@ fn admin_url() -> Option<String> {
             panic!("COUNTERSIGN_TEST_POSTGRES is not set: scripts/test.sh starts a cluster")
         }
         _ => {
-            eprintln!("skipped: COUNTERSIGN_TEST_POSTGRES is not set (scripts/pg-cluster.sh start)");
+            eprintln!(
+                "skipped: COUNTERSIGN_TEST_POSTGRES is not set (scripts/pg-cluster.sh start)"
+            );
             None
         }
     }
@@ -93,7 +95,12 @@ fn countersign(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        stderr(&output)
+    );
     stdout(&output)
 }
 
@@ -102,10 +109,17 @@ fn bootstrap(dir: &Path, url: &str) -> String {
     let migrated = countersign(dir, &["migrate", "--db", url, "--json"]);
     let migrated: Value = serde_json::from_str(&migrated).unwrap();
     assert_eq!(migrated["applied"], json!([1]), "{migrated}");
-    assert!(!migrated["database"].as_str().unwrap().contains(":countersign@"));
+    assert!(
+        !migrated["database"]
+            .as_str()
+            .unwrap()
+            .contains(":countersign@")
+    );
     countersign(
         dir,
-        &["token", "create", "--db", url, "--role", "admin", "--name", "ada"],
+        &[
+            "token", "create", "--db", url, "--role", "admin", "--name", "ada",
+        ],
     )
     .trim()
     .to_owned()
@@ -235,7 +249,11 @@ fn an_sla_deadline_with_both_instances_up_fires_once() {
             .json()
             .await
             .unwrap();
-        let entries = entries["items"].as_array().or(entries.as_array()).unwrap().clone();
+        let entries = entries["items"]
+            .as_array()
+            .or(entries.as_array())
+            .unwrap()
+            .clone();
         for id in &ids {
             let expired = entries
                 .iter()
@@ -283,7 +301,11 @@ async fn load(
                     return;
                 }
                 let url = &urls[(agent_number + n) % urls.len()];
-                let action = if n % 2 == 0 { "order.get" } else { "refund.create" };
+                let action = if n % 2 == 0 {
+                    "order.get"
+                } else {
+                    "refund.create"
+                };
                 let body = json!({"action": action, "args": {"agent": agent_number, "n": n}});
                 let Ok(response) = client
                     .post(api(url, &["v1", "actions"]))
@@ -428,7 +450,8 @@ fn cluster_script() -> PathBuf {
 
 impl OwnCluster {
     fn start() -> OwnCluster {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pg-restart-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("pg-restart-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let url = OwnCluster::run(&dir, "start");
@@ -441,7 +464,12 @@ impl OwnCluster {
             .args([command, dir.to_str().unwrap()])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(0), "pg-cluster {command}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "pg-cluster {command}: {}",
+            stderr(&output)
+        );
         stdout(&output).trim().to_owned()
     }
 }
@@ -479,7 +507,13 @@ fn postgres_restarted_under_load_gives_503_not_500_and_the_instances_recover() {
         4,
     ));
     let unavailable = |acked: &Mutex<Acknowledged>| {
-        acked.lock().unwrap().statuses.iter().filter(|&&s| s == 503).count()
+        acked
+            .lock()
+            .unwrap()
+            .statuses
+            .iter()
+            .filter(|&&s| s == 503)
+            .count()
     };
     runtime.block_on(async {
         while acked.lock().unwrap().actions.len() < 100 {
@@ -510,9 +544,14 @@ fn postgres_restarted_under_load_gives_503_not_500_and_the_instances_recover() {
         .copied()
         .filter(|&s| s >= 500 && s != 503)
         .collect();
-    assert!(server_errors.is_empty(), "5xx other than 503: {server_errors:?}");
+    assert!(
+        server_errors.is_empty(),
+        "5xx other than 503: {server_errors:?}"
+    );
     runtime.block_on(check_acknowledged(&a.url, &rita, &acked));
-    let health = runtime.block_on(reqwest::get(api(&b.url, &["healthz"]))).unwrap();
+    let health = runtime
+        .block_on(reqwest::get(api(&b.url, &["healthz"])))
+        .unwrap();
     assert_eq!(health.status(), 200);
     drop((a, b));
     verify(dir.path(), &cluster.url);
