@@ -8,8 +8,10 @@
 # browser tests' npm packages (target/ui-tests-node) in scripts/ui-tests.sh, which runs the web
 # UI's browser tests beside the Rust tests; the MCP proxy's tests run against third-party MCP
 # servers and clients from npm and PyPI, installed once into target/mcp-deps
-# (scripts/mcp-deps.sh, which also lints our TypeScript and Python test clients). CI calls
-# exactly this script (see .ci/run).
+# (scripts/mcp-deps.sh, which also lints our TypeScript and Python test clients); and a
+# throw-away PostgreSQL cluster (Debian's postgresql, installed by apt when missing) under
+# target/pg for the PostgreSQL backend's tests, stopped at the end (scripts/pg-cluster.sh).
+# CI calls exactly this script (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -22,6 +24,13 @@ CLIENTS_INSTALL=$!
 echo "== MCP test software (npm, PyPI), in the background"
 ./scripts/mcp-deps.sh > target/mcp-deps.log 2>&1 &
 DEPS_PID=$!
+
+# The PostgreSQL tests (the conformance story on PostgreSQL, several instances on one
+# database) run inside `cargo test` below against this cluster.
+echo "== PostgreSQL: a throw-away cluster under target/pg"
+COUNTERSIGN_TEST_POSTGRES=$(./scripts/pg-cluster.sh start target/pg)
+export COUNTERSIGN_TEST_POSTGRES
+trap './scripts/pg-cluster.sh stop target/pg' EXIT
 
 echo "== formatting"
 cargo fmt --all -- --check

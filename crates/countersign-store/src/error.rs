@@ -60,7 +60,9 @@ pub enum StoreError {
     #[error("cannot open the database {path:?}: {reason}")]
     Open { path: String, reason: String },
     /// A database URL this build cannot open.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH or a file path")]
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH, a file path, or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
     UnsupportedUrl(String),
     /// A stored row that does not decode (the file was edited by hand, or a bug).
     #[error("stored data is corrupt: {0}")]

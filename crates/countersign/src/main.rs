@@ -7,6 +7,7 @@ mod client;
 mod grant_cmd;
 mod hook_cmd;
 mod mcp_cmd;
+mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
@@ -61,6 +62,8 @@ enum Command {
     /// Hooks for coding agents' own tools.
     #[command(subcommand)]
     Hook(hook_cmd::HookCommand),
+    /// Bring the database's schema up to date (SQLite or PostgreSQL).
+    Migrate(migrate_cmd::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Grant(command) => grant_cmd::run(command),
         Command::Mcp(args) => mcp_cmd::run(args),
         Command::Hook(command) => hook_cmd::run(command),
+        Command::Migrate(args) => migrate_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,14 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, ToSql, params};
-use serde_json::json;
 
 use super::chain::{self, Head};
-use super::ops::with_token;
 use super::rows::{self, from_millis, millis, to_json};
+use crate::entries;
 use crate::error::StoreError;
 use crate::grants::{GrantQuery, GrantRecord, NewGrant, grant_kind};
-use crate::ids;
 use crate::record::Actor;
 
 type Conn = Connection;
@@ -88,22 +86,7 @@ pub(crate) fn create_grant(
     head: &mut Head,
     new: NewGrant,
 ) -> Result<GrantRecord, StoreError> {
-    let record = GrantRecord {
-        id: ids::new_id(new.at),
-        agent: new.agent,
-        actions: new.actions.as_str().to_owned(),
-        condition: new.condition,
-        expires_at: new.expires_at,
-        max_uses: new.max_uses,
-        uses: 0,
-        granted_by: new.granted_by.name.clone(),
-        granted_by_groups: new.granted_by.groups.clone(),
-        granted_by_admin: new.granted_by.admin,
-        reason: new.reason,
-        created_at: new.at,
-        revoked_at: None,
-        revoked_by: None,
-    };
+    let (record, giver) = entries::new_grant(new);
     conn.prepare_cached(
         "INSERT INTO grants (id, agent, actions, condition, expires_at, max_uses, uses, \
          granted_by, granted_by_groups, granted_by_admin, reason, created_at) \
@@ -122,25 +105,14 @@ pub(crate) fn create_grant(
         &record.reason,
         millis(record.created_at),
     ])?;
-    let body = json!({
-        "grant_id": record.id,
-        "agent": record.agent.as_str(),
-        "actions": record.actions,
-        "when": record.condition,
-        "expires_at": millis(record.expires_at),
-        "max_uses": record.max_uses,
-        "groups": rows::names(&record.granted_by_groups),
-        "admin": record.granted_by_admin,
-        "reason": record.reason,
-    });
     chain::append(
         conn,
         head,
-        new.at,
+        record.created_at,
         grant_kind::GRANT_CREATED,
-        new.granted_by.name.as_str(),
+        giver.name.as_str(),
         "",
-        with_token(body, new.granted_by.token_id.as_deref()),
+        entries::grant_created_body(&record, &giver),
     )?;
     Ok(record)
 }
@@ -158,7 +130,6 @@ pub(crate) fn revoke_grant(
     }
     conn.prepare_cached("UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ?")?
         .execute(params![millis(now), actor.name.as_str(), id])?;
-    let body = json!({"grant_id": id, "agent": record.agent.as_str()});
     chain::append(
         conn,
         head,
@@ -166,7 +137,7 @@ pub(crate) fn revoke_grant(
         grant_kind::GRANT_REVOKED,
         actor.name.as_str(),
         "",
-        with_token(body, actor.token_id.as_deref()),
+        entries::grant_revoked_body(&record, actor),
     )?;
     Ok(GrantRecord {
         revoked_at: Some(now),

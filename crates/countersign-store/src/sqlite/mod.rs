@@ -12,14 +12,14 @@ mod chain;
 mod checkpoints;
 mod errors;
 mod grant_ops;
-mod health;
+pub(crate) mod health;
 mod migrations;
 mod ops;
 mod people_ops;
 mod read;
-mod rows;
+pub(crate) mod rows;
 mod ui_read;
-mod verify;
+pub(crate) mod verify;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -440,6 +440,25 @@ pub async fn latest_checkpoint_in_file(
     })
     .await
     .map_err(|e| StoreError::Stopped(format!("reading the checkpoint stopped: {e}")))?
+}
+
+/// Creates or migrates the database file at `path` (`countersign migrate`); returns the
+/// versions applied now and the version it is at.
+pub async fn migrate_file(path: impl AsRef<Path>) -> StoreResult<(Vec<i32>, i32)> {
+    let path = path.as_ref().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let before = if path.is_file() {
+            migrations::user_version(&open_reader(&path)?)?
+        } else {
+            0
+        };
+        drop(open_writer(&path, false)?);
+        let latest = migrations::LATEST;
+        let applied = (before + 1..=latest).map(|v| v as i32).collect();
+        Ok((applied, latest as i32))
+    })
+    .await
+    .map_err(|e| StoreError::Stopped(format!("migrating the database stopped: {e}")))?
 }
 
 /// How long a health probe may wait for the writer.
