@@ -211,6 +211,29 @@ test("post-hoc review and the audit page", async () => {
   await context.close();
 });
 
+test("approve and allow similar for an hour; the grants page revokes it", async () => {
+  const { context, page } = await newPage();
+  await signIn(page, server.base, "rita");
+  // An action no other test submits: the grant must not change their stories.
+  const first = await server.submit({ action: "invoice.send", args: { invoice: "INV-1" } });
+  await page.goto(`${server.base}/actions/${first.id}`);
+  await Promise.all([page.waitForURL(/grant=/), page.click("#approve-and-grant")]);
+  await page.getByText("without asking for an hour").waitFor();
+  const second = await server.submit({ action: "invoice.send", args: { invoice: "INV-2" } });
+  assert.equal(second.status, "allowed");
+  assert.ok(second.grant, "the action names the grant that allowed it");
+  await page.goto(server.base + "/grants");
+  const grant = page.locator(`#grant-${second.grant}`);
+  await grant.waitFor();
+  await noSeriousViolations(page, "the grants page");
+  await screenshot(page, "grants-desktop");
+  await Promise.all([page.waitForURL(/revoked=/), grant.getByRole("button", { name: /Revoke/ }).click()]);
+  await page.getByText("You revoked grant").waitFor();
+  const third = await server.submit({ action: "invoice.send", args: { invoice: "INV-3" } });
+  assert.equal(third.status, "pending");
+  await context.close();
+});
+
 test("screenshots and the phone viewport (390×844): no sideways scrolling, buttons big enough to tap", async () => {
   for (let i = 0; i < 6; i++) {
     await server.submit({

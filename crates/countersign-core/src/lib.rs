@@ -12,6 +12,7 @@ pub mod audit;
 pub mod duration;
 pub mod glob;
 pub mod graduation;
+pub mod grant;
 pub mod identity;
 pub mod lifecycle;
 pub mod name;

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::graduation::GraduationSettings;
 use crate::graduation_watch::GraduationRegressed;
+use crate::grants::LiveGrants;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
@@ -55,6 +56,8 @@ struct Inner {
     web_settings: WebSettings,
     /// The web UI's in-memory state: the sign-in throttle, the last verification.
     web: Arc<WebShared>,
+    /// The live grants per agent.
+    grants: LiveGrants,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
                 stop_sender,
                 web_settings: WebSettings::default(),
                 web: Arc::default(),
+                grants: LiveGrants::default(),
             }),
         }
     }
@@ -170,6 +174,11 @@ impl AppState {
 
     pub fn web_settings(&self) -> WebSettings {
         self.inner.web_settings
+    }
+
+    /// The live grants per agent.
+    pub(crate) fn grants(&self) -> &LiveGrants {
+        &self.inner.grants
     }
 
     pub(crate) fn web(&self) -> &WebShared {

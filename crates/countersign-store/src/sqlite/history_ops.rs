@@ -1,21 +1,23 @@
 //! Graduation's reads and writes: recorded submissions streamed in one snapshot, the
 //! evidence per rule and action aggregated from the `actions_history` index (migration
-//! 100), corrected actions' arguments for narrowing, policy loads and regression alerts.
+//! 8), corrected actions' arguments for narrowing, policy loads and regression alerts.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use countersign_core::action::{ActionName, AgentName, Confidence, Hints, ProposedAction};
-use countersign_core::graduation::{Evidence, GroupKey, RealOutcome, Recorded};
-use countersign_core::{Status, Tier};
+use countersign_core::graduation::{Evidence, GroupKey, Recorded};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::chain::{self, Head};
 use super::rows::{from_millis, millis};
 use crate::audit_log::{AuditEntry, kind};
+use crate::entries;
 use crate::error::StoreError;
-use crate::history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
+use crate::history::{
+    ActiveRegression, DecisionsRow, HistoryVisitor, NewRegression, PolicyLoad, RecordedColumns,
+    add_reviews,
+};
 
 type Conn = Connection;
 
@@ -47,39 +49,23 @@ pub(crate) fn scan(
 }
 
 fn recorded(row: &Row<'_>) -> Result<Recorded, StoreError> {
-    let id: String = row.get(0)?;
-    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(format!("action {id}: {what}: {e}"));
-    let action: String = row.get(1)?;
-    let agent: String = row.get(2)?;
-    let mut request = ProposedAction::new(
-        ActionName::parse(&action).map_err(|e| bad("action", &e))?,
-        AgentName::parse(&agent).map_err(|e| bad("agent", &e))?,
-    );
-    let args: String = row.get(3)?;
-    request.args = serde_json::from_str(&args).map_err(|e| bad("args", &e))?;
-    let context: String = row.get(4)?;
-    request.context = serde_json::from_str(&context).map_err(|e| bad("context", &e))?;
-    request.confidence = row
-        .get::<_, Option<f64>>(5)?
-        .map(Confidence::new)
-        .transpose()
-        .map_err(|e| bad("confidence", &e))?;
-    let hints: String = row.get(6)?;
-    request.hints = serde_json::from_str::<Hints>(&hints).map_err(|e| bad("hints", &e))?;
-    let tier: String = row.get(8)?;
-    let status: String = row.get(10)?;
-    let status: Status = status.parse().map_err(|e| bad("status", &e))?;
-    let modified: bool = row.get(11)?;
-    Ok(Recorded {
-        at: from_millis(row.get(7)?)?,
-        tier: tier.parse().map_err(|e| bad("tier", &e))?,
+    RecordedColumns {
+        id: row.get(0)?,
+        action: row.get(1)?,
+        agent: row.get(2)?,
+        args: row.get(3)?,
+        context: row.get(4)?,
+        confidence: row.get(5)?,
+        hints: row.get(6)?,
+        created_at: row.get(7)?,
+        tier: row.get(8)?,
         rule: row.get(9)?,
-        outcome: RealOutcome::of(status, modified),
+        status: row.get(10)?,
+        modified: row.get(11)?,
         reviewed: row.get::<_, Option<bool>>(12)?.unwrap_or(false),
         flagged: row.get::<_, Option<bool>>(13)?.unwrap_or(false),
-        request,
-        id,
-    })
+    }
+    .recorded()
 }
 
 /// The decisions' aggregate, grouped in the order of `actions_history` (which holds every
@@ -114,22 +100,15 @@ pub(crate) fn evidence(conn: &Conn, since: DateTime<Utc>) -> Result<Vec<Evidence
             rule: row.get(0)?,
             action: row.get(1)?,
         };
-        let group = groups
-            .entry(key.clone())
-            .or_insert_with(|| Evidence::new(key));
-        group.reviewed += count(row, 2)?;
-        group.flagged += count(row, 3)?;
-        group.last_decided = group.last_decided.max(time(row, 4)?);
+        add_reviews(
+            &mut groups,
+            key,
+            row.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            row.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            row.get(4)?,
+        )?;
     }
     Ok(groups.into_values().collect())
-}
-
-fn count(row: &Row<'_>, i: usize) -> Result<u64, StoreError> {
-    Ok(row.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
-}
-
-fn time(row: &Row<'_>, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
-    row.get::<_, Option<i64>>(i)?.map(from_millis).transpose()
 }
 
 /// Adds one `DECISIONS` row (a rule, action, tier and status) to its group.
@@ -137,41 +116,18 @@ fn add_decisions(
     groups: &mut BTreeMap<GroupKey, Evidence>,
     row: &Row<'_>,
 ) -> Result<(), StoreError> {
-    let key = GroupKey {
+    DecisionsRow {
         rule: row.get(0)?,
         action: row.get(1)?,
-    };
-    let tier: String = row.get(2)?;
-    let tier: Tier = tier
-        .parse()
-        .map_err(|e| corrupt(format!("tier {tier:?}: {e}")))?;
-    let status: String = row.get(3)?;
-    let status: Status = status
-        .parse()
-        .map_err(|e| corrupt(format!("status {status:?}: {e}")))?;
-    let n = count(row, 4)?;
-    let modified = count(row, 5)?;
-    let mut part = Evidence::new(key.clone());
-    part.add_tier(tier, n);
-    match status {
-        Status::Approved => {
-            part.approved = n - modified.min(n);
-            part.modified = modified.min(n);
-        }
-        Status::Rejected => part.rejected = n,
-        Status::Expired => part.expired = n,
-        _ => {}
+        tier: row.get(2)?,
+        status: row.get(3)?,
+        count: row.get(4)?,
+        modified: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
+        first_submitted: row.get(6)?,
+        last_submitted: row.get(7)?,
+        last_decided: row.get(8)?,
     }
-    part.first_submitted = time(row, 6)?;
-    part.last_submitted = time(row, 7)?;
-    if matches!(status, Status::Approved | Status::Rejected) {
-        part.last_decided = time(row, 8)?;
-    }
-    groups
-        .entry(key.clone())
-        .or_insert_with(|| Evidence::new(key))
-        .merge(&part);
-    Ok(())
+    .add_to(groups)
 }
 
 pub(crate) fn corrected_args(
@@ -234,13 +190,7 @@ pub(crate) fn record_policy_load(
     if previous.as_deref() == Some(load.hash.as_str()) {
         return Ok(None);
     }
-    let body = json!({
-        "hash": load.hash,
-        "previous_hash": previous,
-        "path": load.path,
-        "trigger": load.trigger,
-        "operator": load.operator,
-    });
+    let body = entries::policy_loaded_body(&load, previous.as_deref());
     let entry = chain::append(
         conn,
         head,
@@ -248,7 +198,7 @@ pub(crate) fn record_policy_load(
         kind::POLICY_LOADED,
         &load.actor,
         "",
-        body.to_string(),
+        body,
     )?;
     conn.prepare_cached(
         "INSERT INTO policy_loads (hash, path, source, loaded_at, audit_seq) VALUES (?, ?, ?, ?, ?)",
@@ -297,7 +247,7 @@ pub(crate) fn sync_regressions(
         if told {
             continue;
         }
-        let body = regression.body.to_string();
+        let body = entries::graduation_regressed_body(&regression);
         let entry = chain::append(
             conn,
             head,

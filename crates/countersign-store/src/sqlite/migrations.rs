@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 5] = [
+const MIGRATIONS: [(u32, &str); 6] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -21,10 +21,11 @@ const MIGRATIONS: [(u32, &str); 5] = [
         4,
         include_str!("../../migrations/sqlite/0004_people_and_review_ui.sql"),
     ),
-    // Numbered apart from the others while branches are merged; renumbered then.
+    (5, include_str!("../../migrations/sqlite/0005_grants.sql")),
+    // 6 and 7 are other branches' (outbox, approval metrics); versions may skip a number.
     (
-        100,
-        include_str!("../../migrations/sqlite/0100_graduation.sql"),
+        8,
+        include_str!("../../migrations/sqlite/0008_graduation.sql"),
     ),
 ];
 
