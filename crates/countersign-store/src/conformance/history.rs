@@ -10,8 +10,10 @@ use countersign_core::lifecycle::Verdict;
 use countersign_core::{Status, Tier};
 use serde_json::json;
 
-use super::{new_action, object, policy, reviewer, t0, verdict};
-use crate::{NewRegression, NewReview, PolicyLoad, ReviewVerdict, Store, kind};
+use super::{glob, new_action, object, policy, reviewer, t0, verdict};
+use crate::{
+    NewAction, NewGrant, NewRegression, NewReview, PolicyLoad, ReviewVerdict, Store, kind,
+};
 
 /// Far enough after the rest of the story that a window from here sees only this part.
 fn start() -> DateTime<Utc> {
@@ -105,17 +107,55 @@ pub(super) async fn history(store: &dyn Store) {
         .await
         .unwrap();
 
+    // A grant's use: `history.write` allowed without asking. It is a submission at its
+    // recorded tier (`approve`), never a person's approval.
+    let grant = store
+        .create_grant(NewGrant {
+            agent: "support-bot".into(),
+            actions: glob("history.write"),
+            condition: None,
+            expires_at: at + TimeDelta::hours(1),
+            max_uses: Some(1),
+            reason: None,
+            granted_by: reviewer("rita", &[]),
+            at,
+        })
+        .await
+        .unwrap();
+    let grant = Arc::new(grant.to_grant().unwrap());
+    let plain = new_action(
+        &policy(),
+        "support-bot",
+        "history.write",
+        json!({"amount": 15}),
+        at,
+    );
+    let granted = store
+        .submit(NewAction::classify_granted(
+            &policy(),
+            plain.proposal,
+            plain.owner,
+            &[grant],
+            at,
+        ))
+        .await
+        .unwrap()
+        .record;
+    assert!(granted.grant.is_some());
+    assert_eq!(granted.gate.status, Status::Allowed);
+
     // Evidence, aggregated.
     let evidence = store.evidence(at).await.unwrap();
     let writes = evidence
         .iter()
         .find(|e| e.key == key(None, "history.write"))
         .unwrap();
-    assert_eq!(writes.submitted, 6);
-    assert_eq!(writes.at_tier(Tier::Approve), 6);
+    assert_eq!(writes.submitted, 7);
+    assert_eq!(writes.at_tier(Tier::Approve), 7);
     assert_eq!(
         (writes.approved, writes.modified, writes.rejected),
-        (3, 1, 1)
+        (3, 1, 1),
+        "the grant's use is not a person's approval"
     );
     assert_eq!(writes.decisions(), 5);
     assert_eq!(writes.last_decided, Some(at + TimeDelta::seconds(1)));
@@ -153,7 +193,7 @@ pub(super) async fn history(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         (below.decisions(), below.errors(), below.submitted),
-        (3, 0, 4)
+        (3, 0, 5)
     );
 
     // The stream: every submission, with the agent's arguments and the real outcome.
@@ -169,7 +209,7 @@ pub(super) async fn history(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(visited, 7);
+    assert_eq!(visited, 8);
     let seen = seen.lock().unwrap().clone();
     let find = |id: &str| seen.iter().find(|r| r.id == id).unwrap().clone();
     let modified = find(&modified);
@@ -177,6 +217,7 @@ pub(super) async fn history(store: &dyn Store) {
     assert_eq!(modified.request.args, object(json!({"amount": 700})));
     assert_eq!(find(&rejected).outcome, RealOutcome::Rejected);
     assert_eq!(find(&approved[0]).outcome, RealOutcome::Approved);
+    assert_eq!(find(&granted.id).outcome, RealOutcome::Allowed);
     let small = find(&small.record.id);
     assert!(small.flagged && small.reviewed);
     assert_eq!(small.outcome, RealOutcome::of(Status::Allowed, false));

@@ -3,8 +3,9 @@
 //! the conformance story, and what several instances on one database must get right —
 //! idempotency and decision races between instances, an SLA step applied once, a killed
 //! instance's step taken over, wake-ups across instances (also after the listener lost its
-//! connection), the audit chain written concurrently by two instances, and clear errors for
-//! bad URLs. Each "instance" is a `PostgresStore` of its own, with its own pool, listener and
+//! connection), the audit chain written concurrently by two instances, a policy load and a
+//! graduation regression recorded once when two instances see them at once, and clear
+//! errors for bad URLs. Each "instance" is a `PostgresStore` of its own, with its own pool, listener and
 //! linker, as two `countersign serve` processes would have.
 
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use countersign_core::Status;
 use countersign_core::lifecycle::DecideError;
 use countersign_store::conformance::{self, new_action, policy, t0};
 use countersign_store::{
-    Idempotency, PostgresOptions, PostgresStore, QueueQuery, Store, StoreError, request_hash,
+    Idempotency, NewRegression, PolicyLoad, PostgresOptions, PostgresStore, QueueQuery, Store,
+    StoreError, request_hash,
 };
 use serde_json::json;
 
@@ -175,6 +177,67 @@ async fn duplicate_submissions_on_two_instances_become_one_action() {
     assert_eq!(results.iter().filter(|s| !s.replayed).count(), 1);
     assert!(results.iter().all(|s| s.record == results[0].record));
     assert_eq!(a.queue(QueueQuery::default()).await.unwrap().items.len(), 1);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_load_and_a_regression_seen_by_two_instances_at_once_are_told_once() {
+    let Some(db) = PgDb::new().await else { return };
+    let (a, b) = (db.open().await, db.open().await);
+    let load = |hash: &str| PolicyLoad {
+        hash: hash.into(),
+        source: format!("# {hash}"),
+        path: Some("policy.toml".into()),
+        trigger: "start".into(),
+        actor: "system".into(),
+        operator: None,
+        at: t0(),
+    };
+    let regression = || NewRegression {
+        rule: "small refunds".into(),
+        action: "refund.create".into(),
+        policy_hash: "h1".into(),
+        body: json!({"flagged": 3}),
+    };
+    // Both instances start with one policy file, and both watchers find one regression,
+    // at the same time, several times over.
+    let mut loads = Vec::new();
+    let mut syncs = Vec::new();
+    for n in 0..8 {
+        let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+        let (load, regression) = (load("h1"), regression());
+        loads.push(tokio::spawn({
+            let store = store.clone();
+            async move { store.record_policy_load(load).await.unwrap() }
+        }));
+        syncs.push(tokio::spawn(async move {
+            store
+                .sync_regressions(vec![regression], t0())
+                .await
+                .unwrap()
+        }));
+    }
+    let mut recorded = Vec::new();
+    for task in loads {
+        recorded.extend(task.await.unwrap());
+    }
+    let mut fired = Vec::new();
+    for task in syncs {
+        fired.extend(task.await.unwrap());
+    }
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].kind, "policy_loaded");
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].kind, "graduation_regressed");
+    let active = b.active_regressions().await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].audit_seq, fired[0].seq);
+    // Another policy on one instance: recorded once, with its predecessor.
+    let next = b.record_policy_load(load("h2")).await.unwrap().unwrap();
+    assert_eq!(next.body_json()["previous_hash"], json!("h1"));
+    assert!(a.record_policy_load(load("h2")).await.unwrap().is_none());
+    assert!(a.verify_audit().await.unwrap().ok());
     a.close().await;
     b.close().await;
 }
