@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{BIN, scratch};
 
-const POLICY: &str = r#"version = 1
+pub(super) const POLICY: &str = r#"version = 1
 
 [defaults]
 tier = "approve"
@@ -43,7 +43,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Seeds `db` with `(action, amount, verdict)` decisions under [`POLICY`]; the ids.
-fn seed(db: &str, rows: &[(&str, i64, Verdict)]) -> Vec<String> {
+pub(super) fn seed(db: &str, rows: &[(&str, i64, Verdict)]) -> Vec<String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = countersign_store::open(db).await.unwrap();

@@ -4,7 +4,8 @@
 //! once; `kill -9` of A under load loses nothing acknowledged while B carries on, and the
 //! audit log verifies; and PostgreSQL restarted under load (a cluster of the test's own,
 //! so that other tests keep theirs) makes the instances answer `503`, never `500`, until
-//! they reconnect by themselves.
+//! they reconnect by themselves. Graduation on PostgreSQL: two instances started with one
+//! policy record it once, and `policy replay` / `policy suggest` read the history there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -559,4 +560,97 @@ fn postgres_restarted_under_load_gives_503_not_500_and_the_instances_recover() {
     assert_eq!(health.status(), 200);
     drop((a, b));
     verify(dir.path(), &cluster.url);
+}
+
+#[test]
+fn graduation_reads_the_history_on_postgres_and_two_instances_record_one_policy_load() {
+    use countersign_core::lifecycle::Verdict;
+    let Some(admin_url) = admin_url() else { return };
+    let db = PgDb::new(&admin_url);
+    let dir = scratch();
+    std::fs::write(dir.path().join("policy.toml"), super::graduation::POLICY).unwrap();
+    let admin = bootstrap(dir.path(), &db.url);
+    let a = instance(dir.path(), &db.url, &["--policy", "policy.toml"]);
+    let b = instance(dir.path(), &db.url, &["--policy", "policy.toml"]);
+    let mut rows = vec![("refund.create", 40, Verdict::Approve); 5];
+    rows.push(("refund.create", 900, Verdict::Reject));
+    let ids = super::graduation::seed(&db.url, &rows);
+
+    // A candidate that logs every refund, replayed over the history in PostgreSQL.
+    let candidate = super::graduation::POLICY.replace(
+        "name = \"refunds\"\nactions = [\"refund.create\"]\ntier = \"approve\"",
+        "name = \"refunds\"\nactions = [\"refund.create\"]\ntier = \"logged\"",
+    );
+    std::fs::write(dir.path().join("candidate.toml"), candidate).unwrap();
+    let report = countersign(
+        dir.path(),
+        &[
+            "policy",
+            "replay",
+            "candidate.toml",
+            "--db",
+            &db.url,
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        (report["total"].as_u64(), report["relaxed"].as_u64()),
+        (Some(6), Some(6)),
+        "{report}"
+    );
+    assert_eq!(report["let_through"][0]["id"], json!(ids[5]));
+    let suggested = countersign(
+        dir.path(),
+        &[
+            "policy",
+            "suggest",
+            "policy.toml",
+            "--db",
+            &db.url,
+            "--json",
+        ],
+    );
+    let _: Value = serde_json::from_str(&suggested).unwrap();
+
+    block_on(async {
+        let client = reqwest::Client::new();
+        let graduation = client
+            .get(api(&b.url, &["v1", "graduation"]))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(graduation.status(), 200);
+        // Both instances put the same policy in force at start: one `policy_loaded` entry.
+        // (Each records it shortly after it starts; by now both have.)
+        let mut loads = Vec::new();
+        for _ in 0..100 {
+            let mut url = api(&a.url, &["v1", "audit"]);
+            url.set_query(Some("limit=1000"));
+            let entries: Value = client
+                .get(url)
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            loads = entries["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "policy_loaded")
+                .cloned()
+                .collect::<Vec<_>>();
+            if !loads.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(loads.len(), 1, "{loads:?}");
+        assert_eq!(loads[0]["body"]["trigger"], "start");
+    });
+    verify(dir.path(), &db.url);
 }
