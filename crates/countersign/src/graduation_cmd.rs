@@ -1,5 +1,6 @@
 //! `countersign policy replay | suggest | init`: earned autonomy from the command line.
-//! Replay and suggest read the history directly from the database file (`--db`), with the
+//! Replay and suggest read the history directly from the database (`--db`: a SQLite file or
+//! a `postgres://` URL), with the
 //! same code the server's `/v1/policy/replay` and `/v1/graduation` run.
 
 use std::io::{IsTerminal as _, Write as _};
