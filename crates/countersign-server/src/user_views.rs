@@ -26,7 +26,7 @@ pub struct UserBody {
     /// An administrator (sees the audit log; decides where no group is named).
     #[serde(default)]
     pub admin: bool,
-    /// At least 10 characters, at most 1024 bytes, no control characters.
+    /// At least 10 and at most 256 characters, no control characters.
     #[schema(
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
         min_length = 10,
@@ -49,7 +49,7 @@ pub struct GroupName(String);
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
-    /// At least 10 characters, at most 1024 bytes, no control characters.
+    /// At least 10 and at most 256 characters, no control characters.
     #[schema(
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
         min_length = 10,

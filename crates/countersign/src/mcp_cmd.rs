@@ -52,10 +52,20 @@ pub struct McpArgs {
         requires = "listen"
     )]
     upstream: Option<String>,
-    /// Where the HTTP proxy listens, like 127.0.0.1:3002 (keep it on loopback: whoever
-    /// reaches it acts as the agent; port 0 picks a free port, printed on stderr).
+    /// Where the HTTP proxy listens, like 127.0.0.1:3002 (port 0 picks a free port, printed
+    /// on stderr). Whoever reaches it acts as the agent: on loopback it answers only requests
+    /// addressed to a loopback name; any other address needs --listen-token.
     #[arg(long, value_name = "ADDR", requires = "upstream")]
     listen: Option<std::net::SocketAddr>,
+    /// A token the MCP client must send as `Authorization: Bearer TOKEN` (at least 16
+    /// characters); the header is not passed on to the server.
+    #[arg(
+        long,
+        env = "COUNTERSIGN_MCP_LISTEN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    listen_token: Option<String>,
     /// Serve Claude Code's permission-prompt tool (`--permission-prompt-tool
     /// mcp__countersign__approve`) instead of proxying a server.
     #[arg(long, conflicts_with_all = ["command", "name", "upstream"])]
@@ -99,6 +109,8 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
                     "--upstream {upstream:?} is not an http(s) URL, like http://127.0.0.1:3001/mcp"
                 )
             })?;
+        let access = countersign_mcp::http::Access::new(listen, args.listen_token.clone())
+            .map_err(|e| anyhow!("--listen {listen}: {e}"))?;
         let gate = Arc::new(Gate::new(config, gateway));
         return runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(listen)
@@ -109,7 +121,7 @@ pub fn run(args: McpArgs) -> anyhow::Result<ExitCode> {
                 "countersign mcp: gating {upstream} at http://{address}{}",
                 upstream.path()
             );
-            countersign_mcp::http::serve(gate, upstream, listener)
+            countersign_mcp::http::serve(gate, upstream, listener, access)
                 .await
                 .context("the MCP HTTP proxy failed")?;
             Ok(ExitCode::SUCCESS)

@@ -6,6 +6,12 @@
 //! and SSE comments until the decision). Policy answers are HTTP 200 with a JSON-RPC body,
 //! never a 4xx (a 4xx makes some clients drop the session: research mcp.md §1.3). A held call
 //! is withdrawn by `notifications/cancelled` (2025 era) or by closing its stream (2026).
+//!
+//! Whoever reaches the listener acts with the agent's token, so the listener guards itself
+//! ([`Access`]): on a loopback address it answers only requests whose `Host` (and `Origin`,
+//! when a browser sends one) is a loopback name — a web page cannot reach it through DNS
+//! rebinding, as the MCP specification asks of local servers; with a client token it answers
+//! only requests bearing it (and does not pass that header on); any other address needs one.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -14,7 +20,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,15 +40,129 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// (httpx's 300 s, proxies) never fire while a person decides.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Who may use the listener.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The listener is on a loopback address: `Host` and `Origin` must name loopback.
+    pub loopback: bool,
+    /// When set, every request bears `Authorization: Bearer` with this token.
+    pub token: Option<String>,
+}
+
+impl Access {
+    /// The access rule for a listener at `address` with an optional client token; an address
+    /// other than loopback without a token is refused (it would hand the agent's authority to
+    /// anyone who can reach it).
+    pub fn new(address: std::net::SocketAddr, token: Option<String>) -> Result<Access, String> {
+        let token = token.filter(|t| !t.is_empty());
+        if let Some(token) = &token
+            && (token.len() < 16 || token.chars().any(|c| c.is_ascii_control() || c == ' '))
+        {
+            return Err(
+                "the client token must be at least 16 characters, without spaces or control characters"
+                    .into(),
+            );
+        }
+        let loopback = address.ip().is_loopback();
+        if !loopback && token.is_none() {
+            return Err(format!(
+                "{address} is not a loopback address: whoever reaches it would act as the agent; set a client token (--listen-token or COUNTERSIGN_MCP_LISTEN_TOKEN) or listen on 127.0.0.1"
+            ));
+        }
+        Ok(Access { loopback, token })
+    }
+
+    /// `None` when the request may pass; otherwise the refusal.
+    fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
+        if self.loopback {
+            let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+            if !host.is_some_and(|h| is_loopback_name(host_name(h))) {
+                return Some(rpc_error(
+                    StatusCode::FORBIDDEN,
+                    &Value::Null,
+                    -32600,
+                    &format!(
+                        "Host {:?} is not a loopback name: this proxy listens on loopback and answers only requests addressed to localhost, 127.0.0.1 or [::1] (a guard against DNS rebinding)",
+                        host.unwrap_or("")
+                    ),
+                ));
+            }
+            if let Some(origin) = headers.get("origin") {
+                let allowed = origin.to_str().ok().is_some_and(|o| {
+                    o.split_once("://")
+                        .is_some_and(|(_, rest)| is_loopback_name(host_name(rest)))
+                });
+                if !allowed {
+                    return Some(rpc_error(
+                        StatusCode::FORBIDDEN,
+                        &Value::Null,
+                        -32600,
+                        "requests from a web page of another origin are refused (Origin is not a loopback address)",
+                    ));
+                }
+            }
+        }
+        if let Some(token) = &self.token {
+            let given = headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !same_secret(given.as_bytes(), token.as_bytes()) {
+                let mut response = rpc_error(
+                    StatusCode::UNAUTHORIZED,
+                    &Value::Null,
+                    -32600,
+                    "this proxy needs its client token: send Authorization: Bearer <token>",
+                );
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                return Some(response);
+            }
+        }
+        None
+    }
+}
+
+/// The host part of a `Host` header or of an origin's authority: `[::1]:80` → `[::1]`,
+/// `localhost:3000` → `localhost`.
+fn host_name(authority: &str) -> &str {
+    let authority = authority.split('/').next().unwrap_or("");
+    if authority.starts_with('[') {
+        return authority
+            .split_once(']')
+            .map_or(authority, |(h, _)| &authority[..=h.len()]);
+    }
+    authority.split(':').next().unwrap_or("")
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Serves the proxy on `listener` until the task is dropped.
 pub async fn serve(
     gate: Arc<Gate>,
     upstream: Url,
     listener: tokio::net::TcpListener,
+    access: Access,
 ) -> std::io::Result<()> {
     let proxy = Arc::new(HttpProxy {
         gate,
         upstream,
+        access,
         http: reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
@@ -64,6 +184,7 @@ pub async fn serve(
 struct HttpProxy {
     gate: Arc<Gate>,
     upstream: Url,
+    access: Access,
     http: reqwest::Client,
     /// Held or running calls by (session, request id): their cancellation switch.
     calls: Mutex<HashMap<(String, String), watch::Sender<bool>>>,
@@ -73,7 +194,14 @@ struct HttpProxy {
 }
 
 async fn handle(State(proxy): State<Arc<HttpProxy>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if let Some(refusal) = proxy.access.refuse(&parts.headers) {
+        return refusal;
+    }
+    if proxy.access.token.is_some() {
+        // The client's token is the proxy's, not the MCP server's.
+        parts.headers.remove(AUTHORIZATION);
+    }
     if parts.method != Method::POST {
         return proxy.pass(&parts, Bytes::new()).await;
     }
@@ -338,5 +466,47 @@ impl CloneParts for Parts {
             .expect("parts of a valid request")
             .into_parts()
             .0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_pass_the_host_check() {
+        let rows = [
+            ("127.0.0.1:3002", true),
+            ("localhost", true),
+            ("LOCALHOST:80", true),
+            ("[::1]:3002", true),
+            ("127.1.2.3", true),
+            ("127.0.0.1.attacker.example", false),
+            ("localhost.attacker.example:80", false),
+            ("[::2]:80", false),
+            ("10.0.0.1:3002", false),
+            ("", false),
+        ];
+        for (authority, loopback) in rows {
+            assert_eq!(
+                is_loopback_name(host_name(authority)),
+                loopback,
+                "{authority}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_listener_off_loopback_needs_a_real_token() {
+        let any: std::net::SocketAddr = "0.0.0.0:3002".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:3002".parse().unwrap();
+        assert!(Access::new(any, None).is_err());
+        assert!(Access::new(any, Some(String::new())).is_err());
+        assert!(Access::new(local, Some("short".into())).is_err());
+        assert!(Access::new(local, Some("sixteen chars  x".into())).is_err());
+        assert!(Access::new(any, Some("0123456789abcdef".into())).is_ok());
+        assert!(Access::new(local, None).is_ok_and(|a| a.loopback));
+        assert!(same_secret(b"abc", b"abc") && !same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
     }
 }

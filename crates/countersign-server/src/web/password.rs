@@ -6,9 +6,12 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
-/// The longest: hashing cost does not depend on it much, but a megabyte "password" is not
-/// one.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest, in characters as the OpenAPI document's `maxLength` counts them: hashing
+/// cost does not depend on it much, but a megabyte "password" is not one.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// The most bytes `MAX_PASSWORD_CHARS` characters take in UTF-8: longer input is never
+/// hashed at sign-in.
+pub const MAX_PASSWORD_BYTES: usize = 4 * MAX_PASSWORD_CHARS;
 
 /// A password that may be set: long enough, not absurdly long, with no control characters.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,10 +32,9 @@ impl NewPassword {
                 "a password needs at least {MIN_PASSWORD_CHARS} characters; this one has {chars}"
             ));
         }
-        if text.len() > MAX_PASSWORD_BYTES {
+        if chars > MAX_PASSWORD_CHARS {
             return Err(format!(
-                "a password may have at most {MAX_PASSWORD_BYTES} bytes; this one has {}",
-                text.len()
+                "a password may have at most {MAX_PASSWORD_CHARS} characters; this one has {chars}"
             ));
         }
         if text.chars().any(char::is_control) {
@@ -89,7 +91,16 @@ mod tests {
             ("ten chars!", Ok(())),
             ("line\nbreak in it", Err("a password may not contain control characters")),
         ];
-        for (text, expected) in cases {
+        let longest = "é".repeat(MAX_PASSWORD_CHARS);
+        let too_long = "p".repeat(MAX_PASSWORD_CHARS + 1);
+        let limits: &[(&str, Result<(), &str>)] = &[
+            (&longest, Ok(())),
+            (
+                &too_long,
+                Err("a password may have at most 256 characters; this one has 257"),
+            ),
+        ];
+        for (text, expected) in cases.iter().chain(limits) {
             match (NewPassword::parse(text), expected) {
                 (Ok(_), Ok(())) => {}
                 (Err(e), Err(start)) => assert!(e.starts_with(start), "{text:?}: {e}"),

@@ -140,6 +140,7 @@ async fn bad_input_gets_a_precise_4xx_at_every_endpoint() {
         (post("/v1/grants", lead, r#"{"agent":"support-bot","actions":"x","duration":"1h","max_uses":-1}"#), 422, "invalid_body"),
         (post("/v1/users", admin, r#"{"name":"pat","password":"short"}"#), 422, "invalid_password"),
         (post("/v1/users", admin, r#"{"name":"pat"}"#), 422, "invalid_body"),
+        (post("/v1/users", admin, format!(r#"{{"name":"pat","password":"{}"}}"#, "p".repeat(257))), 422, "invalid_password"),
         (post("/v1/users", admin, r#"{"name":"pat","password":"tab\tinside password"}"#), 422, "invalid_password"),
         (post("/v1/users", lead, r#"{"name":"pat","password":"long enough password"}"#), 403, "wrong_role"),
         (post("/v1/users/nobody/password", admin, r#"{"password":"long enough password"}"#), 404, "not_found"),

@@ -1,6 +1,8 @@
 //! The Streamable HTTP proxy (`countersign mcp --upstream URL --listen ADDR`) in front of
 //! `server-everything`'s HTTP transport: the official conformance suite gives the same
-//! result, check by check, through the proxy as against the server directly; and the
+//! result, check by check, through the proxy as against the server directly (except that
+//! the proxy passes the DNS-rebinding checks the server fails); the listener answers only
+//! its own clients (loopback names, a client token); and the
 //! TypeScript SDK over HTTP sees a held call's progress, its real result after approval, a
 //! rejection as an HTTP 200 error result, and a denied tool hidden.
 
@@ -173,9 +175,25 @@ fn the_conformance_suite_cannot_tell_the_proxy_from_the_server() {
         direct.len() >= 25 && checks >= 25,
         "the suite ran: {direct:#?}"
     );
+    // The proxy guards its listener against DNS rebinding whether or not the server does
+    // (server-everything's HTTP transport does not): those checks pass through the proxy;
+    // every other one comes out exactly as against the server.
+    let rebinding = "server-dns-rebinding-protection";
+    assert!(
+        through[rebinding]
+            .values()
+            .all(|status| status == "SUCCESS"),
+        "{:?}",
+        through[rebinding]
+    );
+    let without = |mut results: BTreeMap<String, BTreeMap<String, String>>| {
+        results.remove(rebinding);
+        results
+    };
     assert_eq!(
-        through, direct,
-        "every scenario and check, the same through the proxy"
+        without(through),
+        without(direct),
+        "every other scenario and check, the same through the proxy"
     );
 }
 
@@ -247,6 +265,106 @@ fn held_calls_over_streamable_http() {
     while gateway.show(&id)["status"] != "cancelled" {
         assert!(start.elapsed() < PATIENCE, "the action was never withdrawn");
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Sends one raw HTTP request to `url` with `headers` and returns the status code.
+fn raw_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    use std::io::Write;
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    let mut host_given = false;
+    for (name, value) in headers {
+        host_given |= name.eq_ignore_ascii_case("host");
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !host_given {
+        request.push_str(&format!("Host: {address}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    // Only the status line: an answer may be a stream.
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP answer: {answer:?}"))
+}
+
+#[test]
+fn the_listener_answers_only_its_own_clients() {
+    let gateway = Gateway::start(POLICY);
+    let server = everything();
+
+    // On loopback without a token: a page that reached it through DNS rebinding (a foreign
+    // Host) or a page of another origin is refused; local clients pass.
+    let open = gate(&gateway, &server.url, &[]);
+    let rows: [(&[(&str, &str)], u16); 6] = [
+        (&[], 200),
+        (&[("Host", "localhost:9")], 200),
+        (&[("Host", "attacker.example:80")], 403),
+        (&[("Host", "127.0.0.1.attacker.example")], 403),
+        (&[("Origin", "http://attacker.example")], 403),
+        (&[("Origin", "http://localhost:6274")], 200),
+    ];
+    for (headers, status) in rows {
+        assert_eq!(raw_status(&open.url, headers), status, "{headers:?}");
+    }
+
+    // With a client token: nothing passes without it, and the SDK passes with it.
+    let token = "a-client-token-0123456789";
+    let guarded = gate(&gateway, &server.url, &["--listen-token", token]);
+    let bearer = format!("Bearer {token}");
+    let rows: [(&[(&str, &str)], u16); 4] = [
+        (&[], 401),
+        (&[("Authorization", "Bearer a-client-token-012345678")], 401),
+        (&[("Authorization", token)], 401),
+        (&[("Authorization", bearer.as_str())], 200),
+    ];
+    for (headers, status) in rows {
+        assert_eq!(raw_status(&guarded.url, headers), status, "{headers:?}");
+    }
+    let mut client =
+        Driver::typescript(json!({"url": guarded.url, "headers": {"Authorization": bearer}}));
+    let echo = client.call("e", "echo", json!({"message": "hi"}));
+    assert_eq!(result_text(&echo), "Echo: hi");
+
+    // Any other address needs a token, and a token must be worth the name.
+    for (listen, flags, expected) in [
+        ("0.0.0.0:0", &[][..], "not a loopback address"),
+        (
+            "127.0.0.1:0",
+            &["--listen-token", "short"][..],
+            "at least 16 characters",
+        ),
+    ] {
+        let output = Command::new(BIN)
+            .args([
+                "mcp",
+                "--name",
+                "x",
+                "--upstream",
+                &server.url,
+                "--listen",
+                listen,
+            ])
+            .args(flags)
+            .env("COUNTERSIGN_URL", &gateway.url)
+            .env("COUNTERSIGN_TOKEN", &gateway.agent)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{listen} {flags:?}");
+        let stderr = crate::text(&output.stderr);
+        assert!(stderr.contains(expected), "{listen} {flags:?}: {stderr}");
     }
 }
 

@@ -1,6 +1,7 @@
 // A scripted MCP client on the official TypeScript SDK (1.x, protocol 2025-11-25), driven by
 // the Rust tests: one JSON step a line on stdin, one JSON line per answer or event on stdout.
-// argv[2] is the transport: {"command": [...], "env": {...}} (stdio) or {"url": "..."}.
+// argv[2] is the transport: {"command": [...], "env": {...}} (stdio) or {"url": "...",
+// "headers": {...}}.
 // Steps run concurrently, so that a test can approve while a call is held.
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -22,6 +23,7 @@ interface TransportSpec {
   command?: string[];
   env?: Record<string, string>;
   url?: string;
+  headers?: Record<string, string>;
 }
 
 function emit(value: unknown): void {
@@ -30,7 +32,9 @@ function emit(value: unknown): void {
 
 function transportFor(spec: TransportSpec): Transport {
   if (spec.url !== undefined) {
-    return new StreamableHTTPClientTransport(new URL(spec.url));
+    return new StreamableHTTPClientTransport(new URL(spec.url), {
+      requestInit: { headers: spec.headers ?? {} },
+    });
   }
   const [command, ...args] = spec.command ?? [];
   if (command === undefined) {
