@@ -9,7 +9,7 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer('reauth_window = "1s"\nsession_idle_timeout = "3s"');
+  server = await startServer('reauth_window = "1s"\nsession_idle_timeout = "10s"');
   browser = await launchBrowser();
 });
 
@@ -44,8 +44,10 @@ test("a stale session must type its password to confirm; an idle one ends", asyn
   await page.waitForURL(/decided=/);
   assert.equal((await server.action(submitted.id)).status, "approved");
 
-  // Idle for longer than the 3 s idle timeout (again, only time can make a session idle).
-  await sleep(3500);
+  // Idle for longer than the 10 s idle timeout (again, only time can make a session idle).
+  // The window is that long so that the steps above, on a loaded machine, never leave the
+  // session idle between two requests (3 s did, once, under a load average of 10).
+  await sleep(10500);
   await page.goto(server.base + "/queue");
   await page.waitForURL(/\/sign-in/);
   await page.getByText("idle for too long").waitFor();
