@@ -14,6 +14,7 @@ pub mod glob;
 pub mod identity;
 pub mod lifecycle;
 pub mod name;
+pub mod notify;
 pub mod policy;
 pub mod sla;
 pub mod summary;

@@ -15,6 +15,7 @@ mod audit_log;
 mod canonical;
 mod error;
 mod ids;
+mod outbox;
 mod record;
 pub mod sqlite;
 mod token;
@@ -37,11 +38,16 @@ pub use audit_log::{
 };
 pub use canonical::request_hash;
 pub use error::StoreError;
+pub use outbox::{
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, Destination, Event, EventKind, EventRouter,
+    Notifications, OutboxSignal, Person, Routed, SlackLink, Tried,
+};
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
     ReviewState, ReviewVerdict, Submitted,
 };
+pub use sqlite::outbox_kind;
 pub use sqlite::{SqliteOptions, SqliteStore, latest_checkpoint_in_file, verify_file};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
 
@@ -54,7 +60,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What the server asks of storage, by domain operation. Writes return only after their
 /// transaction committed durably.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Notifications + Send + Sync + 'static {
     // ---- actions -------------------------------------------------------------------------
 
     /// Stores a classified submission. With an idempotency key already used by the same
@@ -108,10 +114,12 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- the SLA ladder ------------------------------------------------------------------
 
-    /// The earliest deadline among pending actions (for the SLA worker to sleep until).
+    /// The earliest next SLA step (a reminder or a deadline) among pending actions, for the
+    /// SLA worker to sleep until.
     fn next_deadline(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>>;
 
-    /// Pending actions whose deadline is at or before `now`, earliest first.
+    /// Pending actions whose next SLA step (a reminder or the deadline) is at or before
+    /// `now`, earliest first.
     fn due_deadlines(
         &self,
         now: DateTime<Utc>,

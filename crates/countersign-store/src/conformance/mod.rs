@@ -4,6 +4,7 @@
 
 mod identity;
 mod lifecycle;
+mod outbox;
 mod records;
 
 use chrono::{DateTime, Utc};
@@ -140,4 +141,6 @@ pub async fn story(store: &dyn Store) {
     records::idempotency(store).await;
     records::audit(store).await;
     records::checkpoints(store).await;
+    // Last: it installs an event router, which the earlier parts do without.
+    outbox::outbox(store).await;
 }

@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 3] = [
+const MIGRATIONS: [(u32, &str); 4] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -17,6 +17,7 @@ const MIGRATIONS: [(u32, &str); 3] = [
         3,
         include_str!("../../migrations/sqlite/0003_checkpoints.sql"),
     ),
+    (4, include_str!("../../migrations/sqlite/0004_outbox.sql")),
 ];
 
 /// The schema version this build writes.

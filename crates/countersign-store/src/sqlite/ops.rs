@@ -7,12 +7,14 @@ use countersign_core::lifecycle::{
     self, DecisionRequest, FirstAnswer, Gate, NewGate, Reviewer, Transition,
 };
 use countersign_core::name::Name;
+use countersign_core::notify::{EventKind, status_detail};
 use countersign_core::sla::{self, SlaStep};
 use countersign_core::{Status, Tier};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::chain::{self, Head};
+use super::outbox_ops::{self, Emitter};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
 use crate::audit_log::{ACTOR_TOKEN_FIELD, SYSTEM_ACTOR, kind};
 use crate::error::StoreError;
@@ -49,7 +51,7 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
         "UPDATE actions SET tier = ?, status = ?, args = ?, original_args = ?, approvers = ?, \
          escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
          timeout_plan = ?, review_state = ?, review = ?, outcome = ?, decided_at = ?, \
-         version = ? WHERE id = ?",
+         version = ?, reminders = ?, escalated_at = ?, next_step_at = ? WHERE id = ?",
     )?
     .execute(params![
         gate.tier.as_str(),
@@ -71,6 +73,9 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
         gate.outcome.as_ref().map(rows::outcome_json),
         gate.decided_at.map(millis),
         record.version as i64,
+        to_json(&rows::moments(&gate.reminders)),
+        gate.escalated_at.map(millis),
+        gate.next_step_at().map(millis),
         &record.id,
     ])?;
     Ok(())
@@ -224,6 +229,7 @@ fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
 pub(crate) fn submit(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     new: NewAction,
 ) -> Result<Submitted, StoreError> {
     let agent = new.proposal.agent.as_str().to_owned();
@@ -235,11 +241,13 @@ pub(crate) fn submit(
     let idempotency = new.idempotency.clone();
     let at = new.at;
     let token_id = new.token_id.clone();
+    let callback_url = new.callback_url.clone();
     let record = new_record(new)?;
     let gate = &record.gate;
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?, ?)"
     );
     conn.prepare_cached(&sql)?.execute(params![
         &record.id,
@@ -272,6 +280,9 @@ pub(crate) fn submit(
         millis(record.created_at),
         gate.decided_at.map(millis),
         record.version as i64,
+        to_json(&rows::moments(&gate.reminders)),
+        gate.escalated_at.map(millis),
+        gate.next_step_at().map(millis),
     ])?;
     if let Some(idempotency) = &idempotency {
         conn.prepare_cached(
@@ -296,6 +307,7 @@ pub(crate) fn submit(
         "hints": record.hints,
         "idempotency_key": record.idempotency_key,
         "owner": gate.owner.as_ref().map(Name::as_str),
+        "callback_url": callback_url.as_deref().filter(|_| gate.status == Status::Pending),
     });
     let classified = json!({
         "tier": gate.tier.as_str(),
@@ -309,6 +321,8 @@ pub(crate) fn submit(
         "on_timeout": gate.timeout.as_ref().map(|t| t.on_timeout.as_str()),
         "escalate_to": gate.timeout.as_ref().map(|t| rows::names(&t.escalate_to)),
         "escalation_sla": gate.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
+        "remind_at": gate.timeout.as_ref().map(|t| t.remind_at.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        "reminders": rows::moments(&gate.reminders),
         "review_sampled": gate.review == ReviewState::Open,
         "review_sample": record.review_sample,
     });
@@ -325,6 +339,12 @@ pub(crate) fn submit(
         },
     ];
     chain::append_all(conn, head, at, &record.id, drafts)?;
+    if record.gate.status == Status::Pending {
+        if let Some(url) = &callback_url {
+            outbox_ops::save_callback(conn, &record.id, url)?;
+        }
+        out.emit(conn, &record, EventKind::Pending, at)?;
+    }
     Ok(Submitted {
         record,
         replayed: false,
@@ -334,6 +354,7 @@ pub(crate) fn submit(
 pub(crate) fn decide(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     id: &str,
     reviewer: &Actor,
     request: DecisionRequest,
@@ -344,7 +365,7 @@ pub(crate) fn decide(
     // deadline and adds deciders. Any other due step (expiry) makes the core refuse the
     // decision, and the SLA worker applies it.
     if let Some(SlaStep::Escalate { .. }) = sla::due(&record.gate, now)
-        && let Some(escalated) = apply_sla(conn, head, id, now)?
+        && let Some(escalated) = apply_sla(conn, head, out, id, now)?
     {
         record = escalated;
     }
@@ -369,6 +390,7 @@ pub(crate) fn decide(
         "args": decided.decision.args,
         "reason": decided.decision.reason,
         "status": after.status.as_str(),
+        "channel": reviewer.channel(),
     });
     if let Some(reclassified) = &decided.reclassified {
         // Both classifications, and what the action needs from now on.
@@ -405,12 +427,16 @@ pub(crate) fn decide(
         at: now,
     };
     commit(conn, head, &mut record, &transition, entry)?;
+    if record.gate.status.is_final() {
+        out.emit(conn, &record, EventKind::Decided, now)?;
+    }
     Ok(record)
 }
 
 pub(crate) fn cancel(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     id: &str,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -425,6 +451,7 @@ pub(crate) fn cancel(
         at: now,
     };
     commit(conn, head, &mut record, &transition, entry)?;
+    out.emit(conn, &record, EventKind::Cancelled, now)?;
     Ok(record)
 }
 
@@ -459,6 +486,7 @@ pub(crate) fn record_outcome(
 pub(crate) fn apply_sla(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ActionRecord>, StoreError> {
@@ -467,16 +495,45 @@ pub(crate) fn apply_sla(
         return Ok(None);
     };
     let missed = record.gate.deadline.map(millis);
-    let (kind, mut body) = match &step {
-        SlaStep::Escalate { groups, deadline } => (
+    let (kind, mut body, event) = match &step {
+        SlaStep::Remind { moment, skipped } => (
+            kind::REMINDED,
+            json!({"reminder": millis(*moment), "skipped": rows::moments(skipped), "deadline": missed}),
+            Some(EventKind::Reminder),
+        ),
+        SlaStep::SkipReminders { skipped } => (
+            kind::REMINDERS_SKIPPED,
+            json!({"skipped": rows::moments(skipped), "deadline": missed}),
+            None,
+        ),
+        SlaStep::Escalate {
+            groups, deadline, ..
+        } => (
             kind::ESCALATED,
             json!({"groups": rows::names(groups), "missed_deadline": missed, "deadline": millis(*deadline)}),
+            Some(EventKind::Escalated),
         ),
-        SlaStep::Expire => (kind::EXPIRED, json!({"missed_deadline": missed})),
-        SlaStep::AutoApprove => (kind::AUTO_APPROVED, json!({"missed_deadline": missed})),
+        SlaStep::Expire => (
+            kind::EXPIRED,
+            json!({"missed_deadline": missed}),
+            Some(EventKind::Expired),
+        ),
+        SlaStep::AutoApprove => (
+            kind::AUTO_APPROVED,
+            json!({"missed_deadline": missed}),
+            Some(EventKind::Decided),
+        ),
     };
+    let transition = Transition::Sla { step, at: now };
+    let mut after = record.gate.clone();
+    after.apply(&transition);
     // Every entry that moves an action says where to: verification re-derives the row.
-    body["status"] = json!(step.status().as_str());
+    body["status"] = json!(after.status.as_str());
+    body["reminders"] = json!(rows::moments(&after.reminders));
+    if after.status.is_final() {
+        // In words, so that nobody reading the log takes an expiry for a person's "no".
+        body["detail"] = json!(status_detail(&after, record.created_at));
+    }
     let entry = Entry {
         kind,
         actor: SYSTEM_ACTOR,
@@ -484,26 +541,24 @@ pub(crate) fn apply_sla(
         body,
         at: now,
     };
-    commit(
-        conn,
-        head,
-        &mut record,
-        &Transition::Sla { step, at: now },
-        entry,
-    )?;
+    commit(conn, head, &mut record, &transition, entry)?;
+    if let Some(event) = event {
+        out.emit(conn, &record, event, now)?;
+    }
     Ok(Some(record))
 }
 
 pub(crate) fn sweep_sla(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<ActionRecord>, StoreError> {
     let due = super::read::due_deadlines(conn, now, limit)?;
     let mut changed = Vec::with_capacity(due.len());
     for item in due {
-        if let Some(record) = apply_sla(conn, head, &item.id, now)? {
+        if let Some(record) = apply_sla(conn, head, out, &item.id, now)? {
             changed.push(record);
         }
     }
