@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 pub use crate::limits::Limits;
 use crate::limits::connection_cap;
+pub use crate::notify::config::NotifyConfig;
+use crate::notify::config::{CallbacksFile, SlackFile, TargetFile};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -37,6 +39,8 @@ pub struct ServerConfig {
     pub checkpoints: CheckpointConfig,
     /// Run SQLite's `quick_check` on the database at start and refuse a damaged file.
     pub integrity_check: bool,
+    /// `[[notify]]` targets, agent callbacks and Slack approvals.
+    pub notify: NotifyConfig,
 }
 
 /// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
@@ -99,9 +103,15 @@ struct FileConfig {
     checkpoint_file: Option<PathBuf>,
     checkpoint_webhook: Option<String>,
     integrity_check: Option<bool>,
-    /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
+    /// Reviewer notifications (`[[notify]]`), checked by `notify::config`.
     #[serde(default)]
-    notify: Vec<toml::Table>,
+    notify: Vec<toml::Spanned<TargetFile>>,
+    callback_allow: Option<Vec<toml::Spanned<String>>>,
+    callback_secret: Option<toml::Spanned<String>>,
+    callback_secret_env: Option<toml::Spanned<String>>,
+    callback_timeout: Option<toml::Spanned<String>>,
+    callback_max_attempts: Option<toml::Spanned<i64>>,
+    slack: Option<toml::Spanned<SlackFile>>,
 }
 
 /// A configuration that cannot be used.
@@ -118,6 +128,8 @@ pub enum ConfigError {
     Listen(String),
     #[error("invalid {name}: {message}")]
     Value { name: &'static str, message: String },
+    #[error("invalid config file {path}:\n  {}", problems.join("\n  "))]
+    Notify { path: String, problems: Vec<String> },
 }
 
 /// Resolves the configuration: `file` (path of the optional config file), then `env`,
@@ -129,25 +141,25 @@ pub fn resolve(
     flags: Overrides,
     descriptors: Option<u64>,
 ) -> Result<ServerConfig, ConfigError> {
-    let (file_config, base_dir) = match file {
+    let (file_config, base_dir, notify) = match file {
         Some(path) => {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                 path: shown.clone(),
                 error,
             })?;
-            let parsed =
-                parse_file(&text).map_err(|error| ConfigError::Parse { path: shown, error })?;
-            (parsed, path.parent().map(Path::to_path_buf))
+            let parsed = parse_file(&text).map_err(|error| ConfigError::Parse {
+                path: shown.clone(),
+                error,
+            })?;
+            let notify = notify_config(&text, &parsed).map_err(|problems| ConfigError::Notify {
+                path: shown,
+                problems,
+            })?;
+            (parsed, path.parent().map(Path::to_path_buf), notify)
         }
-        None => (FileConfig::default(), None),
+        None => (FileConfig::default(), None, NotifyConfig::default()),
     };
-    if !file_config.notify.is_empty() {
-        tracing::warn!(
-            count = file_config.notify.len(),
-            "[[notify]] entries are accepted but notifications are not sent by this version"
-        );
-    }
     let limits = limits(&file_config, descriptors)?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
@@ -196,7 +208,20 @@ pub fn resolve(
         metrics_public: file_config.metrics_public.unwrap_or(true),
         checkpoints,
         integrity_check: file_config.integrity_check.unwrap_or(true),
+        notify,
     })
+}
+
+/// The notification settings of the file, every problem with its position.
+fn notify_config(text: &str, file: &FileConfig) -> Result<NotifyConfig, Vec<String>> {
+    let callbacks = CallbacksFile {
+        callback_allow: file.callback_allow.clone(),
+        callback_secret: file.callback_secret.clone(),
+        callback_secret_env: file.callback_secret_env.clone(),
+        callback_timeout: file.callback_timeout.clone(),
+        callback_max_attempts: file.callback_max_attempts.clone(),
+    };
+    crate::notify::config::parse(text, &file.notify, &callbacks, file.slack.as_ref())
 }
 
 /// The limits the file sets, over the defaults, each checked.

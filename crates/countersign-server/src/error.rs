@@ -173,6 +173,8 @@ impl From<countersign_store::StoreError> for AppError {
             E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
             E::TokenNotFound(_) => AppError::not_found(message),
+            E::DeliveryNotFound(_) | E::SlackLinkNotFound(_) => AppError::not_found(message),
+            E::DeliveryNotFailed { .. } => AppError::conflict("not_failed", message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
             E::Closed | E::NotCommitted(_) | E::WriterStopped | E::Stopped(_) => {
                 AppError::unavailable(message)

@@ -13,12 +13,14 @@ pub mod checkpoints;
 pub mod clock;
 pub mod config;
 mod connection;
+pub mod decision;
 mod duplicate_keys;
 mod error;
 mod event_stream;
 mod extract;
 pub mod limits;
 mod metrics;
+pub mod notify;
 mod openapi;
 pub mod policy_source;
 mod revocation;
@@ -37,6 +39,7 @@ use tokio::net::TcpListener;
 pub use checkpoints::{Checkpoints, Publish};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, ServerConfig};
+pub use notify::Notifications;
 pub use error::AppError;
 pub use policy_source::{PolicyLoadError, PolicySource};
 pub use state::AppState;
@@ -62,6 +65,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = state.stopping();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
+    let deliveries = state.notifications().map(|notifications| {
+        tokio::spawn(notify::dispatch::run(
+            state.clone(),
+            notifications.clone(),
+            stopping.clone(),
+        ))
+    });
     let checkpoints = tokio::spawn(checkpoints::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
     let signal = tokio::spawn({
@@ -76,6 +86,9 @@ pub async fn serve(
     signal.abort();
     state.begin_shutdown();
     let _ = sla.await;
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
+    }
     let _ = policy.await;
     // After the SLA worker's last step: the final checkpoint covers everything written.
     let _ = checkpoints.await;

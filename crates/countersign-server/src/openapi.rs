@@ -20,6 +20,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "reviews", description = "Post-hoc review of sampled logged actions"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "tokens", description = "API tokens"),
+        (name = "deliveries", description = "Notification and callback deliveries (admins)"),
+        (name = "integrations", description = "Slack approvals, verified by Slack's request signature"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
 )]

@@ -11,6 +11,7 @@ use crate::checkpoints::Checkpoints;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::notify::Notifications;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
 use crate::wait_caps::WaitCaps;
@@ -37,6 +38,8 @@ struct Inner {
     revocations: Arc<Revocations>,
     /// Open long-polls and event streams per token.
     wait_caps: Arc<WaitCaps>,
+    /// Notification targets, callbacks and Slack; `None` when none are configured.
+    notifications: Option<Arc<Notifications>>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
@@ -64,6 +67,7 @@ impl AppState {
                 metrics_public: true,
                 metrics: Metrics::default(),
                 checkpoints: None,
+                notifications: None,
                 sla_wake: Notify::new(),
                 stop_sender,
             }),
@@ -90,6 +94,24 @@ impl AppState {
                 ..inner
             }),
         }
+    }
+
+    /// Sends notifications and callbacks as `notifications` says, and takes Slack
+    /// interactions if it configures Slack: installs its router in the store, so that
+    /// every change's events are written with it from now on.
+    pub fn with_notifications(self, notifications: Notifications) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        inner.store.set_router(notifications.router());
+        AppState {
+            inner: Arc::new(Inner {
+                notifications: Some(Arc::new(notifications)),
+                ..inner
+            }),
+        }
+    }
+
+    pub fn notifications(&self) -> Option<&Arc<Notifications>> {
+        self.inner.notifications.as_ref()
     }
 
     pub fn checkpoints(&self) -> Option<&Checkpoints> {

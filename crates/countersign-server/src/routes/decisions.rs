@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use countersign_core::lifecycle::{DecisionRequest, Verdict};
+use countersign_core::lifecycle::Verdict;
 use countersign_store::{NewOutcome, OutcomeStatus};
 
 use crate::auth::{Caller, not_found};
+use crate::decision::{self, VerdictRequest};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::actions::check_args_size;
 use crate::state::AppState;
 use crate::views::{ActionView, DecisionBody, OutcomeBody, OutcomeStatusBody, VerdictBody};
 
@@ -38,45 +38,18 @@ pub async fn decide(
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<ActionView>, AppError> {
     caller.require_reviewer("deciding on an action")?;
-    if let Some(args) = &body.args {
-        check_args_size(&state, args)?;
-    }
     let verdict = match body.verdict {
         VerdictBody::Approve => Verdict::Approve,
         VerdictBody::Reject => Verdict::Reject,
         VerdictBody::Modify => Verdict::Modify,
     };
-    let now = state.clock().now();
-    // Modified arguments are classified like a submission, by the policy in force: the
-    // lifecycle then requires the stricter of the two classifications, and refuses
-    // arguments the policy denies. The fields classified besides `args` never change after
-    // submission, so reading the action before the write is safe.
-    let reclassified = match (&body.args, verdict) {
-        (Some(args), Verdict::Modify) => {
-            let record = state
-                .store()
-                .action(&id)
-                .await?
-                .ok_or_else(|| not_found(&id))?;
-            let policy = state.policy().current();
-            Some(record.reclassify(&policy, args.clone(), now)?)
-        }
-        _ => None,
-    };
-    let request = DecisionRequest {
+    let request = VerdictRequest {
         verdict,
         args: body.args,
         reason: body.reason,
         confirm: body.confirm,
-        reclassified,
     };
-    let record = state
-        .store()
-        .decide(id, caller.actor(), request, now)
-        .await?;
-    state.metrics().decided(verdict);
-    tracing::info!(id = %record.id, reviewer = %caller.name(), verdict = verdict.as_str(),
-        status = %record.gate.status, "decision recorded");
+    let record = decision::decide(&state, caller.actor(), id, request).await?;
     Ok(Json(ActionView::from(&record)))
 }
 

@@ -5,6 +5,7 @@ pub mod actions;
 mod audit;
 mod checkpoints;
 pub mod decisions;
+pub mod deliveries;
 mod ops;
 mod reviews;
 pub mod tokens;
@@ -34,6 +35,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(checkpoints::sign))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::retry))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

@@ -54,6 +54,9 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
     if let Some(checkpoints) = state.checkpoints() {
         text.push_str(&checkpoints.render_metrics());
     }
+    if let Some(notifications) = state.notifications() {
+        text.push_str(&notifications.render_metrics());
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
