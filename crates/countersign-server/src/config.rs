@@ -320,6 +320,99 @@ mod tests {
         assert!(parse_file("[[notify]]\nkind = \"webhook\"\n").is_ok());
     }
 
+    /// `[[notify]]`, callbacks and `[slack]`: every problem at once, each where it is.
+    #[test]
+    fn notification_settings() {
+        let check = |text: &str| -> Result<NotifyConfig, Vec<String>> {
+            notify_config(text, &parse_file(text).map_err(|e| vec![e.to_string()])?)
+        };
+        let good = check(
+            r#"
+public_url = "https://countersign.example.com"
+callback_allow = ["https://agents.internal/*"]
+callback_secret_env = "CALLBACK_SECRET"
+
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:9000/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+events = ["pending", "reminder", "escalated", "expired", "decided"]
+actions = ["refund.*"]
+groups = ["Finance"]
+timeout = "500ms"
+
+[[notify]]
+kind = "slack"
+name = "leads-channel"
+url = "https://hooks.slack.com/services/T/B/X"
+
+[[notify]]
+kind = "email"
+smtp = "smtp.example.com"
+username_env = "SMTP_USER"
+password_env = "SMTP_PASSWORD"
+from = "Countersign <countersign@example.com>"
+to = ["finance@example.com"]
+
+[slack]
+signing_secret_env = "SLACK_SIGNING_SECRET"
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = good.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["webhook-1", "leads-channel", "email-3"]);
+        assert_eq!(good.targets[0].audience.groups[0].as_str(), "finance");
+        assert_eq!(good.targets[0].delivery.timeout, Duration::from_millis(500));
+        assert_eq!(good.callbacks.allow.len(), 1);
+        assert!(good.slack.is_some());
+
+        #[rustfmt::skip]
+        let refused: &[(&str, &[&str])] = &[
+            ("[[notify]]\nkind = \"pager\"\n", &[
+                "line 2, column 8: `kind` of [[notify]] #1 (line 1): expected one of \"webhook\", \"slack\", \"email\", found \"pager\"",
+            ]),
+            ("[[notify]]\nkind = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"nope\"\nevents = [\"pending\", \"cancelled\"]\n", &[
+                "line 5, column 22: `events` of [[notify]] #1 (line 1): expected \"pending\", \"reminder\", \"escalated\", \"expired\" or \"decided\", found \"cancelled\"",
+                "line 4, column 10: `secret` of [[notify]] #1 (line 1): expected a Standard Webhooks secret starting with \"whsec_\"",
+                "line 3, column 7: `url` of [[notify]] #1 (line 1): expected an http:// or https:// URL, found \"ftp://x\"",
+            ]),
+            ("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\ngroups = [\"\"]\n", &[
+                "`groups` of [[notify]] #1 (line 1)",
+                "line 4, column 10: `secret` does not apply to a slack target ([[notify]] #1 (line 1))",
+            ]),
+            ("[[notify]]\nkind = \"email\"\nsmtp = \"mail.example.com\"\ntls = \"none\"\nfrom = \"not an address\"\nto = []\n", &[
+                "line 4, column 7: `tls = \"none\"` of [[notify]] #1 (line 1) is only for a relay on this machine",
+                "line 5, column 8: `from` of [[notify]] #1 (line 1): \"not an address\" is not an address",
+                "`to` needs at least one address",
+            ]),
+            ("callback_allow = [\"agents.internal\"]\n", &[
+                "line 1, column 19: `callback_allow`: expected a URL pattern",
+            ]),
+            ("callback_allow = [\"https://agents.internal/*\"]\n", &[
+                "`callback_allow` needs `callback_secret`",
+            ]),
+            ("[slack]\nbot_token = \"xoxb-1\"\n", &[
+                "[slack] needs `signing_secret` or `signing_secret_env`",
+            ]),
+            ("[[notify]]\nkind = \"slack\"\nname = \"a\"\nurl = \"https://h/x\"\n[[notify]]\nkind = \"slack\"\nname = \"a\"\nurl = \"https://h/y\"\n", &[
+                "[[notify]] name \"a\" is used twice",
+            ]),
+        ];
+        for (text, expected) in refused {
+            let problems = check(text).unwrap_err();
+            assert_eq!(problems.len(), expected.len(), "{text}: {problems:#?}");
+            for want in *expected {
+                assert!(
+                    problems.iter().any(|p| p.contains(want)),
+                    "{text}: no problem says {want:?} in {problems:#?}"
+                );
+            }
+        }
+        // An unknown key is refused by the parser, with its position.
+        let error = parse_file("[[notify]]\nkind = \"webhook\"\nurll = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("line 3"), "{error}");
+    }
+
     #[test]
     fn limits_from_the_file() {
         let limits_of = |text: &str, descriptors: Option<u64>| {

@@ -27,6 +27,7 @@ mod revocation;
 mod routes;
 pub use routes::tokens::parse_new_token;
 mod sla_worker;
+pub mod slack;
 mod state;
 pub mod views;
 mod wait_caps;
@@ -39,8 +40,8 @@ use tokio::net::TcpListener;
 pub use checkpoints::{Checkpoints, Publish};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, ServerConfig};
-pub use notify::Notifications;
 pub use error::AppError;
+pub use notify::Notifications;
 pub use policy_source::{PolicyLoadError, PolicySource};
 pub use state::AppState;
 

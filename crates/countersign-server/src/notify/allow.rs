@@ -26,9 +26,9 @@ pub struct UrlPattern {
 
 impl UrlPattern {
     pub fn parse(text: &str) -> Result<UrlPattern, String> {
-        let (scheme, rest) = text
-            .split_once("://")
-            .ok_or_else(|| format!("expected a URL pattern like \"https://agents.internal/*\", found {text:?}"))?;
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| {
+            format!("expected a URL pattern like \"https://agents.internal/*\", found {text:?}")
+        })?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "https" => 443,
@@ -92,7 +92,9 @@ impl UrlPattern {
             && url.username().is_empty()
             && url.password().is_none()
             && glob(&self.host, &host.to_ascii_lowercase())
-            && self.port.is_none_or(|port| url.port_or_known_default() == Some(port))
+            && self
+                .port
+                .is_none_or(|port| url.port_or_known_default() == Some(port))
             && glob(&self.path, &path)
     }
 }

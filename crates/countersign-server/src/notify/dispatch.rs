@@ -46,7 +46,11 @@ struct Done {
     tried: Tried,
 }
 
-pub(crate) async fn run(state: AppState, notifications: Arc<Notifications>, mut stopping: Stopping) {
+pub(crate) async fn run(
+    state: AppState,
+    notifications: Arc<Notifications>,
+    mut stopping: Stopping,
+) {
     let signal = state.store().outbox_signal();
     let (done_sender, mut done) = mpsc::unbounded_channel::<Done>();
     let mut lanes: HashMap<String, Lane> = HashMap::new();

@@ -45,11 +45,20 @@ impl Mailer {
         Ok(Mailer {
             transport: builder.build(),
             from: parse(&email.from)?,
-            to: email.to.iter().map(|t| parse(t)).collect::<Result<_, _>>()?,
+            to: email
+                .to
+                .iter()
+                .map(|t| parse(t))
+                .collect::<Result<_, _>>()?,
         })
     }
 
-    pub async fn send(&self, event_id: &str, payload: &Value, now: DateTime<Utc>) -> Result<(), String> {
+    pub async fn send(
+        &self,
+        event_id: &str,
+        payload: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
         let (subject, plain, html) = render(payload, now);
         let mut message = Message::builder()
             .from(self.from.clone())
@@ -143,7 +152,9 @@ pub fn render(payload: &Value, now: DateTime<Utc>) -> (String, String, String) {
     html.push_str("</table>");
     if let Some(url) = url {
         let verb = if open { "Review it" } else { "Open it" };
-        plain.push_str(&format!("\n{verb} in Countersign (you sign in there): {url}\n"));
+        plain.push_str(&format!(
+            "\n{verb} in Countersign (you sign in there): {url}\n"
+        ));
         html.push_str(&format!(
             "<p><a href=\"{}\">{verb} in Countersign</a> (you sign in there; the link decides nothing by itself)</p>",
             html_escape(url)

@@ -118,8 +118,10 @@ impl Notifications {
             let channel = match &target.kind {
                 TargetKind::Webhook { url, secret } => Channel::Webhook {
                     url: url.clone(),
-                    key: WebhookKey::parse(&secret.resolve(var).map_err(|e| format!("{place}: {e}"))?)
-                        .map_err(|e| format!("{place}: secret: {e}"))?,
+                    key: WebhookKey::parse(
+                        &secret.resolve(var).map_err(|e| format!("{place}: {e}"))?,
+                    )
+                    .map_err(|e| format!("{place}: secret: {e}"))?,
                 },
                 TargetKind::Slack { url } => Channel::Slack { url: url.clone() },
                 TargetKind::Email(email) => Channel::Email(Box::new(
@@ -140,11 +142,17 @@ impl Notifications {
             .secret
             .as_ref()
             .map(|secret| {
-                let text = secret.resolve(var).map_err(|e| format!("callback_secret: {e}"))?;
+                let text = secret
+                    .resolve(var)
+                    .map_err(|e| format!("callback_secret: {e}"))?;
                 WebhookKey::parse(&text).map_err(|e| format!("callback_secret: {e}"))
             })
             .transpose()?;
-        let slack = config.slack.as_ref().map(|s| resolve_slack(s, var)).transpose()?;
+        let slack = config
+            .slack
+            .as_ref()
+            .map(|s| resolve_slack(s, var))
+            .transpose()?;
         let http = reqwest::Client::builder()
             // A receiver may not bounce a delivery elsewhere (an admitted callback URL
             // redirecting to an internal address).
@@ -208,19 +216,13 @@ impl Notifications {
                 .get(&delivery.target)
                 .map(|s| s.delivery)
                 .ok_or_else(|| {
-                    format!(
-                        "the target {:?} is no longer configured",
-                        delivery.target
-                    )
+                    format!("the target {:?} is no longer configured", delivery.target)
                 })?
         };
         let timeout = settings.timeout;
         match tokio::time::timeout(timeout, self.send_now(delivery)).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "no answer within {}",
-                humantime(timeout)
-            )),
+            Err(_) => Err(format!("no answer within {}", humantime(timeout))),
         }
     }
 

@@ -87,10 +87,7 @@ mod tests {
         let key = WebhookKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = br#"{"test": 2432232314}"#;
         let signature = key.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
-        assert_eq!(
-            signature,
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert!(key.verify(
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1614265330,
@@ -103,7 +100,12 @@ mod tests {
 
     #[test]
     fn secrets() {
-        for bad in ["", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!", "whsec_c2hvcnQ="] {
+        for bad in [
+            "",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_!!",
+            "whsec_c2hvcnQ=",
+        ] {
             assert!(WebhookKey::parse(bad).is_err(), "{bad}");
         }
     }

@@ -53,7 +53,10 @@ pub fn message(payload: &Value, now: DateTime<Utc>) -> Value {
         None => format!("{} (policy default)", text(&action["tier"])),
     };
     let mut fields = vec![
-        field("Action", &format!("`{}`", escape(&text(&action["action"]), 200))),
+        field(
+            "Action",
+            &format!("`{}`", escape(&text(&action["action"]), 200)),
+        ),
         field("Agent", &escape(&text(&action["agent"]), 200)),
         field("Tier", &rule),
     ];
@@ -79,25 +82,35 @@ pub fn message(payload: &Value, now: DateTime<Utc>) -> Value {
         )}}),
     ];
     if let Some(reasoning) = action["reasoning"].as_str() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
-            "*The agent's reasoning*\n{}", escape(reasoning, 800)
-        )}}));
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
+                "*The agent's reasoning*\n{}", escape(reasoning, 800)
+            )}}),
+        );
     }
     if action["context"].as_object().is_some_and(|c| !c.is_empty()) {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-            "Context: {}", escape(&text(&data["context_summary"]), 300)
-        )}]}));
+        blocks.push(
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
+                "Context: {}", escape(&text(&data["context_summary"]), 300)
+            )}]}),
+        );
     }
     if !open {
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text":
-            escape(&text(&data["status_detail"]), 500)}]}));
+        blocks.push(
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text":
+            escape(&text(&data["status_detail"]), 500)}]}),
+        );
     }
     let mut buttons = Vec::new();
     if open {
-        buttons.push(json!({"type": "button", "action_id": APPROVE, "style": "primary",
-            "text": {"type": "plain_text", "text": "Approve"}, "value": id}));
-        buttons.push(json!({"type": "button", "action_id": REJECT, "style": "danger",
-            "text": {"type": "plain_text", "text": "Reject…"}, "value": id}));
+        buttons.push(
+            json!({"type": "button", "action_id": APPROVE, "style": "primary",
+            "text": {"type": "plain_text", "text": "Approve"}, "value": id}),
+        );
+        buttons.push(
+            json!({"type": "button", "action_id": REJECT, "style": "danger",
+            "text": {"type": "plain_text", "text": "Reject…"}, "value": id}),
+        );
         buttons.push(json!({"type": "button", "action_id": MODIFY,
             "text": {"type": "plain_text", "text": "Modify…"}, "value": id}));
     }

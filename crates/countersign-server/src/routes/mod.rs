@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod deliveries;
 mod ops;
 mod reviews;
+mod slack;
 pub mod tokens;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -37,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::retry))
+        .routes(routes!(slack::interactions))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
