@@ -25,6 +25,8 @@ mod openapi;
 pub mod policy_source;
 mod revocation;
 mod routes;
+/// The wire shapes of `GET /v1/deliveries`, for the command line.
+pub use routes::deliveries::{DeliveryPage, DeliveryStatusBody, DeliveryView};
 pub use routes::tokens::parse_new_token;
 mod sla_worker;
 pub mod slack;

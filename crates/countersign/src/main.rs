@@ -4,10 +4,12 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
+mod deliveries_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
 mod token_cmd;
+mod user_link_cmd;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,23 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Notification and callback deliveries: list them, retry failed ones.
+    #[command(subcommand)]
+    Deliveries(deliveries_cmd::DeliveriesCommand),
+    /// People: link a Slack account to a person.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `countersign user ...` (the subcommands of this branch: Slack links).
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Let a Slack user act as a person when they click in Slack.
+    Link(user_link_cmd::LinkArgs),
+    /// Remove a Slack user's link.
+    Unlink(user_link_cmd::UnlinkArgs),
+    /// List the Slack users linked to people.
+    Links(user_link_cmd::LinksArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +92,10 @@ fn main() -> ExitCode {
         Command::Reject(args) => action_cmd::reject(args),
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Deliveries(command) => deliveries_cmd::run(command),
+        Command::User(UserCommand::Link(args)) => user_link_cmd::link(args),
+        Command::User(UserCommand::Unlink(args)) => user_link_cmd::unlink(args),
+        Command::User(UserCommand::Links(args)) => user_link_cmd::links(args),
     };
     match result {
         Ok(code) => code,

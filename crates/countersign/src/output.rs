@@ -5,6 +5,7 @@ use std::io::Write as _;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use countersign_core::summary::args_summary;
+use countersign_server::DeliveryPage;
 use countersign_server::views::ActionPage;
 use serde_json::Value;
 
@@ -19,6 +20,7 @@ pub fn action(action: &Value, json: bool) -> anyhow::Result<()> {
         ("action", text("action")),
         ("agent", text("agent")),
         ("status", text("status")),
+        ("detail", text("status_detail")),
         (
             "tier",
             match action["rule"].as_str() {
@@ -115,6 +117,50 @@ fn time_left(left: TimeDelta) -> String {
     } else {
         format!("{text} left")
     }
+}
+
+/// Deliveries, as a table.
+pub fn deliveries(page: &DeliveryPage, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&serde_json::to_value(page)?);
+    }
+    let mut out = std::io::stdout().lock();
+    if page.items.is_empty() {
+        writeln!(out, "no deliveries")?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = page
+        .items
+        .iter()
+        .map(|d| {
+            [
+                d.id.clone(),
+                d.event.clone(),
+                d.action_id.clone(),
+                d.target.clone(),
+                format!("{:?}", d.status).to_lowercase(),
+                d.attempts.to_string(),
+                d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        [
+            "ID",
+            "EVENT",
+            "ACTION",
+            "TARGET",
+            "STATUS",
+            "TRIES",
+            "LAST ERROR",
+        ],
+        &rows,
+    )?;
+    if let Some(cursor) = &page.next_cursor {
+        writeln!(out, "(more: --cursor {cursor})")?;
+    }
+    Ok(())
 }
 
 /// Tokens, as a table.

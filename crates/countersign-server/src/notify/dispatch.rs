@@ -178,7 +178,7 @@ async fn attempt(
     state: AppState,
     done: mpsc::UnboundedSender<Done>,
 ) {
-    let result = notifications.send(&delivery).await;
+    let result = notifications.send(&delivery, state.clock().now()).await;
     let settings = notifications.lane_settings(&lane);
     let attempts = delivery.attempts + 1;
     let attempt = match result {

@@ -207,8 +207,13 @@ impl Notifications {
         }
     }
 
-    /// One try of one delivery, within its lane's timeout.
-    pub(crate) async fn send(&self, delivery: &Delivery) -> Result<(), String> {
+    /// One try of one delivery, within its lane's timeout; `now` (the server's clock) is
+    /// what "time left" in messages counts from.
+    pub(crate) async fn send(
+        &self,
+        delivery: &Delivery,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), String> {
         let settings = if delivery.target == "callback" {
             self.callback_delivery
         } else {
@@ -220,13 +225,17 @@ impl Notifications {
                 })?
         };
         let timeout = settings.timeout;
-        match tokio::time::timeout(timeout, self.send_now(delivery)).await {
+        match tokio::time::timeout(timeout, self.send_now(delivery, now)).await {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {}", humantime(timeout))),
         }
     }
 
-    async fn send_now(&self, delivery: &Delivery) -> Result<(), String> {
+    async fn send_now(
+        &self,
+        delivery: &Delivery,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), String> {
         let body = delivery.body.as_deref().unwrap_or("{}");
         if delivery.target == "callback" {
             let key = self
@@ -250,7 +259,7 @@ impl Notifications {
             Channel::Slack { url } => {
                 let payload: Value =
                     serde_json::from_str(body).map_err(|e| format!("stored payload: {e}"))?;
-                let message = slack_message::message(&payload, Utc::now());
+                let message = slack_message::message(&payload, now);
                 let answer = self
                     .http
                     .post(url.clone())
@@ -263,7 +272,7 @@ impl Notifications {
             Channel::Email(mailer) => {
                 let payload: Value =
                     serde_json::from_str(body).map_err(|e| format!("stored payload: {e}"))?;
-                mailer.send(&delivery.event_id, &payload, Utc::now()).await
+                mailer.send(&delivery.event_id, &payload, now).await
             }
         }
     }

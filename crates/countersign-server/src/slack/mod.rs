@@ -190,7 +190,7 @@ impl Context<'_> {
         let person = self.state.store().slack_person(&self.user).await?;
         Ok(match person {
             None => Who::Refused(format!(
-                "your Slack account ({}) is not linked to a Countersign reviewer, so you cannot decide here; an admin can link it with `countersign user link NAME --slack {}`. Nothing was changed.",
+                "your Slack account ({}) is not linked to a Countersign reviewer, so you cannot decide here; an admin can link it with `countersign user link NAME --slack {}`; nothing was changed",
                 self.user, self.user
             )),
             Some(person) if !person.active => Who::Refused(format!(

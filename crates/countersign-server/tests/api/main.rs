@@ -8,6 +8,10 @@ mod hardening_audit;
 mod hardening_identity;
 mod hardening_limits;
 mod hardening_policy;
+// Notifications, callbacks and Slack approvals (issue: SLA ladder and notifications).
+mod notify;
+mod receivers;
+mod slack;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -113,6 +117,7 @@ struct Options {
     /// A store opened by the test (e.g. with other options); default: the dir's file.
     store: Option<Arc<dyn Store>>,
     checkpoints: Option<countersign_server::Checkpoints>,
+    notify: Option<countersign_server::Notifications>,
 }
 
 impl Default for Options {
@@ -124,6 +129,7 @@ impl Default for Options {
             policy: None,
             store: None,
             checkpoints: None,
+            notify: None,
         }
     }
 }
@@ -146,6 +152,9 @@ async fn spawn_with(options: Options) -> Server {
     let mut state = AppState::new(store.clone(), policy, options.clock, options.limits);
     if let Some(checkpoints) = options.checkpoints {
         state = state.with_checkpoints(checkpoints);
+    }
+    if let Some(notify) = options.notify {
+        state = state.with_notifications(notify);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
