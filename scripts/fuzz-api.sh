@@ -30,6 +30,10 @@ listen = "127.0.0.1:0"
 database = "sqlite://$WORK/countersign.db"
 checkpoint_key = "$WORK/checkpoint.key"
 max_wait_seconds = 2
+
+# The Slack endpoint must refuse every unsigned request with 401, never a 5xx.
+[slack]
+signing_secret = "fuzz-signing-secret"
 TOML
 ADMIN=$("$BIN" token create --role admin --name fuzz-admin --db "sqlite://$WORK/countersign.db")
 RUST_LOG=info "$BIN" serve --config "$WORK/countersign.toml" 2> "$WORK/serve.log" &

@@ -117,6 +117,9 @@ class Action:
     reasoning: str | None = None
     review: str | None = None
     outcome: Outcome | None = None
+    #: Why the status is what it is, in words: who decided and why, or for `expired` that no
+    #: reviewer answered in time (never worded as a rejection).
+    status_detail: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -145,6 +148,7 @@ class Action:
             reasoning=value.get("reasoning"),
             review=value.get("review"),
             outcome=Outcome.from_json(outcome) if outcome is not None else None,
+            status_detail=value.get("status_detail", ""),
             raw=value,
         )
 
