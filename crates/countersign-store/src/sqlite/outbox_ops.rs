@@ -224,36 +224,40 @@ pub(crate) fn finish(
     tried: Vec<Tried>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    // Only a pending delivery takes a try's result: one retried by an admin meanwhile, or
+    // reported twice, is left as the row says. Delivered and retried tries are one update
+    // each (the common path, thousands a second); a last failed try loads the delivery for
+    // its audit entry.
     for Tried { id, attempt } in tried {
-        let delivery = match load(conn, id) {
-            Ok(delivery) => delivery,
-            Err(StoreError::DeliveryNotFound(_)) => continue,
-            Err(error) => return Err(error),
-        };
-        // Tried after an admin's retry reset it, or twice: the row says what counts.
-        if delivery.status != DeliveryStatus::Pending {
-            continue;
-        }
-        let attempts = i64::from(delivery.attempts) + 1;
+        let id = id as i64;
         match attempt {
-            Attempt::Delivered => conn
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'delivered', attempts = ?, \
-                     next_attempt_at = NULL, last_error = NULL, finished_at = ? WHERE id = ?",
+            Attempt::Delivered => {
+                conn.prepare_cached(
+                    "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, \
+                     next_attempt_at = NULL, last_error = NULL, finished_at = ? \
+                     WHERE id = ? AND status = 'pending'",
                 )?
-                .execute(params![attempts, millis(now), id as i64])?,
-            Attempt::Retry { error, at } => conn
-                .prepare_cached(
-                    "UPDATE deliveries SET attempts = ?, next_attempt_at = ?, last_error = ? \
-                     WHERE id = ?",
+                .execute(params![millis(now), id])?;
+            }
+            Attempt::Retry { error, at } => {
+                conn.prepare_cached(
+                    "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, \
+                     last_error = ? WHERE id = ? AND status = 'pending'",
                 )?
-                .execute(params![attempts, millis(at), error, id as i64])?,
+                .execute(params![millis(at), error, id])?;
+            }
             Attempt::GaveUp { error } => {
+                let delivery = match load(conn, id as u64) {
+                    Ok(delivery) if delivery.status == DeliveryStatus::Pending => delivery,
+                    Ok(_) | Err(StoreError::DeliveryNotFound(_)) => continue,
+                    Err(error) => return Err(error),
+                };
+                let attempts = i64::from(delivery.attempts) + 1;
                 conn.prepare_cached(
                     "UPDATE deliveries SET status = 'failed', attempts = ?, \
                      next_attempt_at = NULL, last_error = ?, finished_at = ? WHERE id = ?",
                 )?
-                .execute(params![attempts, error, millis(now), id as i64])?;
+                .execute(params![attempts, error, millis(now), id])?;
                 let body = json!({
                     "delivery": id,
                     "event": delivery.event_id,
@@ -271,9 +275,8 @@ pub(crate) fn finish(
                     &delivery.action_id,
                     body.to_string(),
                 )?;
-                0
             }
-        };
+        }
     }
     Ok(())
 }
