@@ -248,7 +248,7 @@ pub trait Store: Notifications + Send + Sync + 'static {
     fn health(&self) -> BoxFuture<'_, StoreHealth>;
 
     /// Finishes queued writes and closes the database; later calls fail with
-    /// [`StoreError::WriterGone`]. Dropping the store without closing loses nothing
+    /// [`StoreError::Closed`]. Dropping the store without closing loses nothing
     /// acknowledged (every answer came after its commit), but closing shuts down cleanly.
     fn close(&self) -> BoxFuture<'_, ()>;
 }
