@@ -8,9 +8,12 @@
 //! is queried on its own, through an index on the lane), not the API or the SLA ladder
 //! (tries run on their own tasks; the dispatcher only reads and records).
 //!
-//! Each try's result is recorded before its delivery leaves the in-flight set, so a
-//! delivery is never sent twice at once; a crash between a send and its record sends it
-//! again after restart, with the same `webhook-id`, for the receiver to de-duplicate.
+//! A finished try frees its lane's slot at once, but its delivery stays out of the lane's
+//! queries until its result is recorded, so a delivery is never sent twice at once. Results
+//! are recorded in batches (at most [`RECORD_EVERY`] after the first waits): one write for
+//! many tries keeps the writer's commits for the API and the SLA ladder. A crash between a
+//! send and its record sends it again after restart, with the same `webhook-id`, for the
+//! receiver to de-duplicate.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,10 +33,15 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 const RETRY: Duration = Duration::from_secs(1);
 /// Tries recorded per store write, at most.
 const RECORD_BATCH: usize = 512;
+/// How long a finished try's result may wait to be recorded with others.
+const RECORD_EVERY: Duration = Duration::from_millis(20);
 
 struct Lane {
     cap: usize,
+    /// Being sent now: these take the lane's slots.
     in_flight: HashSet<u64>,
+    /// Sent, their results not recorded yet: no slot, but not to be picked again.
+    recording: HashSet<u64>,
     /// Look for due deliveries on the next turn (new ones, a freed slot, a retry).
     stale: bool,
     /// The earliest future attempt, when no delivery is due now.
@@ -72,6 +80,8 @@ pub(crate) async fn run(
             }
         }
     }
+    let mut unrecorded: Vec<Done> = Vec::new();
+    let mut record_by: Option<tokio::time::Instant> = None;
     loop {
         for lane in signal.take_lanes() {
             add_lane(&mut lanes, &notifications, lane);
@@ -82,6 +92,11 @@ pub(crate) async fn run(
                 tracing::error!(%error, "delivery scan failed; retrying");
                 Some(RETRY)
             }
+        };
+        let pause = pause.unwrap_or(MAX_SLEEP).min(MAX_SLEEP);
+        let wake = match record_by {
+            Some(at) => at.min(tokio::time::Instant::now() + pause),
+            None => tokio::time::Instant::now() + pause,
         };
         tokio::select! {
             () = stopping.wait() => return,
@@ -94,9 +109,22 @@ pub(crate) async fn run(
                         Err(_) => break,
                     }
                 }
-                record(&state, &mut lanes, batch, &mut stopping).await;
+                for finished in &batch {
+                    if let Some(lane) = lanes.get_mut(&finished.lane) {
+                        lane.in_flight.remove(&finished.tried.id);
+                        lane.recording.insert(finished.tried.id);
+                        lane.stale = true;
+                    }
+                }
+                unrecorded.extend(batch);
+                record_by.get_or_insert_with(|| tokio::time::Instant::now() + RECORD_EVERY);
             }
-            () = tokio::time::sleep(pause.unwrap_or(MAX_SLEEP).min(MAX_SLEEP)) => {}
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        let due = record_by.is_some_and(|at| at <= tokio::time::Instant::now());
+        if due || unrecorded.len() >= RECORD_BATCH {
+            record(&state, &mut lanes, std::mem::take(&mut unrecorded), &mut stopping).await;
+            record_by = None;
         }
     }
 }
@@ -108,6 +136,7 @@ fn add_lane(lanes: &mut HashMap<String, Lane>, notifications: &Notifications, la
         .or_insert_with(|| Lane {
             cap,
             in_flight: HashSet::new(),
+            recording: HashSet::new(),
             stale: true,
             next: None,
         })
@@ -130,7 +159,12 @@ async fn start_tries(
         if !due_now || free == 0 {
             continue;
         }
-        let skip: Vec<u64> = lane.in_flight.iter().copied().collect();
+        let skip: Vec<u64> = lane
+            .in_flight
+            .iter()
+            .chain(&lane.recording)
+            .copied()
+            .collect();
         let found = state
             .store()
             .due_deliveries(name.clone(), now, free as u32, skip)
@@ -151,7 +185,7 @@ async fn start_tries(
             lane.stale = false;
             let (any, next) = state.store().lane_state(name.clone(), now).await?;
             lane.next = next;
-            if !any && lane.in_flight.is_empty() {
+            if !any && lane.in_flight.is_empty() && lane.recording.is_empty() {
                 finished.push(name.clone());
             }
         } else {
@@ -217,7 +251,7 @@ async fn attempt(
     });
 }
 
-/// Records finished tries, then frees their slots.
+/// Records finished tries; then the lane may pick their deliveries again (a retry).
 async fn record(
     state: &AppState,
     lanes: &mut HashMap<String, Lane>,
@@ -250,7 +284,7 @@ async fn record(
     }
     for done in batch {
         if let Some(lane) = lanes.get_mut(&done.lane) {
-            lane.in_flight.remove(&done.tried.id);
+            lane.recording.remove(&done.tried.id);
             lane.stale = true;
         }
     }
