@@ -68,13 +68,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = state.stopping();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
-    let deliveries = state.notifications().map(|notifications| {
-        tokio::spawn(notify::dispatch::run(
+    let deliveries = match state.notifications() {
+        Some(notifications) => Some(notify::dispatch::spawn(
             state.clone(),
             notifications.clone(),
             stopping.clone(),
-        ))
-    });
+        )?),
+        None => None,
+    };
     let checkpoints = tokio::spawn(checkpoints::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
     let signal = tokio::spawn({
@@ -90,7 +91,7 @@ pub async fn serve(
     state.begin_shutdown();
     let _ = sla.await;
     if let Some(deliveries) = deliveries {
-        let _ = deliveries.await;
+        let _ = tokio::task::spawn_blocking(move || deliveries.join()).await;
     }
     let _ = policy.await;
     // After the SLA worker's last step: the final checkpoint covers everything written.

@@ -54,7 +54,36 @@ struct Done {
     tried: Tried,
 }
 
-pub(crate) async fn run(
+/// Starts the dispatcher on its own thread, with a single-threaded runtime, at the lowest
+/// CPU priority the system grants (left as it is where it cannot be lowered). It ends when
+/// the server stops.
+pub(crate) fn spawn(
+    state: AppState,
+    notifications: Arc<Notifications>,
+    stopping: Stopping,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("countersign-deliveries".into())
+        .spawn(move || {
+            use thread_priority::{ThreadPriority, set_current_thread_priority};
+            if let Err(error) = set_current_thread_priority(ThreadPriority::Min) {
+                tracing::debug!(?error, "cannot lower the delivery thread's priority");
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the delivery runtime; nothing will be sent");
+                    return;
+                }
+            };
+            runtime.block_on(run(state, notifications, stopping));
+        })
+}
+
+async fn run(
     state: AppState,
     notifications: Arc<Notifications>,
     mut stopping: Stopping,

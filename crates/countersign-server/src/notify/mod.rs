@@ -80,7 +80,11 @@ pub struct Notifications {
     callback_key: Option<WebhookKey>,
     callback_delivery: DeliverySettings,
     slack: Option<Slack>,
+    /// Deliveries' client, used on the delivery thread only.
     http: reqwest::Client,
+    /// Slack interactions' client (answers and forms), used on the API's runtime: a pooled
+    /// connection belongs to the runtime that opened it.
+    interactive: reqwest::Client,
     counters: Counters,
 }
 
@@ -153,13 +157,16 @@ impl Notifications {
             .as_ref()
             .map(|s| resolve_slack(s, var))
             .transpose()?;
-        let http = reqwest::Client::builder()
-            // A receiver may not bounce a delivery elsewhere (an admitted callback URL
-            // redirecting to an internal address).
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let client = || {
+            reqwest::Client::builder()
+                // A receiver may not bounce a delivery elsewhere (an admitted callback URL
+                // redirecting to an internal address).
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("countersign/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+        };
+        let (http, interactive) = (client()?, client()?);
         Ok(Notifications {
             router: Arc::new(payload::Router {
                 targets: config.targets.clone(),
@@ -172,6 +179,7 @@ impl Notifications {
             callback_delivery: config.callbacks.delivery,
             slack,
             http,
+            interactive,
             counters: Counters::default(),
         })
     }
@@ -195,8 +203,9 @@ impl Notifications {
         self.slack.as_ref()
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The client for Slack's Web API and response URLs.
+    pub(crate) fn interactive_client(&self) -> &reqwest::Client {
+        &self.interactive
     }
 
     /// How deliveries of `lane` are tried.

@@ -305,7 +305,7 @@ impl Context<'_> {
             .map_err(|e| e.to_string())?;
         let answer = self
             .notifications
-            .http()
+            .interactive_client()
             .post(url)
             .bearer_auth(token)
             .timeout(std::time::Duration::from_secs(5))
@@ -434,7 +434,7 @@ impl Context<'_> {
         let Some(url) = response_url.cloned() else {
             return;
         };
-        let http = self.notifications.http().clone();
+        let http = self.notifications.interactive_client().clone();
         tokio::spawn(async move {
             let sent = http
                 .post(url)
