@@ -150,14 +150,25 @@ async fn receiver(hang: bool) -> Receiver {
     }
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let count = Arc::new(AtomicU64::new(0));
-    let app =
-        axum::Router::new()
-            .fallback(receive)
-            .with_state((arrivals.clone(), count.clone(), hang));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = axum::Router::new()
+        .fallback(receive)
+        .with_state((arrivals.clone(), count.clone(), hang));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+    // Receivers stand for systems on other machines: here they share the two cores, so they
+    // run on a thread of their own at the lowest priority, apart from the agents' runtime
+    // whose latency is measured.
+    std::thread::spawn(move || {
+        let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = axum::serve(listener, app).await;
+        });
     });
     Receiver {
         url,
