@@ -19,7 +19,16 @@ import httpx
 import pytest
 
 from countersign import _wire
-from countersign._models import Action, Decision, Outcome, OutcomeStatus, Status, Tier, Verdict
+from countersign._models import (
+    Action,
+    Decision,
+    Outcome,
+    OutcomeStatus,
+    ReviewState,
+    Status,
+    Tier,
+    Verdict,
+)
 
 from conftest import Server
 
@@ -51,7 +60,21 @@ def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def properties(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {k: resolve(document, v) for k, v in resolve(document, schema)["properties"].items()}
+    """The properties of an object schema; for a choice of object shapes (`oneOf` a verdict),
+    the properties of every shape, an enum's values gathered across them."""
+    resolved = resolve(document, schema)
+    shapes = resolved.get("oneOf") or resolved.get("anyOf") or [resolved]
+    merged: dict[str, dict[str, Any]] = {}
+    for shape in shapes:
+        for name, value in resolve(document, shape).get("properties", {}).items():
+            prop = resolve(document, value)
+            earlier = merged.get(name)
+            if earlier is not None and "enum" in earlier and "enum" in prop:
+                values = list(dict.fromkeys([*earlier["enum"], *prop["enum"]]))
+                merged[name] = {**prop, "enum": values}
+            elif earlier is None:
+                merged[name] = prop
+    return merged
 
 
 def operation(document: dict[str, Any], path: str, method: str) -> dict[str, Any]:
@@ -113,7 +136,9 @@ def check_enums(
 
 def test_the_action_object(document: dict[str, Any]) -> None:
     action = response_schema(document, "/v1/actions/{id}", "get")
-    check_object(document, "action", action, Action, {"status": Status, "tier": Tier})
+    check_object(
+        document, "action", action, Action, {"status": Status, "tier": Tier, "review": ReviewState}
+    )
     props = properties(document, action)
     check_object(document, "decision", props["decisions"]["items"], Decision, {"verdict": Verdict})
     check_object(document, "outcome", props["outcome"], Outcome, {"status": OutcomeStatus})

@@ -16,6 +16,10 @@ export type Verdict = (typeof VERDICTS)[number];
 export const OUTCOME_STATUSES = ["succeeded", "failed"] as const;
 export type OutcomeStatus = (typeof OUTCOME_STATUSES)[number];
 
+/** A sampled action's post-hoc review: waiting (`open`), or the reviewer's verdict. */
+export const REVIEW_STATES = ["open", "ok", "flag"] as const;
+export type ReviewState = (typeof REVIEW_STATES)[number];
+
 export const HINTS = ["read_only", "destructive", "idempotent", "open_world"] as const;
 export type Hints = Partial<Record<(typeof HINTS)[number], boolean>>;
 
@@ -62,13 +66,15 @@ export interface Action {
   decided_at?: string | null;
   confidence?: number | null;
   reasoning?: string | null;
-  review?: string | null;
+  review?: ReviewState | null;
   outcome?: Outcome | null;
   /**
    * Why the status is what it is, in words: who decided and why, or for `expired` that no
    * reviewer answered in time (never worded as a rejection). Absent from older servers.
    */
   status_detail?: string;
+  /** The grant that let the action run without asking, if one did. */
+  grant?: string | null;
 }
 
 /** Every key of `T`, listed: the compiler refuses a list that misses or invents one. */
@@ -81,7 +87,7 @@ function keys<T>() {
 export const ACTION_FIELDS = keys<Action>()([
   "id", "action", "agent", "status", "tier", "reason", "args", "approvals_required", "decisions",
   "created_at", "context", "approvers", "admins_only", "policy_hash", "rule", "original_args",
-  "deadline", "decided_at", "confidence", "reasoning", "review", "outcome", "status_detail",
+  "deadline", "decided_at", "confidence", "reasoning", "review", "outcome", "grant", "status_detail",
 ]);
 /** The fields the client relies on being present (the rest may be absent or null). */
 export const ACTION_REQUIRED = [

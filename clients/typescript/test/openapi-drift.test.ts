@@ -11,7 +11,8 @@ import { after, before, test } from "node:test";
 
 import {
   ACTION_FIELDS, ACTION_REQUIRED, DECISION_BODY_FIELDS, DECISION_FIELDS, DECISION_REQUIRED, HINTS,
-  OUTCOME_BODY_FIELDS, OUTCOME_FIELDS, OUTCOME_REQUIRED, OUTCOME_STATUSES, STATUSES, SUBMIT_FIELDS, TIERS, VERDICTS,
+  OUTCOME_BODY_FIELDS, OUTCOME_FIELDS, OUTCOME_REQUIRED, OUTCOME_STATUSES, REVIEW_STATES, STATUSES, SUBMIT_FIELDS, TIERS,
+  VERDICTS,
 } from "../src/index.js";
 import { Server } from "./server.js";
 
@@ -40,8 +41,24 @@ function resolve(schema: Schema): Schema {
   }
 }
 
+/** The properties of an object schema; for a choice of object shapes (`oneOf` a verdict), the
+ * properties of every shape, an enum's values gathered across them. */
 function properties(schema: Schema): Record<string, Schema> {
-  return Object.fromEntries(Object.entries(resolve(schema)["properties"] as Record<string, Schema>).map(([k, v]) => [k, resolve(v)]));
+  const resolved = resolve(schema);
+  const shapes = (["oneOf", "anyOf"].map((c) => resolved[c]).find(Array.isArray) as Schema[] | undefined) ?? [resolved];
+  const merged: Record<string, Schema> = {};
+  for (const shape of shapes) {
+    for (const [name, value] of Object.entries((resolve(shape)["properties"] ?? {}) as Record<string, Schema>)) {
+      const prop = resolve(value);
+      const earlier = merged[name];
+      if (earlier?.["enum"] && prop["enum"]) {
+        merged[name] = { ...prop, enum: [...new Set([...(earlier["enum"] as unknown[]), ...(prop["enum"] as unknown[])])] };
+      } else {
+        merged[name] = earlier ?? prop;
+      }
+    }
+  }
+  return merged;
 }
 
 const operation = (path: string, method: string): Schema => document["paths"][path][method];
@@ -71,7 +88,7 @@ function checkObject(
 
 test("the action object", () => {
   const action = answer("/v1/actions/{id}", "get");
-  checkObject("action", action, ACTION_FIELDS, ACTION_REQUIRED, { status: STATUSES, tier: TIERS });
+  checkObject("action", action, ACTION_FIELDS, ACTION_REQUIRED, { status: STATUSES, tier: TIERS, review: REVIEW_STATES });
   const props = properties(action);
   checkObject("decision", props["decisions"]?.["items"], DECISION_FIELDS, DECISION_REQUIRED, { verdict: VERDICTS });
   checkObject("outcome", props["outcome"] as Schema, OUTCOME_FIELDS, OUTCOME_REQUIRED, { status: OUTCOME_STATUSES });

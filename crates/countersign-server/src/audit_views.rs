@@ -1,5 +1,5 @@
-//! The wire shapes of audit verification and checkpoints: the report of `GET|POST
-//! /v1/audit/verify` (and `countersign audit verify --json`), and a checkpoint as
+//! The wire shapes of audit verification and checkpoints: the request and report of
+//! `GET|POST /v1/audit/verify` (and `countersign audit verify --json`), and a checkpoint as
 //! `GET /v1/audit/checkpoint` shows it.
 
 use chrono::{DateTime, Utc};
@@ -8,6 +8,21 @@ use countersign_store::{AuditReport, StateMismatch, StoredCheckpoint};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+
+/// `POST /v1/audit/verify`: checkpoints kept outside the database, to check the log against.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// One signed checkpoint note, or several one after another (a publish file). Each
+    /// note's signature must verify (`422 checkpoint_not_verified`), which no schema can
+    /// state.
+    #[schema(min_length = 1)]
+    pub checkpoint: String,
+    /// The verifier key (`NAME+HASH+BASE64`) that signed them; default: this server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+={0,2}$")]
+    pub key: Option<String>,
+}
 
 /// The result of verifying the audit log: the hash chain, the checkpoints it was checked
 /// against, and every action's stored state re-derived from its entries.

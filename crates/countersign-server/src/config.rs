@@ -41,6 +41,33 @@ pub struct ServerConfig {
     pub integrity_check: bool,
     /// `[[notify]]` targets, agent callbacks and Slack approvals.
     pub notify: NotifyConfig,
+    /// The web UI's sessions: cookie security, idle and absolute expiry, re-authentication.
+    pub web: crate::web::WebSettings,
+    /// Connections to PostgreSQL (unused with SQLite).
+    pub database_settings: DatabaseSettings,
+}
+
+/// How `serve` uses a PostgreSQL database: the file's `database_pool_size`,
+/// `database_statement_timeout` and `database_migrate`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// The most connections this instance opens.
+    pub pool_size: usize,
+    /// The longest a statement may run (and a request wait for a connection).
+    pub statement_timeout: Duration,
+    /// Migrate the schema at start; off: refuse to start on an older schema, for
+    /// deployments that migrate explicitly (`countersign migrate`).
+    pub migrate: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
 }
 
 /// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
@@ -103,6 +130,12 @@ struct FileConfig {
     checkpoint_file: Option<PathBuf>,
     checkpoint_webhook: Option<String>,
     integrity_check: Option<bool>,
+    database_pool_size: Option<usize>,
+    database_statement_timeout: Option<String>,
+    database_migrate: Option<bool>,
+    session_idle_timeout: Option<String>,
+    session_max_age: Option<String>,
+    reauth_window: Option<String>,
     /// Reviewer notifications (`[[notify]]`), checked by `notify::config`.
     #[serde(default)]
     notify: Vec<toml::Spanned<TargetFile>>,
@@ -161,6 +194,8 @@ pub fn resolve(
         None => (FileConfig::default(), None, NotifyConfig::default()),
     };
     let limits = limits(&file_config, descriptors)?;
+    let web = web_settings(&file_config)?;
+    let database_settings = database_settings(&file_config)?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -200,6 +235,8 @@ pub fn resolve(
         .or(file_config.database)
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     Ok(ServerConfig {
+        web,
+        database_settings,
         listen,
         database,
         policy: flags.policy.or(env.policy).or(file_policy),
@@ -271,7 +308,75 @@ fn limits(file: &FileConfig, descriptors: Option<u64>) -> Result<Limits, ConfigE
             });
         }
     }
+    // The API refuses a longer `?wait=` than the protocol's bound, so a larger setting
+    // could never be asked for: a mistake to say so, not to accept.
+    let longest = crate::params::MAX_WAIT_SECONDS;
+    if limits.max_wait_seconds > longest {
+        return Err(ConfigError::Value {
+            name: "max_wait_seconds",
+            message: format!(
+                "expected at most {longest} (the longest wait the API takes), found {}",
+                limits.max_wait_seconds
+            ),
+        });
+    }
     Ok(limits)
+}
+
+/// The web UI's session settings: durations from the file over the defaults; cookies are
+/// `Secure` when `public_url` is https.
+fn web_settings(file: &FileConfig) -> Result<crate::web::WebSettings, ConfigError> {
+    let defaults = crate::web::WebSettings::default();
+    let duration =
+        |name: &'static str, text: &Option<String>, default: chrono::TimeDelta| match text {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<ReviewDuration>()
+                .map(|d| d.as_chrono())
+                .map_err(|error| ConfigError::Value {
+                    name,
+                    message: format!("{error}"),
+                }),
+        };
+    Ok(crate::web::WebSettings {
+        secure_cookies: file
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
+        idle_timeout: duration(
+            "session_idle_timeout",
+            &file.session_idle_timeout,
+            defaults.idle_timeout,
+        )?,
+        max_age: duration("session_max_age", &file.session_max_age, defaults.max_age)?,
+        reauth_window: duration("reauth_window", &file.reauth_window, defaults.reauth_window)?,
+    })
+}
+
+fn database_settings(file: &FileConfig) -> Result<DatabaseSettings, ConfigError> {
+    let defaults = DatabaseSettings::default();
+    let pool_size = file.database_pool_size.unwrap_or(defaults.pool_size);
+    if !(1..=1000).contains(&pool_size) {
+        return Err(ConfigError::Value {
+            name: "database_pool_size",
+            message: format!("expected 1 to 1000 connections, found {pool_size}"),
+        });
+    }
+    let statement_timeout = match &file.database_statement_timeout {
+        None => defaults.statement_timeout,
+        Some(text) => {
+            let duration: ReviewDuration = text.parse().map_err(|error| ConfigError::Value {
+                name: "database_statement_timeout",
+                message: format!("{error}"),
+            })?;
+            Duration::from_secs(duration.seconds())
+        }
+    };
+    Ok(DatabaseSettings {
+        pool_size,
+        statement_timeout,
+        migrate: file.database_migrate.unwrap_or(defaults.migrate),
+    })
 }
 
 fn checkpoint_interval(text: Option<&str>) -> Result<Duration, ConfigError> {
@@ -414,6 +519,34 @@ signing_secret_env = "SLACK_SIGNING_SECRET"
     }
 
     #[test]
+    fn database_settings_from_the_file() {
+        let settings_of =
+            |text: &str| database_settings(&parse_file(text).unwrap()).map_err(|e| e.to_string());
+        assert_eq!(settings_of("").unwrap(), DatabaseSettings::default());
+        let set = settings_of(
+            "database_pool_size = 32\ndatabase_statement_timeout = \"30s\"\ndatabase_migrate = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            set,
+            DatabaseSettings {
+                pool_size: 32,
+                statement_timeout: Duration::from_secs(30),
+                migrate: false,
+            }
+        );
+        assert_eq!(
+            settings_of("database_pool_size = 0").unwrap_err(),
+            "invalid database_pool_size: expected 1 to 1000 connections, found 0"
+        );
+        assert!(
+            settings_of("database_statement_timeout = \"soon\"")
+                .unwrap_err()
+                .starts_with("invalid database_statement_timeout")
+        );
+    }
+
+    #[test]
     fn limits_from_the_file() {
         let limits_of = |text: &str, descriptors: Option<u64>| {
             limits(&parse_file(text).unwrap(), descriptors).map_err(|e| e.to_string())
@@ -449,6 +582,7 @@ signing_secret_env = "SLACK_SIGNING_SECRET"
             ("header_timeout_seconds = 0", "invalid header_timeout_seconds: expected at least 1, found 0"),
             ("idle_timeout_seconds = 0", "invalid idle_timeout_seconds: expected at least 1, found 0"),
             ("max_connections = 0", "invalid max_connections: expected at least 1, found 0"),
+            ("max_wait_seconds = 3601", "invalid max_wait_seconds: expected at most 3600 (the longest wait the API takes), found 3601"),
             ("max_connections = 5000", "invalid max_connections: 5000 connections need 5064 open files, but this process may open only 1024"),
         ];
         for (text, expected) in refused {

@@ -262,6 +262,8 @@ impl http_body::Body for Tracked {
 pub async fn serve(stream: TcpStream, router: axum::Router, state: AppState) {
     let limits = state.limits();
     let activity = Activity::new();
+    // The peer's address, for the web UI's sign-in throttle (per address).
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched {
         stream,
         activity: activity.clone(),
@@ -272,7 +274,12 @@ pub async fn serve(stream: TcpStream, router: axum::Router, state: AppState) {
             let in_flight = activity.begin_request();
             let mut router = router.clone();
             async move {
-                let request: Request = request.map(Body::new);
+                let mut request: Request = request.map(Body::new);
+                if let Some(peer) = peer {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                }
                 let response: Response =
                     match tower_service::Service::call(&mut router, request).await {
                         Ok(response) => response,

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use countersign_core::identity::IdentityError;
 use countersign_core::lifecycle::{DecideError, RefusalKind, ReviewError, StateError};
-use serde::Serialize;
+use countersign_store::NewTokenError;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// An error answered to the caller.
@@ -19,12 +20,12 @@ pub struct AppError {
 }
 
 /// The error body, as the OpenAPI document describes it.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable snake_case code, e.g. `invalid_action_name`.
     pub code: String,
@@ -150,6 +151,19 @@ impl From<IdentityError> for AppError {
     }
 }
 
+impl From<NewTokenError> for AppError {
+    fn from(error: NewTokenError) -> AppError {
+        let code = match &error {
+            NewTokenError::Role(_) => "invalid_role",
+            NewTokenError::Name { .. } => "invalid_name",
+            NewTokenError::Group { .. } => "invalid_group",
+            NewTokenError::Owner { .. } => "invalid_owner",
+            NewTokenError::Identity(error) => return error.clone().into(),
+        };
+        AppError::invalid(code, error.to_string())
+    }
+}
+
 impl From<StateError> for AppError {
     fn from(error: StateError) -> AppError {
         let code = match &error {
@@ -172,9 +186,13 @@ impl From<countersign_store::StoreError> for AppError {
             E::Review(e) => e.into(),
             E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
-            E::TokenNotFound(_) => AppError::not_found(message),
+            E::TokenNotFound(_) | E::GrantNotFound(_) => AppError::not_found(message),
             E::DeliveryNotFound(_) | E::SlackLinkNotFound(_) => AppError::not_found(message),
             E::DeliveryNotFailed { .. } => AppError::conflict("not_failed", message),
+            E::UserNotFound(_) | E::SessionNotFound(_) => AppError::not_found(message),
+            E::UserExists(_) => AppError::conflict("user_exists", message),
+            E::UserDisabled(_) => AppError::forbidden("user_disabled", message),
+            E::SessionEnded(_) => AppError::unauthorized(message),
             E::BadCursor(_) => AppError::bad_request("invalid_cursor", message),
             E::Closed | E::NotCommitted(_) | E::WriterStopped | E::Stopped(_) => {
                 AppError::unavailable(message)

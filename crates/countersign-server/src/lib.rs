@@ -18,22 +18,27 @@ mod duplicate_keys;
 mod error;
 mod event_stream;
 mod extract;
+pub mod grant_views;
+pub mod grants;
 pub mod limits;
 mod metrics;
 pub mod notify;
 mod openapi;
+mod params;
 pub mod policy_source;
 mod revocation;
 mod routes;
 /// The wire shapes of `GET /v1/deliveries`, for the command line.
 pub use routes::deliveries::{DeliveryPage, DeliveryStatusBody, DeliveryView};
-pub use routes::tokens::parse_new_token;
 mod sla_worker;
 pub mod slack;
 mod state;
+pub mod user_views;
 pub mod views;
+mod vocabulary;
 mod wait_caps;
 mod watch;
+pub mod web;
 
 use std::future::Future;
 

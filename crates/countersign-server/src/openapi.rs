@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use axum::http::StatusCode;
 use utoipa::OpenApi;
 use utoipa::openapi::RefOr;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
@@ -22,6 +23,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "tokens", description = "API tokens"),
         (name = "deliveries", description = "Notification and callback deliveries (admins)"),
         (name = "integrations", description = "Slack approvals, verified by Slack's request signature"),
+        (name = "grants", description = "Time-boxed, bounded autonomy a reviewer gives an agent"),
+        (name = "users", description = "People who sign in to the web UI"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
 )]
@@ -50,9 +53,178 @@ const WITH_A_BODY: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where an answer leads: `(operation, status, link, target operation, where the target's
+/// `id` is in the answer)`. A reader sees what to do with an id; a fuzzer's stateful phase
+/// follows them, so it decides on, cancels, reviews and reports on actions that exist
+/// instead of guessing ids.
+const LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "submit_action",
+        "201",
+        "show",
+        "show_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "201",
+        "watch",
+        "watch_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "201",
+        "decide",
+        "decide_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "201",
+        "cancel",
+        "cancel_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "201",
+        "report_outcome",
+        "report_outcome",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "201",
+        "review",
+        "review_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "200",
+        "show",
+        "show_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "200",
+        "decide",
+        "decide_action",
+        "$response.body#/id",
+    ),
+    (
+        "submit_action",
+        "200",
+        "report_outcome",
+        "report_outcome",
+        "$response.body#/id",
+    ),
+    (
+        "show_action",
+        "200",
+        "decide",
+        "decide_action",
+        "$response.body#/id",
+    ),
+    (
+        "show_action",
+        "200",
+        "report_outcome",
+        "report_outcome",
+        "$response.body#/id",
+    ),
+    (
+        "decide_action",
+        "200",
+        "show",
+        "show_action",
+        "$response.body#/id",
+    ),
+    (
+        "decide_action",
+        "200",
+        "decide_again",
+        "decide_action",
+        "$response.body#/id",
+    ),
+    (
+        "decide_action",
+        "200",
+        "report_outcome",
+        "report_outcome",
+        "$response.body#/id",
+    ),
+    (
+        "cancel_action",
+        "200",
+        "show",
+        "show_action",
+        "$response.body#/id",
+    ),
+    (
+        "report_outcome",
+        "200",
+        "show",
+        "show_action",
+        "$response.body#/id",
+    ),
+    (
+        "report_outcome",
+        "200",
+        "review",
+        "review_action",
+        "$response.body#/id",
+    ),
+    (
+        "review_action",
+        "200",
+        "show",
+        "show_action",
+        "$response.body#/id",
+    ),
+    (
+        "list_actions",
+        "200",
+        "show_first",
+        "show_action",
+        "$response.body#/items/0/id",
+    ),
+    (
+        "list_actions",
+        "200",
+        "decide_first",
+        "decide_action",
+        "$response.body#/items/0/id",
+    ),
+    (
+        "list_reviews",
+        "200",
+        "review_first",
+        "review_action",
+        "$response.body#/items/0/id",
+    ),
+    (
+        "create_token",
+        "201",
+        "revoke",
+        "revoke_token",
+        "$response.body#/id",
+    ),
+    (
+        "list_tokens",
+        "200",
+        "revoke_first",
+        "revoke_token",
+        "$response.body#/items/0/id",
+    ),
+];
+
 /// Adds what the route annotations cannot say: the bearer-token scheme, the answers every
-/// operation can give, and a description for every response that has none (OpenAPI 3.1
-/// requires one; utoipa leaves it out when the annotation gives only a status and a body).
+/// operation can give, a description for every response that has none (OpenAPI 3.1
+/// requires one; utoipa leaves it out when the annotation gives only a status and a body),
+/// and the [`LINKS`].
 pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     for item in openapi.paths.paths.values_mut() {
         let operations = [
@@ -77,15 +249,27 @@ pub fn finish(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
                     .entry((*status).to_owned())
                     .or_insert_with(|| RefOr::T(error_response(description)));
             }
+            let operation_id = operation.operation_id.clone().unwrap_or_default();
             for (status, response) in &mut operation.responses.responses {
-                if let RefOr::T(response) = response
-                    && response.description.is_empty()
-                {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if response.description.is_empty() {
                     response.description = StatusCode::from_bytes(status.as_bytes())
                         .ok()
                         .and_then(|s| s.canonical_reason())
                         .unwrap_or("Response")
                         .to_owned();
+                }
+                let links = LINKS
+                    .iter()
+                    .filter(|(from, answer, ..)| *from == operation_id && answer == status);
+                for (_, _, name, target, id) in links {
+                    let link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", *id)
+                        .build();
+                    response.links.insert((*name).to_owned(), RefOr::T(link));
                 }
             }
         }

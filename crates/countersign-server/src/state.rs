@@ -10,12 +10,14 @@ use tokio::sync::{Notify, watch};
 use crate::checkpoints::Checkpoints;
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::grants::LiveGrants;
 use crate::metrics::Metrics;
 use crate::notify::Notifications;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
 use crate::wait_caps::WaitCaps;
 use crate::watch::Watchers;
+use crate::web::{WebSettings, WebShared};
 
 /// The shared state of the API. Cheap to clone.
 #[derive(Clone)]
@@ -43,6 +45,12 @@ struct Inner {
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     stop_sender: watch::Sender<bool>,
+    /// The web UI's session settings.
+    web_settings: WebSettings,
+    /// The web UI's in-memory state: the sign-in throttle, the last verification.
+    web: Arc<WebShared>,
+    /// The live grants per agent.
+    grants: LiveGrants,
 }
 
 impl AppState {
@@ -70,6 +78,9 @@ impl AppState {
                 notifications: None,
                 sla_wake: Notify::new(),
                 stop_sender,
+                web_settings: WebSettings::default(),
+                web: Arc::default(),
+                grants: LiveGrants::default(),
             }),
         }
     }
@@ -110,8 +121,32 @@ impl AppState {
         }
     }
 
+    /// Sets the web UI's session settings (cookies, expiry, re-authentication).
+    pub fn with_web_settings(self, web_settings: WebSettings) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner {
+                web_settings,
+                ..inner
+            }),
+        }
+    }
+
     pub fn notifications(&self) -> Option<&Arc<Notifications>> {
         self.inner.notifications.as_ref()
+    }
+
+    pub fn web_settings(&self) -> WebSettings {
+        self.inner.web_settings
+    }
+
+    /// The live grants per agent.
+    pub(crate) fn grants(&self) -> &LiveGrants {
+        &self.inner.grants
+    }
+
+    pub(crate) fn web(&self) -> &WebShared {
+        &self.inner.web
     }
 
     pub fn checkpoints(&self) -> Option<&Checkpoints> {

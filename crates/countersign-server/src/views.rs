@@ -6,12 +6,28 @@ use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::Decision;
 use countersign_store::{ActionRecord, AuditEntry, Outcome, ReviewState, Token};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use serde_json::{Map, Value, json};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+pub use crate::error::{ErrorBody, ErrorDetail};
+pub use crate::vocabulary::{
+    OutcomeStatusView, ReviewQueue, ReviewStateView, ReviewVerdictView, RoleView, StatusView,
+    TierView, VerdictView,
+};
 
 /// `POST /v1/actions`: a proposed action.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "action": "refund.create",
+    "args": {"amount": 2500, "currency": "USD", "order": "A-1"},
+    "reasoning": "Customer was charged twice for order A-1",
+    "context": {"customer": {"id": "c_9", "tier": "gold"}},
+    "confidence": 0.62,
+    "hints": {"destructive": false, "open_world": true},
+    "idempotency_key": "run-77/step-4"
+}))]
 pub struct SubmitBody {
     /// Letters, digits and `._-:/`, at most 200 characters, e.g. `refund.create`.
     #[schema(
@@ -41,7 +57,9 @@ pub struct SubmitBody {
         deserialize_with = "hints_object"
     )]
     pub hints: Option<HintsBody>,
-    /// The same as the `Idempotency-Key` header: 1 to 255 printable ASCII characters.
+    /// The same as the `Idempotency-Key` header: 1 to 255 printable ASCII characters. When
+    /// both are sent they must be the same key (`422 invalid_idempotency_key`). A key used
+    /// before by the same agent with another body answers `422 idempotency_mismatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[\x20-\x7e]{1,255}$", min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
@@ -69,7 +87,9 @@ pub struct HintsBody {
 
 /// `hints` from a JSON object only: serde would also read the struct from an array, by
 /// position, so `[true]` would claim `read_only`.
-fn hints_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HintsBody>, D::Error> {
+pub(crate) fn hints_object<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<HintsBody>, D::Error> {
     let Some(map) = Option::<Map<String, Value>>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -89,94 +109,151 @@ impl From<HintsBody> for countersign_core::Hints {
     }
 }
 
-/// A reviewer's verdict on a pending action.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum VerdictBody {
-    Approve,
-    Reject,
-    Modify,
-}
-
-/// `POST /v1/actions/{id}/decisions`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /v1/actions/{id}/decisions`. Its schema is written out below: which fields a
+/// verdict takes (`args` with `modify` only, and then required) is one rule the derived
+/// schema could not state.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
-    pub verdict: VerdictBody,
+    pub verdict: VerdictView,
     /// With `modify` only: the arguments approved instead of the agent's.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Map<String, Value>>,
     /// Why; shown to the agent and kept in the audit log.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The action name, re-typed: required to approve a `confirm`-tier action.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm: Option<String>,
 }
 
+impl PartialSchema for DecisionBody {
+    fn schema() -> RefOr<Schema> {
+        let shape = |verdict: &str, args: Value, required: &[&str]| {
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": {
+                    "verdict": {"type": "string", "enum": [verdict]},
+                    "args": args,
+                    "reason": {"type": ["string", "null"], "description": "Why; shown to the agent and kept in the audit log."},
+                    "confirm": {"type": ["string", "null"], "description": "The action name, re-typed: required to approve a `confirm`-tier action."},
+                },
+            })
+        };
+        let no_args = json!({"type": "null", "description": "Only `modify` takes arguments."});
+        let new_args = json!({"type": "object", "description": "The arguments approved instead of the agent's."});
+        schema_from_json(json!({
+            "description": "A reviewer's verdict: `approve` or `reject`, or `modify` with the arguments approved instead.",
+            "oneOf": [
+                shape("approve", no_args.clone(), &["verdict"]),
+                shape("reject", no_args, &["verdict"]),
+                shape("modify", new_args, &["verdict", "args"]),
+            ],
+            "examples": [
+                {"verdict": "approve", "reason": "checked the order"},
+                {"verdict": "modify", "args": {"amount": 100}, "reason": "refund the overcharge only"},
+            ],
+        }))
+    }
+}
+
+impl ToSchema for DecisionBody {}
+
+/// A schema written as JSON. The JSON is this crate's own constant text, so a failure is a
+/// bug that the OpenAPI test finds at once.
+fn schema_from_json(value: Value) -> RefOr<Schema> {
+    serde_json::from_value(value).expect("a hand-written schema that utoipa reads")
+}
+
 /// `POST /v1/actions/{id}/outcome`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "succeeded", "detail": {"refund": "r_1"}}))]
 pub struct OutcomeBody {
-    pub status: OutcomeStatusBody,
+    pub status: OutcomeStatusView,
     /// Anything the agent wants to record about the run.
     #[serde(default)]
     pub detail: Option<Value>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum OutcomeStatusBody {
-    Succeeded,
-    Failed,
-}
-
 /// `POST /v1/actions/{id}/review`: a post-hoc review of an allowed `logged` action.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"verdict": "flag", "note": "this refund needed a second look"}))]
 pub struct ReviewBody {
-    pub verdict: ReviewVerdictBody,
+    pub verdict: ReviewVerdictView,
     #[serde(default)]
     pub note: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReviewVerdictBody {
-    Ok,
-    Flag,
-}
+/// The characters of a name (a token's, an owner's, a group's), 1 to 200 of them.
+pub const NAME_PATTERN: &str = r"^[A-Za-z0-9._:/@-]{1,200}$";
 
-/// `POST /v1/tokens`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A name a token may take: [`NAME_PATTERN`] less the reserved names `system` and `cli`, in
+/// any case.
+pub const IDENTITY_PATTERN: &str =
+    r"^(?![Ss][Yy][Ss][Tt][Ee][Mm]$|[Cc][Ll][Ii]$)[A-Za-z0-9._:/@-]{1,200}$";
+
+/// `POST /v1/tokens`. The role stays text here and is parsed with the rest of the request
+/// by `countersign_store::NewToken::parse` (an unknown role answers `invalid_role`). Its
+/// schema is written out below: only agent tokens take an `owner`.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     /// `agent`, `reviewer` or `admin`.
-    #[schema(pattern = "^(agent|reviewer|admin)$")]
     pub role: String,
-    /// The identity the audit log records: letters, digits and `._-:/@`, stored in
-    /// lowercase (names compare without regard to case). `system` and `cli` are reserved.
-    #[schema(
-        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
-        min_length = 1,
-        max_length = 200
-    )]
+    /// The identity the audit log records.
     pub name: String,
     /// Groups (stored in lowercase).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    /// For agent tokens only: the person responsible, who may never approve or review the
-    /// agent's actions. Left out for an agent that has an owner, the token gets that owner;
-    /// naming another is refused.
-    #[serde(default)]
-    #[schema(
-        pattern = r"^[A-Za-z0-9._:/@-]{1,200}$",
-        min_length = 1,
-        max_length = 200
-    )]
+    /// For agent tokens only: the person responsible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
+
+impl PartialSchema for TokenBody {
+    fn schema() -> RefOr<Schema> {
+        let shape = |roles: &[&str], owner: bool| {
+            let mut properties = json!({
+                "role": {"type": "string", "enum": roles},
+                "name": {
+                    "type": "string", "pattern": IDENTITY_PATTERN, "minLength": 1, "maxLength": 200,
+                    "description": "The identity the audit log records: letters, digits and `._-:/@`, stored in lowercase (names compare without regard to case). `system` and `cli` are reserved.",
+                },
+                "groups": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 200},
+                    "description": "Groups the token's holder is in (stored in lowercase; a group named twice is kept once).",
+                },
+            });
+            if owner {
+                properties["owner"] = json!({
+                    "type": ["string", "null"], "pattern": IDENTITY_PATTERN, "minLength": 1, "maxLength": 200,
+                    "description": "The person responsible for the agent, who may never approve or review its actions; not the agent itself (`422 invalid_owner`). Left out for an agent that has an owner, the token gets that owner; naming another is refused.",
+                });
+            }
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["role", "name"],
+                "properties": properties,
+            })
+        };
+        schema_from_json(json!({
+            "description": "A token to create. Only agent tokens have an owner.",
+            "oneOf": [shape(&["agent"], true), shape(&["reviewer", "admin"], false)],
+            "examples": [
+                {"role": "agent", "name": "support-bot", "owner": "olivia"},
+                {"role": "reviewer", "name": "rita", "groups": ["support-leads"]},
+            ],
+        }))
+    }
+}
+
+impl ToSchema for TokenBody {}
 
 /// One Server-Sent Event of `GET /v1/actions/{id}/events` (documentation only: the stream
 /// is written by axum's SSE support).
@@ -197,10 +274,8 @@ pub struct ActionView {
     pub action: String,
     /// The name of the agent token that submitted it.
     pub agent: String,
-    /// `allowed`, `denied`, `pending`, `approved`, `rejected`, `expired` or `cancelled`.
-    pub status: String,
-    /// `auto`, `logged`, `approve`, `confirm` or `deny`.
-    pub tier: String,
+    pub status: StatusView,
+    pub tier: TierView,
     /// The policy rule that decided; `null`: the policy's defaults.
     pub rule: Option<String>,
     pub reason: String,
@@ -227,21 +302,23 @@ pub struct ActionView {
     pub admins_only: bool,
     /// SHA-256 of the policy version that classified the action.
     pub policy_hash: String,
-    /// Post-hoc review: `null` (not sampled), `open`, `ok` or `flag`.
-    pub review: Option<String>,
+    /// Post-hoc review: `null` when not sampled.
+    pub review: Option<ReviewStateView>,
     pub outcome: Option<OutcomeView>,
     /// Why the status is what it is, in words: who decided and why, or — for `expired` —
     /// that nobody answered within the SLA and what the ladder did ("no reviewer answered
     /// within 15m (escalated to finance at 12:15 UTC, then 1h more)"). An expiry is never
     /// worded as a rejection.
     pub status_detail: String,
+    /// The grant that let the action run without asking (`null`: none did; the policy's
+    /// classification stands).
+    pub grant: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DecisionView {
     pub reviewer: String,
-    /// `approve`, `reject` or `modify`.
-    pub verdict: String,
+    pub verdict: VerdictView,
     #[schema(value_type = Option<Object>)]
     pub args: Option<Map<String, Value>>,
     pub reason: Option<String>,
@@ -250,8 +327,7 @@ pub struct DecisionView {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OutcomeView {
-    /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: OutcomeStatusView,
     pub detail: Option<Value>,
     pub at: DateTime<Utc>,
 }
@@ -260,7 +336,7 @@ impl From<&Decision> for DecisionView {
     fn from(d: &Decision) -> Self {
         DecisionView {
             reviewer: d.reviewer.to_string(),
-            verdict: d.verdict.as_str().to_owned(),
+            verdict: d.verdict.into(),
             args: d.args.clone(),
             reason: d.reason.clone(),
             at: d.at,
@@ -271,7 +347,7 @@ impl From<&Decision> for DecisionView {
 impl From<&Outcome> for OutcomeView {
     fn from(o: &Outcome) -> Self {
         OutcomeView {
-            status: o.status.as_str().to_owned(),
+            status: o.status.into(),
             detail: o.detail.clone(),
             at: o.at,
         }
@@ -284,8 +360,8 @@ impl From<&ActionRecord> for ActionView {
             id: r.id.clone(),
             action: r.gate.action.to_string(),
             agent: r.gate.agent.to_string(),
-            status: r.gate.status.as_str().to_owned(),
-            tier: r.gate.tier.as_str().to_owned(),
+            status: r.gate.status.into(),
+            tier: r.gate.tier.into(),
             rule: r.rule.clone(),
             reason: r.reason.clone(),
             args: r.gate.args.clone(),
@@ -309,11 +385,12 @@ impl From<&ActionRecord> for ActionView {
             policy_hash: r.policy_hash.clone(),
             review: match &r.gate.review {
                 ReviewState::NotSampled => None,
-                ReviewState::Open => Some("open".to_owned()),
-                ReviewState::Reviewed(review) => Some(review.verdict.as_str().to_owned()),
+                ReviewState::Open => Some(ReviewStateView::Open),
+                ReviewState::Reviewed(review) => Some(review.verdict.into()),
             },
             outcome: r.gate.outcome.as_ref().map(OutcomeView::from),
             status_detail: countersign_core::notify::status_detail(&r.gate, r.created_at),
+            grant: r.grant.clone(),
         }
     }
 }
@@ -376,7 +453,7 @@ pub struct CreatedTokenView {
     pub token: String,
     pub id: String,
     pub name: String,
-    pub role: String,
+    pub role: RoleView,
     pub groups: Vec<String>,
     pub owner: Option<String>,
 }
@@ -387,7 +464,7 @@ impl CreatedTokenView {
             token: secret,
             id: token.id.clone(),
             name: token.name.to_string(),
-            role: token.role.as_str().to_owned(),
+            role: token.role.into(),
             groups: token.groups.iter().map(|g| g.to_string()).collect(),
             owner: token.owner.as_ref().map(|o| o.to_string()),
         }
@@ -399,8 +476,7 @@ impl CreatedTokenView {
 pub struct TokenView {
     pub id: String,
     pub name: String,
-    /// `agent`, `reviewer` or `admin`.
-    pub role: String,
+    pub role: RoleView,
     pub groups: Vec<String>,
     pub owner: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -413,7 +489,7 @@ impl From<&Token> for TokenView {
         TokenView {
             id: token.id.clone(),
             name: token.name.to_string(),
-            role: token.role.as_str().to_owned(),
+            role: token.role.into(),
             groups: token.groups.iter().map(|g| g.to_string()).collect(),
             owner: token.owner.as_ref().map(|o| o.to_string()),
             created_at: token.created_at,

@@ -41,6 +41,24 @@ pub enum StoreError {
     /// No link for this Slack user.
     #[error("the Slack user {0:?} is not linked to anyone")]
     SlackLinkNotFound(String),
+    /// No grant with this id.
+    #[error("no grant with id {0:?}")]
+    GrantNotFound(String),
+    /// No person with a web login of this name.
+    #[error("no user named {0:?}")]
+    UserNotFound(String),
+    /// A person with this name already has a web login.
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    /// The person was disabled: they may not sign in.
+    #[error("the user {0:?} is disabled")]
+    UserDisabled(String),
+    /// No web session with this id.
+    #[error("no session with id {0:?}")]
+    SessionNotFound(String),
+    /// The session was signed out or revoked.
+    #[error("the session {0:?} has ended")]
+    SessionEnded(String),
     /// A pagination cursor that this store did not hand out.
     #[error("the cursor {0:?} is not one this server handed out")]
     BadCursor(String),
@@ -51,7 +69,9 @@ pub enum StoreError {
     #[error("cannot open the database {path:?}: {reason}")]
     Open { path: String, reason: String },
     /// A database URL this build cannot open.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH or a file path")]
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH, a file path, or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
     UnsupportedUrl(String),
     /// A stored row that does not decode (the file was edited by hand, or a bug).
     #[error("stored data is corrupt: {0}")]

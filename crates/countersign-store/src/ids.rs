@@ -1,9 +1,10 @@
-//! Fresh identifiers and secrets: time-ordered action ids, random token secrets, and the
-//! review-sample draw derived from an id.
+//! Fresh identifiers and secrets: time-ordered action and token ids (ULIDs), random bytes
+//! for token secrets, and the review-sample draw derived from an id.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-
-const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+use ulid::Ulid;
 
 /// Random bytes from the operating system.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
@@ -14,22 +15,24 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// A new id: 48 bits of milliseconds then 80 random bits, in lowercase Crockford base32
-/// (26 characters). Ids sort by creation time, which keeps index inserts local.
+/// A new id: a ULID (48 bits of milliseconds, then 80 random bits) in lowercase Crockford
+/// base32, 26 characters. Ids sort by creation time, which keeps index inserts local and
+/// lets listings page by id. Lowercase because every id written before ULIDs were adopted
+/// is: an uppercase id would sort before all of them, whatever its time.
 pub(crate) fn new_id(now: DateTime<Utc>) -> String {
-    let millis = now.timestamp_millis().max(0) as u128 & ((1 << 48) - 1);
+    id_from_parts(now, random_bytes::<10>())
+}
+
+fn id_from_parts(at: DateTime<Utc>, random: [u8; 10]) -> String {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let random = u128::from_be_bytes({
         let mut b = [0u8; 16];
-        b[6..].copy_from_slice(&random_bytes::<10>());
+        b[6..].copy_from_slice(&random);
         b
     });
-    let value = (millis << 80) | random;
-    let mut out = String::with_capacity(26);
-    for i in (0..26).rev() {
-        let digit = (value >> (i * 5)) & 31;
-        out.push(CROCKFORD[digit as usize] as char);
-    }
-    out
+    Ulid::from_parts(millis, random)
+        .to_string()
+        .to_ascii_lowercase()
 }
 
 /// A number in `[0, 1)` fixed by the action `id` (its SHA-256): the core samples an
@@ -41,23 +44,9 @@ pub(crate) fn sample_draw(id: &str) -> f64 {
     bits as f64 / (1u64 << 53) as f64
 }
 
-/// Unpadded base64url.
+/// Unpadded base64url (RFC 4648 section 5): the token secret's alphabet.
 pub(crate) fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -70,16 +59,31 @@ mod tests {
         let b = new_id(DateTime::from_timestamp_millis(2_000).unwrap());
         assert_eq!(a.len(), 26);
         assert!(a < b);
+        assert_eq!(a, a.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn ids_keep_the_layout_of_earlier_versions() {
+        // What the hand-written encoder of earlier versions made of the same time and
+        // random bytes: old and new ids are one format, and sort together by time.
+        let at = DateTime::from_timestamp_millis(1_764_000_000_000).unwrap();
+        let random = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(id_from_parts(at, random), "01kav9ft00041061050r3gg28a");
     }
 
     #[test]
     fn base64url_matches_rfc4648() {
-        assert_eq!(base64url(b""), "");
-        assert_eq!(base64url(b"f"), "Zg");
-        assert_eq!(base64url(b"fo"), "Zm8");
-        assert_eq!(base64url(b"foo"), "Zm9v");
-        assert_eq!(base64url(b"foob"), "Zm9vYg");
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+        let cases: &[(&[u8], &str)] = &[
+            (b"", ""),
+            (b"f", "Zg"),
+            (b"fo", "Zm8"),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg"),
+            (&[0xfb, 0xff], "-_8"),
+        ];
+        for (bytes, encoded) in cases {
+            assert_eq!(base64url(bytes), *encoded);
+        }
     }
 
     #[test]
@@ -90,5 +94,19 @@ mod tests {
             assert_eq!(draw, sample_draw(id));
         }
         assert_ne!(sample_draw("a"), sample_draw("b"));
+    }
+
+    #[test]
+    fn the_sample_draw_depends_on_the_id_alone() {
+        // Recorded draws: a change here would re-sample every stored action on replay.
+        let cases: &[(&str, f64, bool)] = &[
+            ("01kay7z0v8q3yj1m0c8w1a2b3c", 0.81, true),
+            ("01kay7z0v8q3yj1m0c8w1a2b3c", 0.80, false),
+            ("01kay7z0v8q3yj1m0c8w1a2b3d", 0.67, true),
+            ("01kay7z0v8q3yj1m0c8w1a2b3d", 0.66, false),
+        ];
+        for (id, rate, drawn) in cases {
+            assert_eq!(sample_draw(id) < *rate, *drawn, "{id}");
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The one crate that knows SQL: a [`Store`] named by domain operations, with SQLite as the
-//! first backend.
+//! The one crate that knows SQL: a [`Store`] named by domain operations, with two backends:
+//! SQLite (one process, [`SqliteStore`]) and PostgreSQL (several instances on one database,
+//! [`PostgresStore`]).
 //!
 //! Every write goes through one writer thread per store that batches concurrent commands into
 //! one transaction (group commit): one fsync acknowledges many requests, and an answer is
@@ -7,18 +8,26 @@
 //! inside the writer's transaction so that no two writers can act on a stale state. The
 //! audit chain is linked in the same transaction as the change it records.
 //!
-//! The server holds an `Arc<dyn Store>`; a PostgreSQL backend will implement the same trait
-//! and run the same conformance story (`conformance::story`, behind the `conformance`
-//! feature).
+//! That is the SQLite backend; the PostgreSQL backend reaches the same guarantees with
+//! concurrent transactions and row locks, and links the audit chain after the commit
+//! (`postgres` module). The server holds an `Arc<dyn Store>`; both backends run the same
+//! conformance story (`conformance::story`, behind the `conformance` feature).
 
 mod audit_log;
 mod canonical;
+mod cursor;
+mod entries;
 mod error;
+mod grants;
 mod ids;
+mod new_token;
 mod outbox;
+mod people;
+pub mod postgres;
 mod record;
 pub mod sqlite;
 mod token;
+mod ui_query;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -29,6 +38,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::DecisionRequest;
+use countersign_core::name::Name;
 use tokio::sync::broadcast;
 
 pub use audit_log::{
@@ -37,19 +47,26 @@ pub use audit_log::{
     NewCheckpoint, SYSTEM_ACTOR, StateMismatch, StoreHealth, StoredCheckpoint, kind,
 };
 pub use canonical::request_hash;
+pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
+pub use grants::{GrantQuery, GrantRecord, NewGrant, grant_kind};
+pub use new_token::NewTokenError;
 pub use outbox::{
     Attempt, Delivery, DeliveryQuery, DeliveryStatus, Destination, Event, EventKind, EventRouter,
-    Notifications, OutboxSignal, Person, Routed, SlackLink, Tried,
+    Notifications, OutboxSignal, Person, Routed, SlackLink, Tried, outbox_kind,
 };
+pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
+pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
     ReviewState, ReviewVerdict, Submitted,
 };
-pub use sqlite::outbox_kind;
 pub use sqlite::{SqliteOptions, SqliteStore, latest_checkpoint_in_file, verify_file};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
+pub use ui_query::{
+    AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, QueuePosition, TierCounts,
+};
 
 /// A boxed, sendable future: what [`Store`] methods return, so that the trait can be used
 /// as `Arc<dyn Store>`.
@@ -247,28 +264,140 @@ pub trait Store: Notifications + Send + Sync + 'static {
     /// or one that has space again, shows).
     fn health(&self) -> BoxFuture<'_, StoreHealth>;
 
+    // ---- grants ----------------------------------------------------------------------------
+
+    /// Stores a grant (checked by the caller: the policy, the giver's rights).
+    fn create_grant(&self, grant: NewGrant) -> BoxFuture<'_, StoreResult<GrantRecord>>;
+
+    /// The grants `query` selects, newest first.
+    fn grants(&self, query: GrantQuery) -> BoxFuture<'_, StoreResult<Vec<GrantRecord>>>;
+
+    /// One grant.
+    fn grant<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<GrantRecord>>>;
+
+    /// Revokes a grant: from the next submission on, it covers nothing. Revoking a revoked
+    /// grant answers it as it is.
+    fn revoke_grant(
+        &self,
+        id: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<GrantRecord>>;
+
+    // ---- people ----------------------------------------------------------------------------
+
+    /// Creates a person's web login if `countersign_core::identity::admit` lets a person take
+    /// the name (decided inside the write transaction); [`StoreError::UserExists`] if the
+    /// name has a login already.
+    fn create_user(&self, user: NewUser) -> BoxFuture<'_, StoreResult<User>>;
+
+    /// The person with this (folded) name, disabled or not.
+    fn user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<User>>>;
+
+    /// Every person with a login, by name.
+    fn users(&self) -> BoxFuture<'_, StoreResult<Vec<User>>>;
+
+    /// Replaces a person's password hash and ends all their sessions.
+    fn change_password(
+        &self,
+        name: Name,
+        password_hash: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>>;
+
+    /// Disables a person: no sign-in, their sessions ended, and every live token of their
+    /// name revoked (sent to [`Store::subscribe_revocations`] after the commit).
+    fn disable_user(
+        &self,
+        name: Name,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>>;
+
+    /// Starts a session for a person whose password the caller verified; the secret is in
+    /// the answer and nowhere else. Refused for a disabled person.
+    fn start_session(&self, session: NewSession) -> BoxFuture<'_, StoreResult<StartedSession>>;
+
+    /// The session (live or ended) whose secret this is, with its person.
+    fn signed_in<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, StoreResult<Option<SignedIn>>>;
+
+    /// Marks a live session as seen at `now`, and with `reauthenticated` as having had its
+    /// password typed again; [`StoreError::SessionEnded`] for an ended one.
+    fn touch_session(
+        &self,
+        id: String,
+        now: DateTime<Utc>,
+        reauthenticated: bool,
+    ) -> BoxFuture<'_, StoreResult<Session>>;
+
+    /// Ends a session (sign-out). Ending an ended session answers it as it is.
+    fn end_session(&self, id: String, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<Session>>;
+
+    // ---- the reviewer UI's reads -------------------------------------------------------
+
+    /// The pending queue filtered by action, agent and tier, from a position either way.
+    fn pending(&self, query: PendingQuery)
+    -> BoxFuture<'_, StoreResult<PendingPage<ActionRecord>>>;
+
+    /// How many actions are pending, per tier.
+    fn pending_counts(&self) -> BoxFuture<'_, StoreResult<TierCounts>>;
+
+    /// The newest approved action of the same agent and name, other than the one given.
+    fn last_approved<'a>(
+        &'a self,
+        query: LastApproved<'a>,
+    ) -> BoxFuture<'a, StoreResult<Option<ActionRecord>>>;
+
+    /// A window of the audit log, newest first, filtered by action and actor within a
+    /// bounded scan.
+    fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>>;
+
     /// Finishes queued writes and closes the database; later calls fail with
     /// [`StoreError::Closed`]. Dropping the store without closing loses nothing
     /// acknowledged (every answer came after its commit), but closing shuts down cleanly.
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
-/// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a plain path
-/// (created if missing, migrated).
+/// Opens the store a database URL names: `postgres://...` (or `postgresql://`) for
+/// PostgreSQL, shared with other instances (migrated); `sqlite://PATH`, `sqlite:PATH` or a
+/// plain path for SQLite (created if missing, migrated).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     open_with(url, SqliteOptions::default()).await
 }
 
-/// [`open`] with options.
+/// [`open`] with SQLite's options (a PostgreSQL URL opens with the default
+/// [`PostgresOptions`]).
 pub async fn open_with(url: &str, options: SqliteOptions) -> StoreResult<Arc<dyn Store>> {
-    let store = SqliteStore::open(sqlite_path(url)?, options).await?;
+    open_configured(url, options, PostgresOptions::default()).await
+}
+
+/// [`open`] with both backends' options: the URL picks which apply.
+pub async fn open_configured(
+    url: &str,
+    sqlite: SqliteOptions,
+    postgres: PostgresOptions,
+) -> StoreResult<Arc<dyn Store>> {
+    if is_postgres_url(url) {
+        return Ok(Arc::new(PostgresStore::open(url, postgres).await?));
+    }
+    let store = SqliteStore::open(sqlite_path(url)?, sqlite).await?;
     Ok(Arc::new(store))
 }
 
 /// Like [`open`], for commands that work on a database someone already uses (`token list
 /// --db`, `token revoke --db`): a missing file is an error, not a new empty database that
-/// would answer a typo'd path with "no tokens".
+/// would answer a typo'd path with "no tokens"; a PostgreSQL database must have been
+/// migrated already.
 pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if is_postgres_url(url) {
+        let options = PostgresOptions {
+            migrate: false,
+            pool_size: 2,
+            ..PostgresOptions::default()
+        };
+        return Ok(Arc::new(PostgresStore::open(url, options).await?));
+    }
     let path = sqlite_path(url)?;
     if !std::path::Path::new(path).is_file() {
         return Err(StoreError::NoDatabase(path.to_owned()));
@@ -276,27 +405,46 @@ pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
     open_for_command(url).await
 }
 
-/// Like [`open`], for one-shot commands on the file (`token create --db` and the others):
-/// without the start-up integrity scan, which `serve` runs and which takes tens of seconds
-/// on a large file whose pages are not cached (BENCHMARKS.md). A damaged page the command
-/// touches is still reported.
+/// Like [`open`], for one-shot commands on the database (`token create --db` and the
+/// others): on SQLite without the start-up integrity scan, which `serve` runs and which
+/// takes tens of seconds on a large file whose pages are not cached (BENCHMARKS.md). A
+/// damaged page the command touches is still reported.
 pub async fn open_for_command(url: &str) -> StoreResult<Arc<dyn Store>> {
     let options = SqliteOptions {
         check_integrity: false,
         ..SqliteOptions::default()
     };
-    open_with(url, options).await
+    let postgres = PostgresOptions {
+        pool_size: 2,
+        ..PostgresOptions::default()
+    };
+    open_configured(url, options, postgres).await
+}
+
+/// Brings the schema of the database a URL names up to date (`countersign migrate`):
+/// returns the versions applied now and the version the database is at.
+pub async fn migrate(url: &str) -> StoreResult<(Vec<i32>, i32)> {
+    if is_postgres_url(url) {
+        return postgres::migrate_database(url).await;
+    }
+    sqlite::migrate_file(sqlite_path(url)?).await
 }
 
 /// Verifies the audit log of the database a URL names against `claims`, read-only: the
-/// file is neither created nor migrated nor written (`countersign audit verify --db`).
+/// database is neither created nor migrated nor written (`countersign audit verify --db`).
 pub async fn verify_database(url: &str, claims: Vec<CheckpointClaim>) -> StoreResult<AuditReport> {
+    if is_postgres_url(url) {
+        return postgres::verify_postgres(url, claims).await;
+    }
     verify_file(existing_file(url)?, claims).await
 }
 
 /// The latest checkpoint stored in the database a URL names, read-only (`countersign audit
 /// checkpoint --db`).
 pub async fn latest_checkpoint_in_database(url: &str) -> StoreResult<Option<StoredCheckpoint>> {
+    if is_postgres_url(url) {
+        return postgres::latest_checkpoint_postgres(url).await;
+    }
     latest_checkpoint_in_file(existing_file(url)?).await
 }
 

@@ -142,6 +142,63 @@ pub struct Person {
     pub active: bool,
 }
 
+/// Audit entry kinds of the outbox and the Slack links.
+pub mod outbox_kind {
+    /// Every try of a delivery failed (the body says which, where, and the last error).
+    pub const DELIVERY_FAILED: &str = "delivery_failed";
+    /// An admin put a failed delivery back in its lane.
+    pub const DELIVERY_RETRIED: &str = "delivery_retried";
+    pub const SLACK_LINKED: &str = "slack_linked";
+    pub const SLACK_UNLINKED: &str = "slack_unlinked";
+}
+
+impl Person {
+    /// The person named `name` as their web login (if any) and their tokens `(role, groups,
+    /// live)` make them, the same on every backend. A login and tokens of one name are one
+    /// person: a login's groups are the person's (as they are their tokens'), a disabled
+    /// login makes the person decide nothing, and an admin token or login makes them admin.
+    /// Without a login, the groups of their live reviewer and admin tokens count.
+    pub(crate) fn from_parts(
+        name: Name,
+        login: Option<&crate::people::User>,
+        tokens: Vec<(crate::token::Role, Vec<Name>, bool)>,
+    ) -> Person {
+        use crate::token::Role;
+        let mut person = Person {
+            name,
+            groups: Vec::new(),
+            admin: false,
+            active: false,
+        };
+        let live = tokens
+            .into_iter()
+            .filter(|(role, _, live)| *live && *role != Role::Agent);
+        match login {
+            Some(user) if user.disabled => {}
+            Some(user) => {
+                person.active = true;
+                person.admin = user.admin;
+                person.groups = user.groups.clone();
+                for (role, _, _) in live {
+                    person.admin |= role == Role::Admin;
+                }
+            }
+            None => {
+                for (role, groups, _) in live {
+                    person.active = true;
+                    person.admin |= role == Role::Admin;
+                    for group in groups {
+                        if !person.groups.contains(&group) {
+                            person.groups.push(group);
+                        }
+                    }
+                }
+            }
+        }
+        person
+    }
+}
+
 /// Wakes the server's dispatcher after a commit that wrote deliveries, with the lanes
 /// that got some. Lanes are published only after the commit (the writer stages them while
 /// the transaction runs), so a dispatcher never looks for rows that are not visible yet.
@@ -181,6 +238,19 @@ impl OutboxSignal {
         let staged = std::mem::take(&mut *lock(&self.staged));
         if !staged.is_empty() {
             lock(&self.ready).extend(staged);
+            self.notify.notify_one();
+        }
+    }
+
+    /// After a commit that wrote deliveries to `lanes` (backends that commit per write,
+    /// like PostgreSQL, publish their own lanes rather than staging them).
+    pub(crate) fn publish(&self, lanes: impl IntoIterator<Item = String>) {
+        let mut ready = lock(&self.ready);
+        let before = ready.len();
+        ready.extend(lanes);
+        let grew = ready.len() > before;
+        drop(ready);
+        if grew {
             self.notify.notify_one();
         }
     }

@@ -157,7 +157,14 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Under a wrapper (a profiler), an interrupt lets it write its data; else SIGKILL.
+        if std::env::var_os("BENCH_WRAP").is_some() {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -174,7 +181,20 @@ async fn start_server(dir: &Path, db_name: &str) -> Server {
     std::fs::write(&policy, POLICY).expect("write policy");
     let db = format!("sqlite://{}", dir.join(db_name).display());
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_countersign"))
+    // `BENCH_WRAP="perf record -e cpu-clock -g -o server.perf --"` runs the server under a
+    // profiler (or any other wrapper command).
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(env!("CARGO_BIN_EXE_countersign"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_countersign")),
+    };
+    let child = command
+        .current_dir(dir)
         .args([
             "serve",
             "--listen",
@@ -400,7 +420,8 @@ async fn scale(dir: &Path) {
     for _ in 0..200 {
         let t = Instant::now();
         let page: Value = client
-            .get(format!("{}/v1/actions?status=pending&limit=50", server.url))
+            .get(format!("{}/v1/actions", server.url))
+            .query(&[("status", "pending"), ("limit", "50")])
             .bearer_auth(&token)
             .send()
             .await

@@ -150,9 +150,10 @@ async fn receiver(hang: bool) -> Receiver {
     }
     let arrivals = Arc::new(Mutex::new(HashMap::new()));
     let count = Arc::new(AtomicU64::new(0));
-    let app = axum::Router::new()
-        .fallback(receive)
-        .with_state((arrivals.clone(), count.clone(), hang));
+    let app =
+        axum::Router::new()
+            .fallback(receive)
+            .with_state((arrivals.clone(), count.clone(), hang));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());

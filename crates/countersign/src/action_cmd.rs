@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::{Map, Value, json};
+use countersign_core::Status;
+use countersign_server::views::{
+    ActionPage, ActionView, DecisionBody, StatusView, SubmitBody, VerdictView,
+};
 
 use crate::client::{Client, ServerArgs, block_on, json_object};
-use countersign_server::views::ActionPage;
 
 use crate::output;
 
@@ -47,31 +49,27 @@ pub struct SubmitArgs {
 }
 
 pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let mut body = Map::new();
-    body.insert("action".into(), json!(args.action));
-    if let Some(text) = &args.args {
-        body.insert("args".into(), Value::Object(json_object("--args", text)?));
-    }
-    if let Some(text) = &args.context {
-        body.insert(
-            "context".into(),
-            Value::Object(json_object("--context", text)?),
-        );
-    }
-    if let Some(reasoning) = &args.reasoning {
-        body.insert("reasoning".into(), json!(reasoning));
-    }
-    if let Some(confidence) = args.confidence {
-        body.insert("confidence".into(), json!(confidence));
-    }
-    if let Some(key) = &args.idempotency_key {
-        body.insert("idempotency_key".into(), json!(key));
-    }
+    let body = SubmitBody {
+        action: args.action,
+        args: args
+            .args
+            .as_deref()
+            .map(|text| json_object("--args", text))
+            .transpose()?,
+        reasoning: args.reasoning,
+        context: args
+            .context
+            .as_deref()
+            .map(|text| json_object("--context", text))
+            .transpose()?,
+        confidence: args.confidence,
+        hints: None,
+        idempotency_key: args.idempotency_key,
+        callback_url: None,
+    };
     let client = Client::new(&args.server)?;
     block_on(async {
-        let action = client
-            .post(&["v1", "actions"], &Value::Object(body))
-            .await?;
+        let action = client.post(&["v1", "actions"], &body).await?;
         finish(&client, action, args.wait, args.json).await
     })?
 }
@@ -102,21 +100,20 @@ pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
 /// Waits if asked, prints the action, and picks the exit code.
 async fn finish(
     client: &Client,
-    mut action: Value,
+    mut action: ActionView,
     wait: Option<u64>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     if let Some(seconds) = wait {
         let deadline = Instant::now() + Duration::from_secs(seconds);
-        while action["status"] == "pending" {
+        while action.status == StatusView::Pending {
             let left = deadline.saturating_duration_since(Instant::now()).as_secs();
             if left == 0 {
                 break;
             }
-            let id = action["id"].as_str().unwrap_or_default().to_owned();
             let poll = left.min(POLL_SECONDS).to_string();
             action = client
-                .get(&["v1", "actions", &id], &[("wait", &poll)])
+                .get(&["v1", "actions", &action.id], &[("wait", &poll)])
                 .await?;
         }
     }
@@ -124,10 +121,13 @@ async fn finish(
     if wait.is_none() {
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::from(match action["status"].as_str() {
-        Some("allowed" | "approved") => 0,
-        Some("pending") => 3,
-        _ => 2,
+    let status = Status::from(action.status);
+    Ok(ExitCode::from(if status.may_run() {
+        0
+    } else if status == Status::Pending {
+        3
+    } else {
+        2
     }))
 }
 
@@ -169,7 +169,7 @@ pub fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             if let Some(cursor) = &cursor {
                 query.push(("cursor", cursor));
             }
-            let page: ActionPage = client.get_as(&["v1", "actions"], &query).await?;
+            let page: ActionPage = client.get(&["v1", "actions"], &query).await?;
             all.items.extend(page.items);
             all.next_cursor = page.next_cursor;
             match &all.next_cursor {
@@ -233,33 +233,43 @@ pub struct ModifyArgs {
 }
 
 pub fn approve(args: ApproveArgs) -> anyhow::Result<ExitCode> {
-    let mut body = json!({"verdict": "approve"});
-    optional(&mut body, "reason", args.comment);
-    optional(&mut body, "confirm", args.confirm);
-    decide(&args.server, &args.id, body, args.json)
+    let body = DecisionBody {
+        verdict: VerdictView::Approve,
+        args: None,
+        reason: args.comment,
+        confirm: args.confirm,
+    };
+    decide(&args.server, &args.id, &body, args.json)
 }
 
 pub fn reject(args: RejectArgs) -> anyhow::Result<ExitCode> {
-    let body = json!({"verdict": "reject", "reason": args.reason});
-    decide(&args.server, &args.id, body, args.json)
+    let body = DecisionBody {
+        verdict: VerdictView::Reject,
+        args: None,
+        reason: Some(args.reason),
+        confirm: None,
+    };
+    decide(&args.server, &args.id, &body, args.json)
 }
 
 pub fn modify(args: ModifyArgs) -> anyhow::Result<ExitCode> {
-    let mut body = json!({"verdict": "modify", "args": json_object("--args", &args.args)?});
-    optional(&mut body, "reason", args.comment);
-    optional(&mut body, "confirm", args.confirm);
-    decide(&args.server, &args.id, body, args.json)
+    let body = DecisionBody {
+        verdict: VerdictView::Modify,
+        args: Some(json_object("--args", &args.args)?),
+        reason: args.comment,
+        confirm: args.confirm,
+    };
+    decide(&args.server, &args.id, &body, args.json)
 }
 
-fn optional(body: &mut Value, key: &str, value: Option<String>) {
-    if let Some(value) = value {
-        body[key] = json!(value);
-    }
-}
-
-fn decide(server: &ServerArgs, id: &str, body: Value, json: bool) -> anyhow::Result<ExitCode> {
+fn decide(
+    server: &ServerArgs,
+    id: &str,
+    body: &DecisionBody,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let client = Client::new(server)?;
-    let action = block_on(client.post(&["v1", "actions", id, "decisions"], &body))??;
+    let action: ActionView = block_on(client.post(&["v1", "actions", id, "decisions"], body))??;
     output::action(&action, json)?;
     Ok(ExitCode::SUCCESS)
 }

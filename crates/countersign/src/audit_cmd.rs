@@ -11,12 +11,12 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 use countersign_core::audit::checkpoint;
 use countersign_core::audit::note::{NoteSigner, NoteVerifier};
-use countersign_server::audit_views::{CheckpointView, VerifyView};
+use countersign_server::audit_views::{CheckpointView, VerifyRequest, VerifyView};
 use countersign_server::checkpoints::stored_claim;
 use countersign_server::config::DEFAULT_CHECKPOINT_KEY;
 use countersign_server::{Checkpoints, Publish};
 use countersign_store::CheckpointClaim;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::client::{Client, DbOrServer, block_on};
 use crate::output;
@@ -77,7 +77,7 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let key = args.key.as_deref().map(verifier_from_arg).transpose()?;
-    let report: Value = match &args.target.db {
+    let report: VerifyView = match &args.target.db {
         Some(url) => {
             let key = match key {
                 Some(key) => Some(key),
@@ -92,43 +92,41 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let client = Client::new(&args.target.server)?;
-            match &checkpoint_text {
-                Some(text) => {
-                    let mut body = json!({"checkpoint": text});
-                    if let Some(key) = &key {
-                        body["key"] = json!(key.encode());
-                    }
+            match checkpoint_text {
+                Some(checkpoint) => {
+                    let body = VerifyRequest {
+                        checkpoint,
+                        key: key.as_ref().map(NoteVerifier::encode),
+                    };
                     block_on(client.post(&["v1", "audit", "verify"], &body))??
                 }
                 None => block_on(client.get(&["v1", "audit", "verify"], &[]))??,
             }
         }
     };
-    let ok = report["ok"] == true;
     if args.json {
         output::print_json(&report)?;
-    } else if ok {
-        let checked = report["checkpoints"].as_array().map_or(0, Vec::len);
+    } else if report.ok {
+        let checked = report.checkpoints.len();
         println!(
             "ok: {} entries, head {}; {} actions agree with their log; extends {} checkpoint{}",
-            report["entries"],
-            report["head"].as_str().unwrap_or("?"),
-            report["actions"],
+            report.entries,
+            report.head,
+            report.actions,
             checked,
             if checked == 1 { "" } else { "s" }
         );
     }
-    if ok {
+    if report.ok {
         return Ok(ExitCode::SUCCESS);
     }
-    let problems: Vec<&str> = report["problems"]
-        .as_array()
-        .map(|list| list.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if problems.is_empty() {
-        eprintln!("error: the audit log does not verify: {report}");
+    if report.problems.is_empty() {
+        eprintln!(
+            "error: the audit log does not verify: {}",
+            serde_json::to_string(&report)?
+        );
     }
-    for problem in problems {
+    for problem in &report.problems {
         eprintln!("error: {problem}");
     }
     Ok(ExitCode::from(1))
@@ -177,7 +175,7 @@ async fn verify_directly(
     checkpoint_text: Option<&str>,
     checkpoint_path: Option<&Path>,
     key: Option<&NoteVerifier>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<VerifyView> {
     let mut claims = Vec::new();
     if let Some(text) = checkpoint_text {
         let key = key.ok_or_else(|| {
@@ -210,11 +208,11 @@ async fn verify_directly(
         }
     }
     let report = countersign_store::verify_database(url, claims).await?;
-    Ok(serde_json::to_value(VerifyView::new(&report, unverified))?)
+    Ok(VerifyView::new(&report, unverified))
 }
 
 fn checkpoint_cmd(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
-    let view: Value = match (&args.target.db, args.sign) {
+    let view: CheckpointView = match (&args.target.db, args.sign) {
         (Some(url), false) => {
             if args.key.is_some() {
                 bail!("--key is only used with --sign");
@@ -222,7 +220,7 @@ fn checkpoint_cmd(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
             let latest = block_on(countersign_store::latest_checkpoint_in_database(url))??
                 .ok_or_else(|| anyhow!("no checkpoint was signed in {url} yet"))?;
             let key = default_verifier().ok().flatten().map(|k| k.encode());
-            serde_json::to_value(CheckpointView::new(&latest, key))?
+            CheckpointView::new(&latest, key)
         }
         (Some(url), true) => {
             let path = args
@@ -251,12 +249,12 @@ fn checkpoint_cmd(args: CheckpointArgs) -> anyhow::Result<ExitCode> {
         output::print_json(&view)?;
     } else {
         // The note alone, so that `countersign audit checkpoint > cp.txt` keeps it whole.
-        print!("{}", view["note"].as_str().unwrap_or_default());
+        print!("{}", view.note);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn sign_directly(url: &str, signer: NoteSigner) -> anyhow::Result<Value> {
+async fn sign_directly(url: &str, signer: NoteSigner) -> anyhow::Result<CheckpointView> {
     let store = countersign_store::open_existing(url).await?;
     let key = signer.verifier().encode();
     let checkpoints = Checkpoints::start(
@@ -268,8 +266,5 @@ async fn sign_directly(url: &str, signer: NoteSigner) -> anyhow::Result<Value> {
     store.close().await;
     let (stored, _) =
         signed?.ok_or_else(|| anyhow!("the audit log is empty: nothing to sign yet"))?;
-    Ok(serde_json::to_value(CheckpointView::new(
-        &stored,
-        Some(key),
-    ))?)
+    Ok(CheckpointView::new(&stored, Some(key)))
 }

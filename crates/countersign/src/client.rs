@@ -3,7 +3,9 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
+use countersign_server::views::ErrorBody;
 use reqwest::Url;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -57,24 +59,22 @@ impl Client {
         Ok(Client { base, token, http })
     }
 
-    /// `GET` the API path `segments` with `query` pairs.
-    pub async fn get(&self, segments: &[&str], query: &[(&str, &str)]) -> anyhow::Result<Value> {
-        self.send(self.http.get(self.url(segments)).query(query))
-            .await
-    }
-
-    /// The same, read as a typed view.
-    pub async fn get_as<T: DeserializeOwned>(
+    /// `GET` the API path `segments` with `query` pairs, read as the view `T`.
+    pub async fn get<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> anyhow::Result<T> {
-        let value = self.get(segments, query).await?;
-        serde_json::from_value(value).context("the server's answer is not what this client expects")
+        self.send(self.http.get(self.url(segments)).query(query))
+            .await
     }
 
-    /// `POST` `body` to the API path `segments`.
-    pub async fn post(&self, segments: &[&str], body: &Value) -> anyhow::Result<Value> {
+    /// `POST` `body` to the API path `segments`, the answer read as the view `T`.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
         self.send(self.http.post(self.url(segments)).json(body))
             .await
     }
@@ -89,7 +89,10 @@ impl Client {
         url
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
         let response = request
             .bearer_auth(&self.token)
             .send()
@@ -100,16 +103,18 @@ impl Client {
             .text()
             .await
             .context("the server's answer was cut off")?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_success() {
-            return Ok(value);
+            return serde_json::from_str(&text)
+                .context("the server's answer is not what this client expects");
         }
-        match (
-            value["error"]["code"].as_str(),
-            value["error"]["message"].as_str(),
-        ) {
-            (Some(code), Some(message)) => bail!("{message} ({code}, HTTP {})", status.as_u16()),
-            _ => bail!("the server answered HTTP {}: {value}", status.as_u16()),
+        match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(ErrorBody { error }) => bail!(
+                "{} ({}, HTTP {})",
+                error.message,
+                error.code,
+                status.as_u16()
+            ),
+            Err(_) => bail!("the server answered HTTP {}: {text}", status.as_u16()),
         }
     }
 }

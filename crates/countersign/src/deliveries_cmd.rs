@@ -63,21 +63,20 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     if let Some(cursor) = &args.cursor {
         query.push(("cursor", cursor));
     }
-    let page: DeliveryPage = block_on(client.get_as(&["v1", "deliveries"], &query))??;
+    let page: DeliveryPage = block_on(client.get(&["v1", "deliveries"], &query))??;
     output::deliveries(&page, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn retry(args: RetryArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server)?;
-    let value = block_on(client.post(
+    let delivery: DeliveryView = block_on(client.post(
         &["v1", "deliveries", &args.id, "retry"],
         &serde_json::json!({}),
     ))??;
     if args.json {
-        output::print_json(&value)?;
+        output::print_json(&delivery)?;
     } else {
-        let delivery: DeliveryView = serde_json::from_value(value)?;
         println!(
             "delivery {} ({} to {}) is pending again",
             delivery.id, delivery.event, delivery.target

@@ -5,10 +5,15 @@ mod action_cmd;
 mod audit_cmd;
 mod client;
 mod deliveries_cmd;
+mod grant_cmd;
+mod hook_cmd;
+mod mcp_cmd;
+mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
 mod token_cmd;
+mod user_cmd;
 mod user_link_cmd;
 
 use std::process::ExitCode;
@@ -51,20 +56,19 @@ enum Command {
     /// Notification and callback deliveries: list them, retry failed ones.
     #[command(subcommand)]
     Deliveries(deliveries_cmd::DeliveriesCommand),
-    /// People: link a Slack account to a person.
+    /// Let an agent run matching actions without asking, for a while: grants.
     #[command(subcommand)]
-    User(UserCommand),
-}
-
-/// `countersign user ...` (the subcommands of this branch: Slack links).
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Let a Slack user act as a person when they click in Slack.
-    Link(user_link_cmd::LinkArgs),
-    /// Remove a Slack user's link.
-    Unlink(user_link_cmd::UnlinkArgs),
-    /// List the Slack users linked to people.
-    Links(user_link_cmd::LinksArgs),
+    Grant(grant_cmd::GrantCommand),
+    /// Manage the people who sign in to the web UI.
+    #[command(subcommand)]
+    User(user_cmd::UserCommand),
+    /// Gate an MCP server's tool calls (the MCP gating proxy).
+    Mcp(mcp_cmd::McpArgs),
+    /// Hooks for coding agents' own tools.
+    #[command(subcommand)]
+    Hook(hook_cmd::HookCommand),
+    /// Bring the database's schema up to date (SQLite or PostgreSQL).
+    Migrate(migrate_cmd::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,9 +97,11 @@ fn main() -> ExitCode {
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
         Command::Deliveries(command) => deliveries_cmd::run(command),
-        Command::User(UserCommand::Link(args)) => user_link_cmd::link(args),
-        Command::User(UserCommand::Unlink(args)) => user_link_cmd::unlink(args),
-        Command::User(UserCommand::Links(args)) => user_link_cmd::links(args),
+        Command::User(command) => user_cmd::run(command),
+        Command::Grant(command) => grant_cmd::run(command),
+        Command::Mcp(args) => mcp_cmd::run(args),
+        Command::Hook(command) => hook_cmd::run(command),
+        Command::Migrate(args) => migrate_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,58 +3,66 @@
 
 use std::io::Write as _;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use countersign_core::lifecycle::Verdict;
 use countersign_core::summary::args_summary;
+use countersign_core::{Status, Tier};
 use countersign_server::DeliveryPage;
-use countersign_server::views::ActionPage;
-use serde_json::Value;
+use countersign_server::views::{ActionPage, ActionView, TokenList, VerdictView};
+use serde::Serialize;
 
 /// One action.
-pub fn action(action: &Value, json: bool) -> anyhow::Result<()> {
+pub fn action(action: &ActionView, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(action);
     }
-    let text = |key: &str| action[key].as_str().unwrap_or("-").to_owned();
+    let tier = Tier::from(action.tier);
     let mut lines = vec![
-        ("id", text("id")),
-        ("action", text("action")),
-        ("agent", text("agent")),
-        ("status", text("status")),
-        ("detail", text("status_detail")),
+        ("id", action.id.clone()),
+        ("action", action.action.clone()),
+        ("agent", action.agent.clone()),
+        ("status", Status::from(action.status).to_string()),
+        ("detail", action.status_detail.clone()),
         (
             "tier",
-            match action["rule"].as_str() {
-                Some(rule) => format!("{} (rule {rule:?})", text("tier")),
-                None => format!("{} (policy default)", text("tier")),
+            match &action.rule {
+                Some(rule) => format!("{tier} (rule {rule:?})"),
+                None => format!("{tier} (policy default)"),
             },
         ),
-        ("reason", text("reason")),
-        ("args", action["args"].to_string()),
+        ("reason", action.reason.clone()),
+        ("args", serde_json::to_string(&action.args)?),
     ];
-    if !action["original_args"].is_null() {
-        lines.push(("original args", action["original_args"].to_string()));
+    if let Some(grant) = &action.grant {
+        lines.push(("grant", format!("{grant} (allowed without asking)")));
     }
-    if action["status"] == "pending" {
-        let approvals = action["decisions"]
-            .as_array()
-            .map_or(0, |d| d.iter().filter(|d| d["verdict"] != "reject").count());
+    if let Some(original) = &action.original_args {
+        lines.push(("original args", serde_json::to_string(original)?));
+    }
+    if Status::from(action.status) == Status::Pending {
+        let approvals = action
+            .decisions
+            .iter()
+            .filter(|d| d.verdict != VerdictView::Reject)
+            .count();
         lines.push((
             "approvals",
-            format!("{approvals} of {}", action["approvals_required"]),
+            format!("{approvals} of {}", action.approvals_required),
         ));
-        lines.push(("deadline", text("deadline")));
+        lines.push(("deadline", action.deadline.map_or("-".to_owned(), rfc3339)));
     }
-    for decision in action["decisions"].as_array().into_iter().flatten() {
-        let reason = decision["reason"]
-            .as_str()
+    for decision in &action.decisions {
+        let reason = decision
+            .reason
+            .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         lines.push((
             "decision",
             format!(
                 "{} by {}{reason}",
-                decision["verdict"].as_str().unwrap_or("?"),
-                decision["reviewer"].as_str().unwrap_or("?")
+                Verdict::from(decision.verdict).as_str(),
+                decision.reviewer
             ),
         ));
     }
@@ -69,7 +77,7 @@ pub fn action(action: &Value, json: bool) -> anyhow::Result<()> {
 /// summary of the arguments.
 pub fn queue(page: &ActionPage, now: DateTime<Utc>, json: bool) -> anyhow::Result<()> {
     if json {
-        return print_json(&serde_json::to_value(page)?);
+        return print_json(page);
     }
     let mut out = std::io::stdout().lock();
     if page.items.is_empty() {
@@ -84,7 +92,7 @@ pub fn queue(page: &ActionPage, now: DateTime<Utc>, json: bool) -> anyhow::Resul
                 a.id.clone(),
                 a.action.clone(),
                 a.agent.clone(),
-                a.tier.clone(),
+                Tier::from(a.tier).to_string(),
                 a.deadline.map_or("-".to_owned(), |d| time_left(d - now)),
                 a.confidence.map_or("-".to_owned(), |c| format!("{c:.2}")),
                 args_summary(&a.args, 48),
@@ -122,7 +130,7 @@ fn time_left(left: TimeDelta) -> String {
 /// Deliveries, as a table.
 pub fn deliveries(page: &DeliveryPage, json: bool) -> anyhow::Result<()> {
     if json {
-        return print_json(&serde_json::to_value(page)?);
+        return print_json(page);
     }
     let mut out = std::io::stdout().lock();
     if page.items.is_empty() {
@@ -164,37 +172,25 @@ pub fn deliveries(page: &DeliveryPage, json: bool) -> anyhow::Result<()> {
 }
 
 /// Tokens, as a table.
-pub fn tokens(list: &Value, json: bool) -> anyhow::Result<()> {
+pub fn tokens(list: &TokenList, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(list);
     }
-    let rows: Vec<[String; 6]> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<[String; 6]> = list
+        .items
+        .iter()
         .map(|t| {
-            let cell = |key: &str| t[key].as_str().unwrap_or("-").to_owned();
-            let groups: Vec<&str> = t["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
             [
-                cell("id"),
-                cell("name"),
-                cell("role"),
-                if groups.is_empty() {
+                t.id.clone(),
+                t.name.clone(),
+                countersign_store::Role::from(t.role).to_string(),
+                if t.groups.is_empty() {
                     "-".to_owned()
                 } else {
-                    groups.join(",")
+                    t.groups.join(",")
                 },
-                cell("owner"),
-                if t["revoked"] == true {
-                    "revoked".to_owned()
-                } else {
-                    "active".to_owned()
-                },
+                t.owner.clone().unwrap_or_else(|| "-".to_owned()),
+                if t.revoked { "revoked" } else { "active" }.to_owned(),
             ]
         })
         .collect();
@@ -206,7 +202,7 @@ pub fn tokens(list: &Value, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table<const N: usize>(
+pub(crate) fn table<const N: usize>(
     out: &mut impl std::io::Write,
     header: [&str; N],
     rows: &[[String; N]],
@@ -232,7 +228,12 @@ fn table<const N: usize>(
     Ok(())
 }
 
-pub fn print_json(value: &Value) -> anyhow::Result<()> {
+/// A time as the API writes it (RFC 3339, UTC).
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use countersign_server::views::{TokenList, TokenView};
-use countersign_store::{Actor, CLI_ACTOR};
+use countersign_server::views::{CreatedTokenView, TokenBody, TokenList, TokenView};
+use countersign_store::{Actor, CLI_ACTOR, NewToken};
 
 use crate::client::{Client, DbOrServer, block_on};
 use crate::output;
@@ -82,7 +82,7 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             let tokens = store.tokens().await;
             store.close().await;
             let items: Vec<TokenView> = tokens?.iter().map(TokenView::from).collect();
-            anyhow::Ok(serde_json::to_value(TokenList { items })?)
+            anyhow::Ok(TokenList { items })
         })??,
         None => block_on(Client::new(&args.target.server)?.get(&["v1", "tokens"], &[]))??,
     };
@@ -91,14 +91,14 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
-    let token = match &args.target.db {
+    let token: TokenView = match &args.target.db {
         Some(url) => block_on(async {
             let store = countersign_store::open_existing(url).await?;
             let token = store
                 .revoke_token(args.id.clone(), Actor::named(CLI_ACTOR), chrono::Utc::now())
                 .await;
             store.close().await;
-            anyhow::Ok(serde_json::to_value(TokenView::from(&token?))?)
+            anyhow::Ok(TokenView::from(&token?))
         })??,
         None => {
             let client = Client::new(&args.target.server)?;
@@ -108,51 +108,49 @@ fn revoke(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         output::print_json(&token)?;
     } else {
-        println!(
-            "revoked {} ({})",
-            token["id"].as_str().unwrap_or_default(),
-            token["name"].as_str().unwrap_or_default()
-        );
+        println!("revoked {} ({})", token.id, token.name);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
-    let body = countersign_server::views::TokenBody {
-        role: args.role,
-        name: args.name,
-        groups: args.groups.into_iter().filter(|g| !g.is_empty()).collect(),
-        owner: args.owner,
-    };
-    let created = match &args.target.db {
-        Some(url) => block_on(create_directly(url, body))??,
+    // `--groups a,,b` and `--groups ''` name no empty group: the delimiter's leftovers.
+    let groups: Vec<String> = args.groups.into_iter().filter(|g| !g.is_empty()).collect();
+    let created: CreatedTokenView = match &args.target.db {
+        Some(url) => {
+            let new_token = NewToken::parse(
+                &args.role,
+                &args.name,
+                &groups,
+                args.owner.as_deref(),
+                Actor::named(CLI_ACTOR),
+                chrono::Utc::now(),
+            )?;
+            block_on(create_directly(url, new_token))??
+        }
         None => {
             let client = Client::new(&args.target.server)?;
-            let request = json!({
-                "role": body.role, "name": body.name, "groups": body.groups, "owner": body.owner,
-            });
-            block_on(client.post(&["v1", "tokens"], &request))??
+            let body = TokenBody {
+                role: args.role,
+                name: args.name,
+                groups,
+                owner: args.owner,
+            };
+            block_on(client.post(&["v1", "tokens"], &body))??
         }
     };
     if args.json {
         output::print_json(&created)?;
     } else {
-        println!("{}", created["token"].as_str().unwrap_or_default());
+        println!("{}", created.token);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn create_directly(
-    url: &str,
-    body: countersign_server::views::TokenBody,
-) -> anyhow::Result<serde_json::Value> {
-    let new_token =
-        countersign_server::parse_new_token(body, Actor::named(CLI_ACTOR), chrono::Utc::now())
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+async fn create_directly(url: &str, new_token: NewToken) -> anyhow::Result<CreatedTokenView> {
     let store = countersign_store::open_for_command(url).await?;
     let created = store.create_token(new_token).await;
     store.close().await;
     let created = created?;
-    let view = countersign_server::views::CreatedTokenView::new(created.secret, &created.token);
-    Ok(serde_json::to_value(view)?)
+    Ok(CreatedTokenView::new(created.secret, &created.token))
 }

@@ -40,7 +40,7 @@ from ._errors import (
     not_allowed,
 )
 from ._gated import gated
-from ._models import Action, Decision, Outcome, OutcomeStatus, Status, Tier, Verdict
+from ._models import Action, Decision, Outcome, OutcomeStatus, ReviewState, Status, Tier, Verdict
 
 __version__ = "0.1.0"
 
@@ -69,6 +69,7 @@ __all__ = [
     "OutcomeStatus",
     "ProtocolError",
     "Rejected",
+    "ReviewState",
     "ServerError",
     "Status",
     "Tier",

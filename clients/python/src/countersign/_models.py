@@ -46,6 +46,14 @@ class Verdict(str, enum.Enum):
     MODIFY = "modify"
 
 
+class ReviewState(str, enum.Enum):
+    """A sampled action's post-hoc review: waiting (`open`), or the reviewer's verdict."""
+
+    OPEN = "open"
+    OK = "ok"
+    FLAG = "flag"
+
+
 class OutcomeStatus(str, enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -115,11 +123,13 @@ class Action:
     decided_at: str | None = None
     confidence: float | None = None
     reasoning: str | None = None
-    review: str | None = None
+    review: ReviewState | None = None
     outcome: Outcome | None = None
     #: Why the status is what it is, in words: who decided and why, or for `expired` that no
     #: reviewer answered in time (never worded as a rejection).
     status_detail: str = ""
+    grant: str | None = None
+    """The grant that let the action run without asking, if one did."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -146,9 +156,10 @@ class Action:
             decided_at=value.get("decided_at"),
             confidence=value.get("confidence"),
             reasoning=value.get("reasoning"),
-            review=value.get("review"),
+            review=ReviewState(value["review"]) if value.get("review") is not None else None,
             outcome=Outcome.from_json(outcome) if outcome is not None else None,
             status_detail=value.get("status_detail", ""),
+            grant=value.get("grant"),
             raw=value,
         )
 

@@ -48,11 +48,13 @@ pub struct ActionState {
     pub remind_at: Option<Value>,
     pub reminders: Option<Value>,
     pub escalated_at: Option<Value>,
+    /// The grant that let the action run without asking.
+    pub grant: Option<Value>,
 }
 
 impl ActionState {
     /// Every field with its name, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, &Option<Value>); 32] {
+    pub fn fields(&self) -> [(&'static str, &Option<Value>); 33] {
         [
             ("action", &self.action),
             ("agent", &self.agent),
@@ -86,6 +88,7 @@ impl ActionState {
             ("remind_at", &self.remind_at),
             ("reminders", &self.reminders),
             ("escalated_at", &self.escalated_at),
+            ("grant", &self.grant),
         ]
     }
 }
@@ -235,6 +238,7 @@ impl Replay {
                     state.reminders = optional(&body, "reminders");
                     state.escalated_at = Some(Value::Null);
                 }
+                state.grant = optional(&body, "grant");
                 if body.get("review_sampled") == Some(&Value::Bool(true)) {
                     state.review = Some(json!("open"));
                 }

@@ -83,11 +83,7 @@ pub(crate) fn spawn(
         })
 }
 
-async fn run(
-    state: AppState,
-    notifications: Arc<Notifications>,
-    mut stopping: Stopping,
-) {
+async fn run(state: AppState, notifications: Arc<Notifications>, mut stopping: Stopping) {
     let signal = state.store().outbox_signal();
     let (done_sender, mut done) = mpsc::unbounded_channel::<Done>();
     let mut lanes: HashMap<String, Lane> = HashMap::new();
@@ -152,7 +148,13 @@ async fn run(
         }
         let due = record_by.is_some_and(|at| at <= tokio::time::Instant::now());
         if due || unrecorded.len() >= RECORD_BATCH {
-            record(&state, &mut lanes, std::mem::take(&mut unrecorded), &mut stopping).await;
+            record(
+                &state,
+                &mut lanes,
+                std::mem::take(&mut unrecorded),
+                &mut stopping,
+            )
+            .await;
             record_by = None;
         }
     }

@@ -7,8 +7,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use countersign_core::action::{ACTION_NAME_CHARS, IdempotencyKey, is_action_name_char};
-use countersign_core::glob::Glob;
+use countersign_core::action::IdempotencyKey;
 use countersign_core::{ActionName, AgentName, Confidence, ProposedAction, Status};
 use countersign_store::{ActionQuery, Idempotency, NewAction, QueueQuery};
 use serde::Deserialize;
@@ -18,23 +17,26 @@ use crate::auth::{Caller, not_found};
 use crate::error::{AppError, ErrorBody};
 use crate::event_stream;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::params::{ActionGlob, CursorParam, PageSize, WaitSeconds};
 use crate::revocation::revoked_while_waiting;
 use crate::state::AppState;
-use crate::views::{ActionPage, ActionView, StatusEvent, SubmitBody};
+use crate::views::{ActionPage, ActionView, StatusEvent, StatusView, SubmitBody};
 use crate::watch::ActionWatch;
 
 /// Submits a proposed action; the policy decides at once whether it may run.
 #[utoipa::path(
-    post, path = "/v1/actions", tag = "actions",
+    post, path = "/v1/actions", tag = "actions", operation_id = "submit_action",
     request_body = SubmitBody,
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "Retry-safe submission: a repeated key with the same body returns the first answer")),
+        pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$",
+        description = "Retry-safe submission: a repeated key with the same body returns the first answer. The same as the body's `idempotency_key`: sent both ways, the two must be the same key (`422 invalid_idempotency_key`)")),
     responses(
         (status = 201, description = "A new action, classified", body = ActionView),
         (status = 200, description = "An idempotent replay: the first answer", body = ActionView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 400, description = "Malformed JSON, a key named twice, or an `Idempotency-Key` header that is not visible ASCII", body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, description = "Invalid action name; args, reasoning or context too large; an idempotency key reused with another body; or a callback_url outside the server's callback_allow (`callback_not_allowed`)", body = ErrorBody),
+        (status = 422, description = "Invalid action name; args, reasoning or context larger than the server's limits; the `Idempotency-Key` header and the body's `idempotency_key` naming different keys (`invalid_idempotency_key`); or a key this agent used before with another body (`idempotency_mismatch`); or a callback_url outside the server's callback_allow (`callback_not_allowed`)", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -96,13 +98,29 @@ pub async fn submit(
     };
     let now = state.clock().now();
     let policy = state.policy().current();
-    let mut new_action = NewAction::classify(&policy, proposal, now);
-    new_action.owner = caller.token.owner.clone();
+    let grants = state
+        .grants()
+        .for_agent(state.store(), &agent_name, now)
+        .await?;
+    let mut new_action =
+        NewAction::classify_granted(&policy, proposal, caller.token.owner.clone(), &grants, now);
     new_action.token_id = Some(caller.token.id.clone());
     new_action.idempotency = idempotency;
     new_action.callback_url = callback_url;
+    let candidates = new_action.grants.clone();
     let submitted = state.store().submit(new_action).await?;
     let record = &submitted.record;
+    // Candidates tried before the one used (or all, if none was) cover nothing any more.
+    let dead = match &record.grant {
+        Some(used) => candidates
+            .iter()
+            .take_while(|id| *id != used)
+            .cloned()
+            .collect(),
+        None if !submitted.replayed => candidates,
+        None => Vec::new(),
+    };
+    state.grants().forget(&agent_name, &dead);
     if submitted.replayed {
         state.metrics().replayed();
         return Ok((StatusCode::OK, Json(ActionView::from(record))));
@@ -244,14 +262,16 @@ fn check_prose_sizes(state: &AppState, body: &SubmitBody) -> Result<(), AppError
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ShowQuery {
-    /// Wait up to this many seconds for the status to leave `pending` (capped by the server).
-    wait: Option<u64>,
+    /// Wait up to this many seconds (at most 3600) for the status to leave `pending`. The
+    /// server ends a wait sooner when its `max_wait_seconds` is lower (default 300).
+    #[param(inline)]
+    wait: Option<WaitSeconds>,
 }
 
 /// One action; with `wait`, answers as soon as its status leaves `pending`, or when the
 /// wait ends, or with `401` as soon as the caller's token is revoked.
 #[utoipa::path(
-    get, path = "/v1/actions/{id}", tag = "actions",
+    get, path = "/v1/actions/{id}", tag = "actions", operation_id = "show_action",
     params(("id" = String, Path, description = "The action id"), ShowQuery),
     responses(
         (status = 200, description = "The action", body = ActionView),
@@ -268,7 +288,10 @@ pub async fn show(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Response, AppError> {
-    let wait = query.wait.unwrap_or(0).min(state.limits().max_wait_seconds);
+    let wait = query
+        .wait
+        .map_or(0, WaitSeconds::get)
+        .min(state.limits().max_wait_seconds);
     if wait == 0 {
         let record = state
             .store()
@@ -317,7 +340,7 @@ pub async fn show(
 /// object. The first event is the action as it is now; the stream ends after the event
 /// that carries a final status, or as soon as the caller's token is revoked.
 #[utoipa::path(
-    get, path = "/v1/actions/{id}/events", tag = "actions",
+    get, path = "/v1/actions/{id}/events", tag = "actions", operation_id = "watch_action",
     params(("id" = String, Path, description = "The action id")),
     responses(
         (status = 200, description = "An event stream of `status` events whose data is the action object",
@@ -351,14 +374,20 @@ pub async fn events(
 pub struct ListQuery {
     /// `pending` (the default: the review queue, oldest deadline first) or another status
     /// (newest first).
-    status: Option<String>,
-    /// A glob on the action name, e.g. `refund.*`.
-    action: Option<String>,
+    #[param(inline)]
+    status: Option<StatusView>,
+    /// A glob on the action name: name characters, `*` for any run and `?` for any one
+    /// character, e.g. `refund.*`.
+    #[param(inline)]
+    action: Option<ActionGlob>,
     /// Page size, 1 to 1000 (default 50); a page also ends early, with a `next_cursor`, once
     /// it holds the server's `max_page_bytes`.
-    limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<PageSize>,
+    /// The `next_cursor` of the previous page: `KEY.ID`, the last item's sort key in
+    /// milliseconds and its id.
+    #[param(inline)]
+    cursor: Option<CursorParam>,
 }
 
 /// The review queue: pending actions, oldest deadline first. With another `status`, the
@@ -379,26 +408,18 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ActionPage>, AppError> {
     caller.require_reviewer("listing actions")?;
-    let status = match query.status.as_deref() {
-        None => Status::Pending,
-        Some(text) => text
-            .parse::<Status>()
-            .map_err(|e| AppError::bad_request("invalid_query", format!("status: {e}")))?,
-    };
-    let action = query
-        .action
-        .as_deref()
-        .map(|pattern| Glob::parse(pattern, is_action_name_char, ACTION_NAME_CHARS))
-        .transpose()
-        .map_err(|e| AppError::bad_request("invalid_query", format!("action: {e}")))?;
-    let limit = query.limit.unwrap_or(0);
+    let status = query.status.map_or(Status::Pending, Status::from);
+    let action = query.action.map(|glob| glob.0);
+    // 0: the store's default page size.
+    let limit = query.limit.map_or(0, PageSize::as_u32);
+    let cursor = query.cursor.map(|cursor| cursor.0);
     let page = if status == Status::Pending {
         state
             .store()
             .queue(QueueQuery {
                 action,
                 limit,
-                cursor: query.cursor,
+                cursor,
                 max_bytes: state.limits().max_page_bytes,
             })
             .await?
@@ -410,7 +431,7 @@ pub async fn list(
                 action,
                 agent: None,
                 limit,
-                cursor: query.cursor,
+                cursor,
                 max_bytes: state.limits().max_page_bytes,
             })
             .await?

@@ -9,12 +9,13 @@ use utoipa::IntoParams;
 use countersign_core::audit::checkpoint::{self, CheckpointError};
 use countersign_core::audit::note::{NoteError, NoteVerifier};
 use countersign_store::CheckpointClaim;
-use utoipa::ToSchema;
 
+use crate::audit_views::VerifyRequest;
 use crate::auth::Caller;
 use crate::checkpoints::stored_claim;
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery};
+use crate::params::{PageSize, Seq};
 use crate::state::AppState;
 use crate::views::{AuditEntryView, AuditPage, VerifyView};
 
@@ -23,10 +24,12 @@ use crate::views::{AuditEntryView, AuditPage, VerifyView};
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries with a sequence number above this (default 0: from the start).
-    after: Option<u64>,
+    #[param(inline)]
+    after: Option<Seq>,
     /// Page size, 1 to 1000 (default 100). A page also ends early once it holds the
     /// server's `max_page_bytes`; `next_after` then says where to go on.
-    limit: Option<u32>,
+    #[param(inline)]
+    limit: Option<PageSize>,
 }
 
 /// Audit entries in order.
@@ -46,14 +49,11 @@ pub async fn list(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, AppError> {
     caller.require_admin("reading the audit log")?;
-    let limit = match query.limit.unwrap_or(100) {
-        0 => 100,
-        n => n.min(1000),
-    };
+    let limit = query.limit.map_or(100, PageSize::as_u32);
     let max_bytes = state.limits().max_page_bytes;
     let entries = state
         .store()
-        .audit(query.after.unwrap_or(0), limit, max_bytes)
+        .audit(query.after.map_or(0, Seq::get), limit, max_bytes)
         .await?;
     // A full page, or one the byte bound ended early: there may be more after it.
     let bytes: usize = entries.iter().map(|e| e.stored_bytes()).sum();
@@ -71,7 +71,7 @@ pub async fn list(
 /// server's key), and every action's stored state against its entries. A damaged file is
 /// reported in the answer (`ok: false`, `damage`), not as an error.
 #[utoipa::path(
-    get, path = "/v1/audit/verify", tag = "audit",
+    get, path = "/v1/audit/verify", tag = "audit", operation_id = "verify_audit",
     responses(
         (status = 200, description = "The verification result (`ok` false when anything is wrong)", body = VerifyView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -96,17 +96,6 @@ pub async fn verify(
     }
     let report = state.store().verify_audit_against(claims).await?;
     Ok(Json(VerifyView::new(&report, unverified)))
-}
-
-/// `POST /v1/audit/verify`: checkpoints kept outside the database, to check the log against.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
-    /// One signed checkpoint note, or several one after another (a publish file).
-    checkpoint: String,
-    /// The verifier key (`NAME+HASH+BASE64`) that signed them; default: this server's.
-    #[serde(default)]
-    key: Option<String>,
 }
 
 /// Verifies the log as `GET` does, and against the checkpoints given: a log that no longer

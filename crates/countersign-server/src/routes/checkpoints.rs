@@ -11,7 +11,7 @@ use crate::views::CheckpointView;
 
 /// The latest signed checkpoint, with the verifier key that checks it.
 #[utoipa::path(
-    get, path = "/v1/audit/checkpoint", tag = "audit",
+    get, path = "/v1/audit/checkpoint", tag = "audit", operation_id = "latest_checkpoint",
     responses(
         (status = 200, description = "The latest checkpoint", body = CheckpointView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -37,7 +37,7 @@ pub async fn latest(
 /// Signs the chain head now (and publishes it). `200` with the latest checkpoint when it
 /// already covers the head.
 #[utoipa::path(
-    post, path = "/v1/audit/checkpoints", tag = "audit",
+    post, path = "/v1/audit/checkpoints", tag = "audit", operation_id = "sign_checkpoint",
     responses(
         (status = 201, description = "A new checkpoint of the current head", body = CheckpointView),
         (status = 200, description = "The latest checkpoint already covers the head", body = CheckpointView),

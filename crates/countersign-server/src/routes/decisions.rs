@@ -4,18 +4,18 @@
 use axum::Json;
 use axum::extract::State;
 use countersign_core::lifecycle::Verdict;
-use countersign_store::{NewOutcome, OutcomeStatus};
+use countersign_store::NewOutcome;
 
 use crate::auth::{Caller, not_found};
 use crate::decision::{self, VerdictRequest};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::views::{ActionView, DecisionBody, OutcomeBody, OutcomeStatusBody, VerdictBody};
+use crate::views::{ActionView, DecisionBody, OutcomeBody};
 
 /// Records a reviewer's verdict: approve, reject, or modify (approve other arguments).
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/decisions", tag = "decisions",
+    post, path = "/v1/actions/{id}/decisions", tag = "decisions", operation_id = "decide_action",
     params(("id" = String, Path, description = "The action id")),
     request_body = DecisionBody,
     responses(
@@ -38,11 +38,7 @@ pub async fn decide(
     ApiJson(body): ApiJson<DecisionBody>,
 ) -> Result<Json<ActionView>, AppError> {
     caller.require_reviewer("deciding on an action")?;
-    let verdict = match body.verdict {
-        VerdictBody::Approve => Verdict::Approve,
-        VerdictBody::Reject => Verdict::Reject,
-        VerdictBody::Modify => Verdict::Modify,
-    };
+    let verdict = Verdict::from(body.verdict);
     let request = VerdictRequest {
         verdict,
         args: body.args,
@@ -55,7 +51,7 @@ pub async fn decide(
 
 /// The agent withdraws its pending action.
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/cancel", tag = "decisions",
+    post, path = "/v1/actions/{id}/cancel", tag = "decisions", operation_id = "cancel_action",
     params(("id" = String, Path, description = "The action id")),
     responses(
         (status = 200, description = "The cancelled action", body = ActionView),
@@ -84,7 +80,7 @@ pub async fn cancel(
 
 /// The agent reports whether running the action succeeded.
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/outcome", tag = "decisions",
+    post, path = "/v1/actions/{id}/outcome", tag = "decisions", operation_id = "report_outcome",
     params(("id" = String, Path, description = "The action id")),
     request_body = OutcomeBody,
     responses(
@@ -112,10 +108,6 @@ pub async fn outcome(
         .await?
         .ok_or_else(|| not_found(&id))?;
     caller.check_own(&record, "reporting an outcome")?;
-    let status = match body.status {
-        OutcomeStatusBody::Succeeded => OutcomeStatus::Succeeded,
-        OutcomeStatusBody::Failed => OutcomeStatus::Failed,
-    };
     let now = state.clock().now();
     let record = state
         .store()
@@ -123,7 +115,7 @@ pub async fn outcome(
             id,
             caller.actor(),
             NewOutcome {
-                status,
+                status: body.status.into(),
                 detail: body.detail,
             },
             now,

@@ -6,10 +6,13 @@ mod audit;
 mod checkpoints;
 pub mod decisions;
 pub mod deliveries;
+mod grants;
 mod ops;
+mod policy;
 mod reviews;
 mod slack;
 pub mod tokens;
+mod users;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -25,6 +28,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(actions::submit, actions::list))
         .routes(routes!(actions::show))
         .routes(routes!(actions::events))
+        .routes(routes!(policy::classify))
         .routes(routes!(decisions::decide))
         .routes(routes!(decisions::cancel))
         .routes(routes!(decisions::outcome))
@@ -39,6 +43,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::retry))
         .routes(routes!(slack::interactions))
+        .routes(routes!(grants::create, grants::list))
+        .routes(routes!(grants::show))
+        .routes(routes!(grants::revoke))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::password))
+        .routes(routes!(users::disable))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
@@ -47,7 +57,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> axum::Router {
     let (router, _) = api().split_for_parts();
     let limit = state.limits().max_body_bytes;
+    // The web UI's pages are routes of their own, outside the API document.
     router
+        .merge(crate::web::router(state.clone()))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -3,26 +3,31 @@
 
 use axum::Json;
 use axum::extract::State;
-use countersign_store::{NewReview, ReviewQuery, ReviewVerdict};
+use countersign_store::{NewReview, ReviewQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::params::{CursorParam, PageSize};
 use crate::state::AppState;
-use crate::views::{ActionPage, ActionView, ReviewBody, ReviewVerdictBody};
+use crate::views::{ActionPage, ActionView, ReviewBody, ReviewQueue};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReviewsQuery {
     /// `open` (the default) or `done`.
-    status: Option<String>,
+    #[param(inline)]
+    status: Option<ReviewQueue>,
     /// Page size, 1 to 1000 (default 50); a page also ends early, with a `next_cursor`, once
     /// it holds the server's `max_page_bytes`.
-    limit: Option<u32>,
-    cursor: Option<String>,
+    #[param(inline)]
+    limit: Option<PageSize>,
+    /// The `next_cursor` of the previous page.
+    #[param(inline)]
+    cursor: Option<CursorParam>,
 }
 
 /// The post-hoc review queue, oldest first.
@@ -42,22 +47,14 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ReviewsQuery>,
 ) -> Result<Json<ActionPage>, AppError> {
     caller.require_reviewer("listing reviews")?;
-    let reviewed = match query.status.as_deref() {
-        None | Some("open") => false,
-        Some("done") => true,
-        Some(other) => {
-            return Err(AppError::bad_request(
-                "invalid_query",
-                format!("status: expected \"open\" or \"done\", found {other:?}"),
-            ));
-        }
-    };
+    let reviewed = query.status.unwrap_or_default() == ReviewQueue::Done;
     let page = state
         .store()
         .reviews(ReviewQuery {
             reviewed,
-            limit: query.limit.unwrap_or(0),
-            cursor: query.cursor,
+            // 0: the store's default page size.
+            limit: query.limit.map_or(0, PageSize::as_u32),
+            cursor: query.cursor.map(|cursor| cursor.0),
             max_bytes: state.limits().max_page_bytes,
         })
         .await?;
@@ -71,7 +68,7 @@ pub async fn list(
 /// not have). The agent's owner, and the agent itself, may not review its actions, as they
 /// may not decide on them.
 #[utoipa::path(
-    post, path = "/v1/actions/{id}/review", tag = "reviews",
+    post, path = "/v1/actions/{id}/review", tag = "reviews", operation_id = "review_action",
     params(("id" = String, Path, description = "The action id")),
     request_body = ReviewBody,
     responses(
@@ -94,10 +91,6 @@ pub async fn review(
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<ActionView>, AppError> {
     caller.require_reviewer("reviewing an action")?;
-    let verdict = match body.verdict {
-        ReviewVerdictBody::Ok => ReviewVerdict::Ok,
-        ReviewVerdictBody::Flag => ReviewVerdict::Flag,
-    };
     let now = state.clock().now();
     let record = state
         .store()
@@ -105,7 +98,7 @@ pub async fn review(
             id,
             caller.actor(),
             NewReview {
-                verdict,
+                verdict: body.verdict.into(),
                 note: body.note,
             },
             now,

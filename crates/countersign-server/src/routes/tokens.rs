@@ -4,9 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use countersign_core::Name;
-use countersign_core::identity::{self, Claim};
-use countersign_store::{Actor, NewToken, Role};
+use countersign_store::NewToken;
 
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorBody};
@@ -28,7 +26,7 @@ use crate::views::{CreatedTokenView, TokenBody, TokenList, TokenView};
         (status = 201, description = "The new token with its secret", body = CreatedTokenView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "The name is taken in another case or by the other kind of identity, or the agent has another owner", body = ErrorBody),
-        (status = 422, description = "Invalid role, name, group or owner, or a reserved name", body = ErrorBody),
+        (status = 422, description = "Invalid role, name, group or owner, a reserved name, an owner for a person, or an agent named as its own owner", body = ErrorBody),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "The body is larger than the server accepts", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
@@ -41,7 +39,14 @@ pub async fn create(
     ApiJson(body): ApiJson<TokenBody>,
 ) -> Result<(StatusCode, Json<CreatedTokenView>), AppError> {
     caller.require_admin("creating tokens")?;
-    let new_token = parse_new_token(body, caller.actor(), state.clock().now())?;
+    let new_token = NewToken::parse(
+        &body.role,
+        &body.name,
+        &body.groups,
+        body.owner.as_deref(),
+        caller.actor(),
+        state.clock().now(),
+    )?;
     let created = state.store().create_token(new_token).await?;
     Ok((
         StatusCode::CREATED,
@@ -94,53 +99,4 @@ pub async fn revoke(
         .await?;
     tracing::info!(id = %token.id, name = %token.name, by = %caller.name(), "token revoked");
     Ok(Json(TokenView::from(&token)))
-}
-
-/// Parses a token request: a valid role, a name usable as an identity, clean groups. Names,
-/// owners and groups are folded to lowercase here, once, so that new names are stored in
-/// one canonical spelling; `countersign_core::identity::check_claim` refuses reserved names
-/// and owners of anything but agents. Whether the name is free is the store's to decide,
-/// inside its write transaction.
-pub fn parse_new_token(
-    body: TokenBody,
-    created_by: Actor,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<NewToken, AppError> {
-    let role: Role = body
-        .role
-        .parse()
-        .map_err(|e| AppError::invalid("invalid_role", format!("role: {e}")))?;
-    let name = Name::parse(&body.name)
-        .map_err(|e| AppError::invalid("invalid_name", format!("name {:?}: {e}", body.name)))?;
-    let mut groups: Vec<Name> = Vec::with_capacity(body.groups.len());
-    for group in &body.groups {
-        let group = Name::parse(group)
-            .map_err(|e| AppError::invalid("invalid_group", format!("group {group:?}: {e}")))?;
-        if !groups.contains(&group) {
-            groups.push(group);
-        }
-    }
-    // The owner is compared with reviewers' names, so it must be a name they could have: an
-    // owner like "olivia " would never match and never keep olivia from approving.
-    let owner = body
-        .owner
-        .as_deref()
-        .map(|owner| {
-            Name::parse(owner)
-                .map_err(|e| AppError::invalid("invalid_owner", format!("owner {owner:?}: {e}")))
-        })
-        .transpose()?;
-    identity::check_claim(&Claim {
-        name: name.as_str(),
-        kind: role.identity_kind(),
-        owner: owner.as_ref().map(Name::as_str),
-    })?;
-    Ok(NewToken {
-        name,
-        role,
-        groups,
-        owner,
-        created_by,
-        at,
-    })
 }

@@ -13,7 +13,9 @@ use countersign_store::{SqliteOptions, SqliteStore, Store};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Options, Server, TempDir, code, large_refund, spawn, spawn_with};
+use tempfile::TempDir;
+
+use crate::fixture::{Options, Server, code, large_refund, scratch, spawn, spawn_with};
 
 /// The same key for every run of the server on a directory (as the key file gives it).
 fn signer() -> NoteSigner {
@@ -21,11 +23,11 @@ fn signer() -> NoteSigner {
 }
 
 fn published(dir: &TempDir) -> std::path::PathBuf {
-    dir.0.join("published.checkpoints")
+    dir.path().join("published.checkpoints")
 }
 
 async fn spawn_signing(dir: Option<Arc<TempDir>>) -> Server {
-    let dir = dir.unwrap_or_else(|| Arc::new(TempDir::new()));
+    let dir = dir.unwrap_or_else(scratch);
     let publish = Publish {
         file: Some(published(&dir)),
         webhook: None,
@@ -44,7 +46,7 @@ async fn spawn_signing(dir: Option<Arc<TempDir>>) -> Server {
 
 /// Runs SQL on the stopped server's file, the audit log's guard triggers dropped first.
 fn tamper(dir: &TempDir, sql: &str) {
-    let conn = rusqlite::Connection::open(dir.0.join("countersign.db")).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("countersign.db")).unwrap();
     conn.execute_batch(
         "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete; \
          DROP TRIGGER IF EXISTS checkpoints_no_delete;",
@@ -241,7 +243,7 @@ async fn a_corrupted_page_is_reported_not_served() {
     let server = spawn().await;
     server.submit(large_refund()).await;
     let dir = server.stop().await;
-    let path = dir.0.join("countersign.db");
+    let path = dir.path().join("countersign.db");
     damage_table(&path, "actions");
 
     // At start: refused, with what is wrong and what to do.
@@ -488,7 +490,7 @@ async fn new_checkpoints_are_posted_to_the_webhook_and_failures_counted() {
             "reachable={reachable}: not published or not counted within 5 s"
         );
         if !reachable {
-            let response = reqwest::get(format!("{}/metrics", server.base))
+            let response = reqwest::get(server.url(&["metrics"], &[]))
                 .await
                 .unwrap()
                 .text()

@@ -9,7 +9,8 @@ use countersign_store::Actor;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Server, SseReader, code, large_refund, spawn, until_watched};
+use crate::fixture::{Server, SseReader, code, large_refund, spawn};
+use crate::waiting::until_watched;
 
 /// Creates a token through the API as the admin.
 async fn create_token(server: &Server, body: Value) -> (StatusCode, Value) {
@@ -347,20 +348,14 @@ async fn open_waits(server: &Arc<Server>) -> OpenWaits {
     let streamed = id(&server.submit(large_refund()).await);
     let polled = id(&server.submit(large_refund()).await);
     let lead_polled = id(&server.submit(large_refund()).await);
-    let mut events = server
-        .client
-        .get(format!("{}/v1/actions/{streamed}/events", server.base))
-        .bearer_auth(&server.agent)
-        .send()
-        .await
-        .unwrap();
+    let mut events = server.events(&streamed, &server.agent).await;
     assert_eq!(events.status(), StatusCode::OK);
     let mut sse = SseReader::default();
     assert_eq!(sse.next(&mut events).await.unwrap()["status"], "pending");
     let poll = |token: &str, action: &str| {
         let (server, token) = (server.clone(), token.to_owned());
-        let path = format!("/v1/actions/{action}?wait=300");
-        tokio::spawn(async move { server.call("GET", &path, &token, None).await })
+        let action = action.to_owned();
+        tokio::spawn(async move { server.wait(&action, &token, 300).await })
     };
     let long_poll = poll(&server.agent, &polled);
     let lead_poll = poll(&server.lead, &lead_polled);
@@ -442,7 +437,7 @@ async fn a_token_revoked_by_another_process_ends_its_waits_within_the_bound() {
     let token_id = agent_token_id(&server).await;
     // `countersign token revoke --db`: another store on the same file, whose revocation
     // this server hears nothing of.
-    let path = server.dir.0.join("countersign.db");
+    let path = server.dir.path().join("countersign.db");
     let other = countersign_store::open(path.to_str().unwrap())
         .await
         .unwrap();

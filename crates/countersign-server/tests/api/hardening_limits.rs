@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{Options, Server, SseReader, code, large_refund, spawn_with};
+use crate::fixture::{Options, Server, SseReader, code, large_refund, ok, spawn_with};
 use countersign_server::Limits;
 
 /// Generous: every timeout configured below is a second or less.
@@ -25,9 +25,7 @@ fn limits(change: impl FnOnce(&mut Limits)) -> Options {
 }
 
 async fn connect(server: &Server) -> TcpStream {
-    TcpStream::connect(server.base.trim_start_matches("http://"))
-        .await
-        .unwrap()
+    TcpStream::connect(server.address).await.unwrap()
 }
 
 /// Reads until the server closes the connection; `false` if it is still open after `BOUND`.
@@ -144,14 +142,7 @@ async fn slow_headers_idle_connections_and_slow_bodies_are_cut() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, action) = server
-        .call(
-            "GET",
-            &format!("/v1/actions/{id}?wait=2"),
-            &server.agent,
-            None,
-        )
-        .await;
+    let (status, action) = server.wait(&id, &server.agent, 2).await;
     assert_eq!(
         (status, action["status"].as_str()),
         (StatusCode::OK, Some("pending"))
@@ -234,26 +225,17 @@ async fn until_open_waits(server: &Server, expected: u64) {
 #[tokio::test]
 async fn each_token_holds_at_most_max_waits_per_token_long_polls_and_streams() {
     let server = spawn_with(limits(|l| l.max_waits_per_token = 2)).await;
-    let id = server.submit(large_refund()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = server.submit_id(large_refund()).await;
     let show = format!("/v1/actions/{id}?wait=60");
     let long_poll = tokio::spawn({
         let (client, url, token) = (
             server.client.clone(),
-            format!("{}{show}", server.base),
+            server.url(&["v1", "actions", &id], &[("wait", "60")]),
             server.agent.clone(),
         );
         async move { client.get(url).bearer_auth(token).send().await.unwrap() }
     });
-    let mut stream = server
-        .client
-        .get(format!("{}/v1/actions/{id}/events", server.base))
-        .bearer_auth(&server.agent)
-        .send()
-        .await
-        .unwrap();
+    let mut stream = server.events(&id, &server.agent).await;
     let mut sse = SseReader::default();
     assert_eq!(sse.next(&mut stream).await.unwrap()["status"], "pending");
     until_open_waits(&server, 2).await;
@@ -270,33 +252,14 @@ async fn each_token_holds_at_most_max_waits_per_token_long_polls_and_streams() {
             "{body}"
         );
     }
-    let (status, _) = server
-        .call("GET", &format!("/v1/actions/{id}"), &server.agent, None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    ok(server.show(&id, &server.agent).await);
     // Another token has its own count.
-    let (status, _) = server
-        .call(
-            "GET",
-            &format!("/v1/actions/{id}?wait=1"),
-            &server.lead,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    ok(server.wait(&id, &server.lead, 1).await);
 
     // Closing the stream gives its place back.
     drop(stream);
     until_open_waits(&server, 1).await;
-    let (status, _) = server
-        .call(
-            "GET",
-            &format!("/v1/actions/{id}?wait=1"),
-            &server.agent,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    ok(server.wait(&id, &server.agent, 1).await);
     let (status, _) = server
         .decide(&id, &server.lead, json!({"verdict": "approve"}))
         .await;

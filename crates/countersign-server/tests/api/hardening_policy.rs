@@ -12,7 +12,9 @@ use countersign_store::{NewToken, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Options, Server, TempDir, code, spawn, spawn_with};
+use tempfile::TempDir;
+
+use crate::fixture::{Options, Server, code, scratch, spawn, spawn_with};
 
 /// Refunds by size: huge ones are denied, large ones need two people from finance, the
 /// rest one approval (small ones from anyone, medium ones from support leads).
@@ -292,14 +294,7 @@ async fn decisions_after_the_deadline_are_refused_before_the_sla_worker_acts() {
         );
     }
     server.state.nudge_sla();
-    let (_, action) = server
-        .call(
-            "GET",
-            &format!("/v1/actions/{id}?wait=30"),
-            &server.agent,
-            None,
-        )
-        .await;
+    let (_, action) = server.wait(&id, &server.agent, 30).await;
     assert_eq!(action["status"], "expired");
 }
 
@@ -332,8 +327,8 @@ const GUARDED: &str =
     "version = 1\n\n[[rules]]\nname = \"no drops\"\nactions = [\"db.drop\"]\ntier = \"deny\"\n";
 
 async fn file_policy_server(settle: Duration) -> (Server, std::path::PathBuf, Arc<TempDir>) {
-    let dir = Arc::new(TempDir::new());
-    let path = dir.0.join("policy.toml");
+    let dir = scratch();
+    let path = dir.path().join("policy.toml");
     std::fs::write(&path, GUARDED).unwrap();
     let policy = Arc::new(PolicySource::load(&path).unwrap().with_settle(settle));
     let server = spawn_with(Options {
@@ -422,8 +417,8 @@ async fn a_half_written_policy_file_is_never_loaded() {
 
 #[test]
 fn an_empty_policy_file_is_refused_at_start() {
-    let dir = TempDir::new();
-    let path = dir.0.join("policy.toml");
+    let dir = scratch();
+    let path = dir.path().join("policy.toml");
     std::fs::write(&path, "").unwrap();
     let error = PolicySource::load(&path).unwrap_err().to_string();
     assert!(error.contains("1:1") && error.contains("empty"), "{error}");

@@ -15,16 +15,16 @@ use countersign_server::{ManualClock, Notifications, PolicySource};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use super::fixture::{Options, POLICY, Server, code, large_refund, scratch, spawn_with};
 use super::receivers::{Behaviour, Got, Receiver};
-use super::{Options, POLICY, Server, TempDir, code, large_refund, spawn_with};
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const CALLBACK_SECRET: &str = "whsec_Y2FsbGJhY2stc2VjcmV0LWJ5dGVzLTAxMjM0NTY3";
 
 /// Notifications from a config file's text, through the real config parser.
 pub fn notifications(toml: &str) -> Notifications {
-    let dir = TempDir::new();
-    let path = dir.0.join("countersign.toml");
+    let dir = scratch();
+    let path = dir.path().join("countersign.toml");
     std::fs::write(&path, toml).unwrap();
     let config = config::resolve(
         Some(&path),

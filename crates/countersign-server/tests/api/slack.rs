@@ -10,9 +10,9 @@ use countersign_store::Actor;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use super::fixture::{Options, Server, code, large_refund, spawn_with};
 use super::notify::notifications;
 use super::receivers::{Behaviour, Got, Receiver};
-use super::{Options, Server, code, large_refund, spawn_with};
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 

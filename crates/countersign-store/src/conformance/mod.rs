@@ -2,9 +2,11 @@
 //! feature) so that each backend's tests run the very same story: a SQLite file today, a
 //! PostgreSQL database next.
 
+mod grants;
 mod identity;
 mod lifecycle;
 mod outbox;
+mod people;
 mod records;
 
 use chrono::{DateTime, Utc};
@@ -143,4 +145,7 @@ pub async fn story(store: &dyn Store) {
     records::checkpoints(store).await;
     // Last: it installs an event router, which the earlier parts do without.
     outbox::outbox(store).await;
+    people::people(store).await;
+    people::reviewer_reads(store).await;
+    grants::grants(store).await;
 }

@@ -8,9 +8,9 @@ use rusqlite::{Connection, params};
 use serde_json::json;
 
 use super::chain::{self, Head};
-use super::ops::with_token;
 use super::rows::{self, millis, to_json};
 use crate::audit_log::{AuditEntry, NewAuditEntry, kind};
+use crate::entries::with_token;
 use crate::error::StoreError;
 use crate::ids;
 use crate::record::Actor;
@@ -41,7 +41,9 @@ type Related = (String, Role, Option<String>, bool);
 /// that the identity rules need to see. SQLite's `lower()` folds ASCII only, as names do.
 /// A scan of the tokens table, which holds one row per token ever created, inside the
 /// writer's transaction: what it finds cannot change before the new token is inserted.
-fn related_tokens(
+/// People with a web login count as persons (live unless disabled): a login and a token
+/// of one name are one identity.
+pub(super) fn related_tokens(
     conn: &Conn,
     name: &str,
     owner: Option<&str>,
@@ -50,7 +52,9 @@ fn related_tokens(
     let owner = owner.map_or_else(|| name.clone(), str::to_ascii_lowercase);
     let mut statement = conn.prepare_cached(
         "SELECT name, role, owner, revoked_at IS NULL FROM tokens \
-         WHERE lower(name) IN (?1, ?2) OR lower(owner) IN (?1, ?2)",
+         WHERE lower(name) IN (?1, ?2) OR lower(owner) IN (?1, ?2) \
+         UNION ALL SELECT name, 'reviewer', NULL, disabled_at IS NULL FROM users \
+         WHERE name IN (?1, ?2)",
     )?;
     let rows = statement
         .query_map(params![name, owner], |row| {

@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 4] = [
+const MIGRATIONS: [(u32, &str); 6] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -17,7 +17,12 @@ const MIGRATIONS: [(u32, &str); 4] = [
         3,
         include_str!("../../migrations/sqlite/0003_checkpoints.sql"),
     ),
-    (4, include_str!("../../migrations/sqlite/0004_outbox.sql")),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_people_and_review_ui.sql"),
+    ),
+    (5, include_str!("../../migrations/sqlite/0005_grants.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_outbox.sql")),
 ];
 
 /// The schema version this build writes.

@@ -11,13 +11,16 @@ mod admin_ops;
 mod chain;
 mod checkpoints;
 mod errors;
-mod health;
+mod grant_ops;
+pub(crate) mod health;
 mod migrations;
 mod ops;
 mod outbox_ops;
+mod people_ops;
 mod read;
-mod rows;
-mod verify;
+pub(crate) mod rows;
+mod ui_read;
+pub(crate) mod verify;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -33,21 +36,25 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use self::chain::Head;
 use self::health::Health;
 use self::outbox_ops::Emitter;
-pub use self::outbox_ops::outbox_kind;
 use self::writer::{Command, Counters, Job, Writer};
 use crate::audit_log::{
     AuditEntry, AuditHead, AuditReport, CheckpointClaim, CommitStats, NewAuditEntry, NewCheckpoint,
     StoreHealth, StoredCheckpoint,
 };
 use crate::error::StoreError;
+use crate::grants::{GrantQuery, GrantRecord, NewGrant};
 use crate::outbox::{
     Delivery, DeliveryQuery, EventRouter, Notifications, OutboxSignal, Person, SlackLink, Tried,
 };
+use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
     Page, QueueQuery, ReviewQuery, Submitted,
 };
 use crate::token::{CreatedToken, NewToken, Token};
+use crate::ui_query::{
+    AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, TierCounts,
+};
 use crate::{BoxFuture, Store, StoreResult};
 use countersign_core::name::Name;
 
@@ -471,6 +478,25 @@ pub async fn latest_checkpoint_in_file(
     .map_err(|e| StoreError::Stopped(format!("reading the checkpoint stopped: {e}")))?
 }
 
+/// Creates or migrates the database file at `path` (`countersign migrate`); returns the
+/// versions applied now and the version it is at.
+pub async fn migrate_file(path: impl AsRef<Path>) -> StoreResult<(Vec<i32>, i32)> {
+    let path = path.as_ref().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let before = if path.is_file() {
+            migrations::user_version(&open_reader(&path)?)?
+        } else {
+            0
+        };
+        drop(open_writer(&path, false)?);
+        let latest = migrations::LATEST;
+        let applied = (before + 1..=latest).map(|v| v as i32).collect();
+        Ok((applied, latest as i32))
+    })
+    .await
+    .map_err(|e| StoreError::Stopped(format!("migrating the database stopped: {e}")))?
+}
+
 /// How long a health probe may wait for the writer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -727,6 +753,136 @@ impl Store for SqliteStore {
 
     fn is_writable(&self) -> bool {
         self.is_open() && self.health.current() == StoreHealth::Ok
+    }
+
+    fn create_grant(&self, grant: NewGrant) -> BoxFuture<'_, StoreResult<GrantRecord>> {
+        Box::pin(self.write(
+            move |conn, head| grant_ops::create_grant(conn, head, grant),
+            no_action,
+        ))
+    }
+
+    fn grants(&self, query: GrantQuery) -> BoxFuture<'_, StoreResult<Vec<GrantRecord>>> {
+        Box::pin(async move { self.readers.with(|c| grant_ops::grants(c, &query)) })
+    }
+
+    fn grant<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<GrantRecord>>> {
+        Box::pin(async move { self.readers.with(|c| grant_ops::grant(c, id)) })
+    }
+
+    fn revoke_grant(
+        &self,
+        id: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<GrantRecord>> {
+        Box::pin(self.write(
+            move |conn, head| grant_ops::revoke_grant(conn, head, &id, &actor, now),
+            no_action,
+        ))
+    }
+
+    fn create_user(&self, user: NewUser) -> BoxFuture<'_, StoreResult<User>> {
+        Box::pin(self.write(
+            move |conn, head| people_ops::create_user(conn, head, user),
+            no_action,
+        ))
+    }
+
+    fn user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<User>>> {
+        Box::pin(async move { self.readers.with(|c| people_ops::user(c, name)) })
+    }
+
+    fn users(&self) -> BoxFuture<'_, StoreResult<Vec<User>>> {
+        Box::pin(async move { self.readers.with(|c| people_ops::users(c)) })
+    }
+
+    fn change_password(
+        &self,
+        name: Name,
+        password_hash: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>> {
+        Box::pin(self.write(
+            move |conn, head| {
+                people_ops::change_password(conn, head, &name, &password_hash, &actor, now)
+            },
+            no_action,
+        ))
+    }
+
+    fn disable_user(
+        &self,
+        name: Name,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<User>> {
+        Box::pin(async move {
+            let (user, revoked) = self
+                .write(
+                    move |conn, head| people_ops::disable_user(conn, head, &name, &actor, now),
+                    no_action,
+                )
+                .await?;
+            // Committed: the person's open waits end now, as for any revocation.
+            for id in revoked {
+                let _ = self.revocations.send(id);
+            }
+            Ok(user)
+        })
+    }
+
+    fn start_session(&self, session: NewSession) -> BoxFuture<'_, StoreResult<StartedSession>> {
+        Box::pin(self.write(
+            move |conn, head| people_ops::start_session(conn, head, session),
+            no_action,
+        ))
+    }
+
+    fn signed_in<'a>(&'a self, secret: &'a str) -> BoxFuture<'a, StoreResult<Option<SignedIn>>> {
+        Box::pin(async move { self.readers.with(|c| people_ops::signed_in(c, secret)) })
+    }
+
+    fn touch_session(
+        &self,
+        id: String,
+        now: DateTime<Utc>,
+        reauthenticated: bool,
+    ) -> BoxFuture<'_, StoreResult<Session>> {
+        Box::pin(self.write(
+            move |conn, _| people_ops::touch_session(conn, &id, now, reauthenticated),
+            no_action,
+        ))
+    }
+
+    fn end_session(&self, id: String, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<Session>> {
+        Box::pin(self.write(
+            move |conn, head| people_ops::end_session(conn, head, &id, now),
+            no_action,
+        ))
+    }
+
+    fn pending(
+        &self,
+        query: PendingQuery,
+    ) -> BoxFuture<'_, StoreResult<PendingPage<ActionRecord>>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::pending(c, &query)) })
+    }
+
+    fn pending_counts(&self) -> BoxFuture<'_, StoreResult<TierCounts>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::pending_counts(c)) })
+    }
+
+    fn last_approved<'a>(
+        &'a self,
+        query: LastApproved<'a>,
+    ) -> BoxFuture<'a, StoreResult<Option<ActionRecord>>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::last_approved(c, &query)) })
+    }
+
+    fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>> {
+        Box::pin(async move { self.readers.with(|c| ui_read::audit_window(c, &filter)) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -9,31 +9,20 @@ use countersign_core::identity::IdentityError;
 use countersign_core::name::Name;
 use countersign_core::notify::EventKind;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 use super::chain::{self, Head};
-use super::ops::with_token;
 use super::rows::{self, from_millis, millis};
 use crate::audit_log::SYSTEM_ACTOR;
+use crate::entries;
 use crate::error::StoreError;
 use crate::outbox::{
     Attempt, Delivery, DeliveryQuery, DeliveryStatus, Event, EventRouter, OutboxSignal, Person,
-    SlackLink, Tried,
+    SlackLink, Tried, outbox_kind,
 };
 use crate::record::{ActionRecord, Actor, Page, page_limit};
 use crate::token::Role;
 
 type Conn = Connection;
-
-/// Audit entry kinds of the outbox and the Slack links.
-pub mod outbox_kind {
-    /// Every try of a delivery failed (the body says which, where, and the last error).
-    pub const DELIVERY_FAILED: &str = "delivery_failed";
-    /// An admin put a failed delivery back in its lane.
-    pub const DELIVERY_RETRIED: &str = "delivery_retried";
-    pub const SLACK_LINKED: &str = "slack_linked";
-    pub const SLACK_UNLINKED: &str = "slack_unlinked";
-}
 
 /// What a write job emits events through: the router in force when the job was queued,
 /// and the signal that publishes new lanes after the commit.
@@ -258,14 +247,6 @@ pub(crate) fn finish(
                      next_attempt_at = NULL, last_error = ?, finished_at = ? WHERE id = ?",
                 )?
                 .execute(params![attempts, error, millis(now), id])?;
-                let body = json!({
-                    "delivery": id,
-                    "event": delivery.event_id,
-                    "event_kind": delivery.event_kind.as_str(),
-                    "target": delivery.target,
-                    "attempts": attempts,
-                    "last_error": error,
-                });
                 chain::append(
                     conn,
                     head,
@@ -273,7 +254,7 @@ pub(crate) fn finish(
                     outbox_kind::DELIVERY_FAILED,
                     SYSTEM_ACTOR,
                     &delivery.action_id,
-                    body.to_string(),
+                    entries::delivery_failed_body(&delivery, attempts, &error),
                 )?;
             }
         }
@@ -340,13 +321,6 @@ pub(crate) fn retry(
          finished_at = NULL WHERE id = ?",
     )?
     .execute(params![millis(now), id as i64])?;
-    let body = json!({
-        "delivery": id,
-        "event": delivery.event_id,
-        "event_kind": delivery.event_kind.as_str(),
-        "target": delivery.target,
-        "attempts_before": delivery.attempts,
-    });
     chain::append(
         conn,
         head,
@@ -354,7 +328,7 @@ pub(crate) fn retry(
         outbox_kind::DELIVERY_RETRIED,
         actor.name.as_str(),
         &delivery.action_id,
-        with_token(body, actor.token_id.as_deref()),
+        entries::delivery_retried_body(&delivery, actor),
     )?;
     signal.stage(&delivery.lane);
     load(conn, id)
@@ -416,7 +390,6 @@ pub(crate) fn link_slack(
         "INSERT OR REPLACE INTO slack_links (slack_user, name, linked_at) VALUES (?, ?, ?)",
     )?
     .execute(params![slack_user, name.as_str(), millis(now)])?;
-    let body = json!({"slack_user": slack_user, "name": name.as_str()});
     chain::append(
         conn,
         head,
@@ -424,7 +397,7 @@ pub(crate) fn link_slack(
         outbox_kind::SLACK_LINKED,
         actor.name.as_str(),
         "",
-        with_token(body, actor.token_id.as_deref()),
+        entries::slack_link_body(slack_user, name, actor),
     )?;
     Ok(SlackLink {
         slack_user: slack_user.to_owned(),
@@ -444,7 +417,6 @@ pub(crate) fn unlink_slack(
         .ok_or_else(|| StoreError::SlackLinkNotFound(slack_user.to_owned()))?;
     conn.prepare_cached("DELETE FROM slack_links WHERE slack_user = ?")?
         .execute([slack_user])?;
-    let body = json!({"slack_user": slack_user, "name": link.name.as_str()});
     chain::append(
         conn,
         head,
@@ -452,7 +424,7 @@ pub(crate) fn unlink_slack(
         outbox_kind::SLACK_UNLINKED,
         actor.name.as_str(),
         "",
-        with_token(body, actor.token_id.as_deref()),
+        entries::slack_link_body(slack_user, &link.name, actor),
     )?;
     Ok(link)
 }
@@ -501,26 +473,12 @@ pub(crate) fn slack_person(conn: &Conn, slack_user: &str) -> Result<Option<Perso
     let Some(link) = slack_link(conn, slack_user)? else {
         return Ok(None);
     };
-    let mut person = Person {
-        name: link.name.clone(),
-        groups: Vec::new(),
-        admin: false,
-        active: false,
-    };
+    let login = super::people_ops::user(conn, link.name.as_str())?;
+    let mut tokens = Vec::new();
     for (role, groups, live) in tokens_named(conn, &link.name)? {
-        if !live || role == Role::Agent {
-            continue;
-        }
-        person.active = true;
-        person.admin |= role == Role::Admin;
         let groups: Vec<String> = serde_json::from_str(&groups)
             .map_err(|e| StoreError::Corrupt(format!("token groups: {e}")))?;
-        for group in groups {
-            let group = rows::name(&group, "group")?;
-            if !person.groups.contains(&group) {
-                person.groups.push(group);
-            }
-        }
+        tokens.push((role, rows::names_from(groups, "group")?, live));
     }
-    Ok(Some(person))
+    Ok(Some(Person::from_parts(link.name, login.as_ref(), tokens)))
 }

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::rows::{self, ACTION_COLUMNS, AUDIT_COLUMNS, TOKEN_COLUMNS, millis};
 use crate::audit_log::AuditEntry;
+use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::record::{
     ActionQuery, ActionRecord, DueDeadline, Page, QueueQuery, ReviewQuery, page_bytes, page_limit,
@@ -25,28 +26,9 @@ pub(crate) fn action(conn: &Conn, id: &str) -> Result<Option<ActionRecord>, Stor
     }
 }
 
-/// Queue cursors are `DEADLINE_MILLIS.ID`.
-fn queue_cursor(cursor: &str) -> Result<(i64, &str), StoreError> {
-    let bad = || StoreError::BadCursor(cursor.to_owned());
-    let (deadline, id) = cursor.split_once('.').ok_or_else(bad)?;
-    let deadline = deadline.parse().map_err(|_| bad())?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(bad());
-    }
-    Ok((deadline, id))
-}
-
-/// Listing cursors are an id.
-fn id_cursor(cursor: &str) -> Result<&str, StoreError> {
-    if cursor.is_empty() || !cursor.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(StoreError::BadCursor(cursor.to_owned()));
-    }
-    Ok(cursor)
-}
-
 pub(crate) fn queue(conn: &Conn, query: &QueueQuery) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
-    let after = query.cursor.as_deref().map(queue_cursor).transpose()?;
+    let after = query.cursor.as_deref().map(Cursor::parse).transpose()?;
     // Only fixed fragments are spliced in; values are bound.
     let mut sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE status = 'pending'");
     // A literal name is an equality, which the `actions_pending_by_action` index answers in
@@ -67,23 +49,19 @@ pub(crate) fn queue(conn: &Conn, query: &QueueQuery) -> Result<Page<ActionRecord
         // never special to SQLite's GLOB, so the pattern means the same there.
         values.push(Box::new(literal.unwrap_or(glob.as_str()).to_owned()));
     }
-    if let Some((deadline, id)) = after {
-        values.push(Box::new(deadline));
-        values.push(Box::new(id.to_owned()));
+    if let Some(after) = after {
+        values.push(Box::new(after.key));
+        values.push(Box::new(after.id.to_owned()));
     }
     values.push(Box::new(i64::from(limit) + 1));
     action_page(conn, &sql, values, limit, query.max_bytes, |r| {
-        format!(
-            "{}.{}",
-            r.gate.deadline.map(millis).unwrap_or_default(),
-            r.id
-        )
+        Cursor::after(r.gate.deadline.map(millis).unwrap_or_default(), &r.id)
     })
 }
 
 pub(crate) fn actions(conn: &Conn, query: &ActionQuery) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
-    let before = query.cursor.as_deref().map(id_cursor).transpose()?;
+    let before = query.cursor.as_deref().map(Cursor::parse).transpose()?;
     let mut sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE 1 = 1");
     if query.agent.is_some() {
         sql.push_str(" AND agent = ?");
@@ -108,16 +86,16 @@ pub(crate) fn actions(conn: &Conn, query: &ActionQuery) -> Result<Page<ActionRec
     if let Some(glob) = &query.action {
         values.push(Box::new(glob.as_str().to_owned()));
     }
-    if let Some(id) = before {
-        values.push(Box::new(id.to_owned()));
+    if let Some(before) = before {
+        values.push(Box::new(before.id.to_owned()));
     }
     values.push(Box::new(i64::from(limit) + 1));
-    action_page(conn, &sql, values, limit, query.max_bytes, |r| r.id.clone())
+    action_page(conn, &sql, values, limit, query.max_bytes, by_id)
 }
 
 pub(crate) fn reviews(conn: &Conn, query: &ReviewQuery) -> Result<Page<ActionRecord>, StoreError> {
     let limit = page_limit(query.limit);
-    let after = query.cursor.as_deref().map(id_cursor).transpose()?;
+    let after = query.cursor.as_deref().map(Cursor::parse).transpose()?;
     let mut sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE review_state = ?");
     if after.is_some() {
         sql.push_str(" AND id > ?");
@@ -125,11 +103,17 @@ pub(crate) fn reviews(conn: &Conn, query: &ReviewQuery) -> Result<Page<ActionRec
     sql.push_str(" ORDER BY id LIMIT ?");
     let mut values: Vec<Box<dyn ToSql>> =
         vec![Box::new(if query.reviewed { "done" } else { "open" })];
-    if let Some(id) = after {
-        values.push(Box::new(id.to_owned()));
+    if let Some(after) = after {
+        values.push(Box::new(after.id.to_owned()));
     }
     values.push(Box::new(i64::from(limit) + 1));
-    action_page(conn, &sql, values, limit, query.max_bytes, |r| r.id.clone())
+    action_page(conn, &sql, values, limit, query.max_bytes, by_id)
+}
+
+/// The cursor of a listing ordered by id: keyed by the creation time, which the id's time
+/// prefix repeats.
+fn by_id(r: &ActionRecord) -> String {
+    Cursor::after(millis(r.created_at), &r.id)
 }
 
 /// Runs a query selecting [`ACTION_COLUMNS`] (with `LIMIT limit + 1`) and reads a page:
@@ -254,8 +238,21 @@ pub(crate) fn authenticate(conn: &Conn, secret: &str) -> Result<Option<Token>, S
     if !token::hashes_match(&stored, &computed) {
         return Ok(None);
     }
-    let token = rows::token_from_row(row)?;
-    Ok((!token.revoked).then_some(token))
+    let mut token = rows::token_from_row(row)?;
+    if token.revoked {
+        return Ok(None);
+    }
+    // A person's login and tokens are one identity: the login's groups are the person's,
+    // and a disabled person's tokens (revoked when disabled) authenticate nothing.
+    if token.role != crate::Role::Agent
+        && let Some(user) = super::people_ops::user(conn, token.name.as_str())?
+    {
+        if user.disabled {
+            return Ok(None);
+        }
+        token.groups = user.groups;
+    }
+    Ok(Some(token))
 }
 
 pub(crate) fn tokens(conn: &Conn) -> Result<Vec<Token>, StoreError> {

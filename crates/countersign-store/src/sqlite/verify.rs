@@ -322,7 +322,7 @@ impl Mismatches<'_> {
 }
 
 /// A stored record in the encoding the log's bodies use (see `ops.rs`).
-fn stored_state(record: &ActionRecord) -> ActionState {
+pub(crate) fn stored_state(record: &ActionRecord) -> ActionState {
     let parse = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
     let gate = &record.gate;
     let timeout = gate.timeout.as_ref();
@@ -373,5 +373,6 @@ fn stored_state(record: &ActionRecord) -> ActionState {
         }))),
         reminders: Some(json!(rows::moments(&gate.reminders))),
         escalated_at: Some(json!(gate.escalated_at.map(millis))),
+        grant: Some(json!(record.grant)),
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{BIN, Server, TempDir, bootstrap_admin, json, sqlite, stderr, stdout};
+use super::{BIN, Server, bootstrap_admin, db, json, scratch, sqlite, stderr, stdout};
 
 /// Runs the binary in `dir` with `args`.
 fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -26,9 +26,9 @@ fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let server = Server::start(&dir.0);
+    let server = Server::start(dir.path());
     let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
     let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
     for n in 0..3 {
@@ -61,7 +61,7 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
     let vkey = signed["key"].as_str().unwrap().to_owned();
     let printed = server.run(&admin, &["audit", "checkpoint"]);
     assert_eq!(stdout(&printed), signed["note"].as_str().unwrap());
-    let kept = dir.0.join("kept.checkpoint");
+    let kept = dir.path().join("kept.checkpoint");
     std::fs::write(&kept, stdout(&printed)).unwrap();
     let kept = kept.display().to_string();
     let ok = server.run(&admin, &["audit", "verify", "--checkpoint", &kept]);
@@ -69,8 +69,8 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
     drop(server);
 
     // Read-only, from the file: the latest stored checkpoint is printed.
-    let db = dir.db();
-    let stored = run_in(&dir.0, &["audit", "checkpoint", "--db", &db]);
+    let db = db(&dir);
+    let stored = run_in(dir.path(), &["audit", "checkpoint", "--db", &db]);
     assert_eq!(
         stdout(&stored),
         signed["note"].as_str().unwrap(),
@@ -90,7 +90,7 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
             size - 3
         ),
     );
-    let alone = run_in(&dir.0, &["audit", "verify", "--db", &db]);
+    let alone = run_in(dir.path(), &["audit", "verify", "--db", &db]);
     assert_eq!(
         alone.status.code(),
         Some(0),
@@ -99,7 +99,7 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
     );
 
     let found = run_in(
-        &dir.0,
+        dir.path(),
         &[
             "audit",
             "verify",
@@ -122,7 +122,7 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
     );
     // The key file in the working directory is used when --key is not given.
     let found = run_in(
-        &dir.0,
+        dir.path(),
         &[
             "audit",
             "verify",
@@ -138,9 +138,9 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
     assert_eq!(report["first_bad_seq"], size - 2, "{report}");
 
     // Bad input at every new flag: a precise message, exit 1, never a panic.
-    let other = dir.0.join("other.key");
+    let other = dir.path().join("other.key");
     std::fs::write(&other, "PRIVATE+KEY+x+00000000+AAAA\n").unwrap();
-    let garbage = dir.0.join("garbage.checkpoint");
+    let garbage = dir.path().join("garbage.checkpoint");
     std::fs::write(&garbage, "countersign/x\n12\n").unwrap();
     let cases: &[(&[&str], &str)] = &[
         (
@@ -172,7 +172,7 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
     for (extra, expected) in cases {
         let mut args = vec!["audit", "verify", "--db", db.as_str()];
         args.extend_from_slice(extra);
-        let output = run_in(&dir.0, &args);
+        let output = run_in(dir.path(), &args);
         let message = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{args:?}: {message}");
         assert!(
@@ -181,13 +181,13 @@ fn audit_verify_with_a_checkpoint_file_finds_entries_cut_from_the_end() {
         );
         assert!(!message.contains("panicked"), "{message}");
     }
-    let missing = run_in(&dir.0, &["audit", "checkpoint", "--db", "missing.db"]);
+    let missing = run_in(dir.path(), &["audit", "checkpoint", "--db", "missing.db"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(!Path::new(&dir.0.join("missing.db")).exists());
+    assert!(!dir.path().join("missing.db").exists());
 
     // Signing from the file with the key file, without a server.
     let signed = run_in(
-        &dir.0,
+        dir.path(),
         &["audit", "checkpoint", "--db", &db, "--sign", "--json"],
     );
     assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
@@ -202,7 +202,7 @@ fn is_root() -> bool {
 
 #[test]
 fn serve_refuses_a_read_only_database_with_a_clear_message() {
-    let dir = TempDir::new();
+    let dir = scratch();
     bootstrap_admin(&dir);
     // A database the server's user cannot write: as root (who ignores permission bits) the
     // server runs as `nobody` on root's file; otherwise the file is made read-only. Either
@@ -213,15 +213,15 @@ fn serve_refuses_a_read_only_database_with_a_clear_message() {
         command
     } else {
         let status = Command::new("chmod")
-            .args(["0444", &dir.db()])
+            .args(["0444", &db(&dir)])
             .status()
             .unwrap();
         assert!(status.success());
         Command::new(BIN)
     };
     let output = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", &dir.db()])
-        .current_dir(&dir.0)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &db(&dir)])
+        .current_dir(dir.path())
         .stdout(Stdio::null())
         .output()
         .unwrap();
@@ -266,7 +266,8 @@ fn http(url: &str, method: &str, path: &str, token: &str, body: Option<Value>) -
         .unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let mut request = client.request(method.parse().unwrap(), format!("{url}{path}"));
+        let url = reqwest::Url::parse(url).unwrap().join(path).unwrap();
+        let mut request = client.request(method.parse().unwrap(), url);
         if !token.is_empty() {
             request = request.bearer_auth(token);
         }
@@ -282,12 +283,12 @@ fn http(url: &str, method: &str, path: &str, token: &str, body: Option<Value>) -
 
 #[test]
 fn a_full_disk_answers_503_and_healthz_reports_it_until_space_is_freed() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    sqlite(&dir.db(), "PRAGMA wal_checkpoint(TRUNCATE);");
-    let disk = dir.0.join("disk");
+    sqlite(&db(&dir), "PRAGMA wal_checkpoint(TRUNCATE);");
+    let disk = dir.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
-    let free = dir.0.join("free-space");
+    let free = dir.path().join("free-space");
     // A 2 MiB file system of its own, in a mount namespace of the server's own (gone with
     // it, nothing left mounted): the database is copied in, with 512 KiB of ballast that
     // the script deletes once the test asks, to free space while the server runs.
@@ -299,13 +300,13 @@ fn a_full_disk_answers_503_and_healthz_reports_it_until_space_is_freed() {
          (for i in $(seq 1200); do [ -e {free} ] && rm -f {disk}/ballast && exit 0; sleep 0.1; done) &
          exec {BIN} serve --listen 127.0.0.1:0 --db {disk}/countersign.db",
         disk = disk.display(),
-        db = dir.db(),
+        db = db(&dir),
         free = free.display(),
     );
     let mut command = Command::new("unshare");
     command
         .args(["--map-root-user", "--mount", "sh", "-c", &script])
-        .current_dir(&dir.0);
+        .current_dir(dir.path());
     let server = start(command);
     let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
     let (status, _) = http(&server.url, "GET", "/healthz", "", None);
@@ -367,7 +368,7 @@ fn a_full_disk_answers_503_and_healthz_reports_it_until_space_is_freed() {
 
 #[test]
 fn serve_refuses_a_key_file_that_is_not_a_key_and_bad_checkpoint_settings() {
-    let dir = TempDir::new();
+    let dir = scratch();
     bootstrap_admin(&dir);
     let cases: &[(&str, &str, &str)] = &[
         // (key file content or "" for none, config, expected message)
@@ -393,14 +394,14 @@ fn serve_refuses_a_key_file_that_is_not_a_key_and_bad_checkpoint_settings() {
         ),
     ];
     for (key, config, expected) in cases {
-        let key_path = dir.0.join("countersign-checkpoint.key");
+        let key_path = dir.path().join("countersign-checkpoint.key");
         let _ = std::fs::remove_file(&key_path);
         if !key.is_empty() {
             std::fs::write(&key_path, key).unwrap();
         }
-        std::fs::write(dir.0.join("countersign.toml"), config).unwrap();
+        std::fs::write(dir.path().join("countersign.toml"), config).unwrap();
         let output = run_in(
-            &dir.0,
+            dir.path(),
             &[
                 "serve",
                 "--config",
@@ -408,7 +409,7 @@ fn serve_refuses_a_key_file_that_is_not_a_key_and_bad_checkpoint_settings() {
                 "--listen",
                 "127.0.0.1:0",
                 "--db",
-                &dir.db(),
+                &db(&dir),
             ],
         );
         let message = stderr(&output);

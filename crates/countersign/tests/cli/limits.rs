@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{BIN, Server, TempDir, bootstrap_admin};
+use tempfile::TempDir;
+
+use super::{BIN, Server, bootstrap_admin, scratch};
 
 /// Generous: the timeouts configured below are a few seconds.
 const BOUND: Duration = Duration::from_secs(30);
@@ -102,16 +104,16 @@ fn until_healthz(server: &Server, expected: u16) -> Value {
 }
 
 fn under_descriptor_limit(dir: &TempDir, config: &str) -> Server {
-    std::fs::write(dir.0.join("limits.toml"), config).unwrap();
+    std::fs::write(dir.path().join("limits.toml"), config).unwrap();
     let mut command = Command::new("prlimit");
     command.arg(format!("--nofile={DESCRIPTORS}:{DESCRIPTORS}"));
     command.args(["--", BIN]);
-    Server::start_command(&dir.0, command, &["--config", "limits.toml"])
+    Server::start_command(dir.path(), command, &["--config", "limits.toml"])
 }
 
 #[test]
 fn more_idle_connections_than_descriptors_are_refused_then_cut() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let server = under_descriptor_limit(&dir, "header_timeout_seconds = 6\n");
     // More idle connections than the process has descriptors: the first CAP are served
     // (and wait for a request), the rest are refused.
@@ -175,7 +177,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn out_of_descriptors_the_server_answers_503_and_recovers() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
     let server = under_descriptor_limit(&dir, "");
     let pid = server.child.id();
@@ -237,7 +239,7 @@ const REASONING: usize = 1024 * 1024;
 fn a_thousand_waiters_share_one_copy_of_a_large_action() {
     // A thousand client sockets and the server's thousand: more than a default soft limit.
     rlimit::increase_nofile_limit(4 * WAITERS as u64).unwrap();
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
     // COUNTERSIGN_LEGACY_BIN measures another build the same way (one that knows none of the
     // limits: BENCHMARKS.md, "Waiters share one copy"); it only prints, asserting nothing.
@@ -249,9 +251,9 @@ fn a_thousand_waiters_share_one_copy_of_a_large_action() {
             "max_body_bytes = 2097152\nmax_reasoning_bytes = {REASONING}\nmax_waits_per_token = {WAITERS}\n"
         )
     };
-    std::fs::write(dir.0.join("limits.toml"), config).unwrap();
+    std::fs::write(dir.path().join("limits.toml"), config).unwrap();
     let server = Server::start_command(
-        &dir.0,
+        dir.path(),
         Command::new(legacy.as_deref().unwrap_or(BIN)),
         &["--config", "limits.toml"],
     );

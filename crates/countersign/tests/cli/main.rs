@@ -5,45 +5,42 @@
 //! `hardening_audit`) checkpoints, a read-only database and a full disk. One test binary for
 //! the crate.
 
+mod grants;
 mod hardening_audit;
 mod limits;
 mod policy;
+mod postgres;
+mod users;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_countersign");
 
 /// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "countersign-cli-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn db(&self) -> String {
-        self.0.join("countersign.db").display().to_string()
-    }
+fn scratch() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("countersign-cli-")
+        .tempdir()
+        .unwrap()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The URL of the API path `segments` on the server at `base`, each one segment.
+fn api(base: &str, segments: &[&str]) -> reqwest::Url {
+    let mut url = reqwest::Url::parse(base).unwrap();
+    url.path_segments_mut().unwrap().clear().extend(segments);
+    url
+}
+
+/// The database file in `dir`.
+fn db(dir: &TempDir) -> String {
+    dir.path().join("countersign.db").display().to_string()
 }
 
 /// A running `countersign serve`.
@@ -60,9 +57,14 @@ impl Server {
 
     /// Like [`Server::start`], with `command` the binary or a wrapper that runs it (e.g.
     /// `prlimit ... -- BIN`), and `extra` arguments after `serve`'s own.
-    fn start_command(dir: &Path, mut command: Command, extra: &[&str]) -> Server {
+    fn start_command(dir: &Path, command: Command, extra: &[&str]) -> Server {
+        Server::start_on(dir, command, "countersign.db", extra)
+    }
+
+    /// Like [`Server::start_command`], on the database `db`.
+    fn start_on(dir: &Path, mut command: Command, db: &str, extra: &[&str]) -> Server {
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", "countersign.db"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(extra)
             .current_dir(dir)
             .env("RUST_LOG", "info")
@@ -152,7 +154,7 @@ fn bootstrap_admin(dir: &TempDir) -> String {
             "token",
             "create",
             "--db",
-            &dir.db(),
+            &db(dir),
             "--role",
             "admin",
             "--name",
@@ -204,9 +206,9 @@ fn exit_code(mut child: Child) -> (i32, String) {
 
 #[test]
 fn approval_story_with_exit_codes() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let server = Server::start(&dir.0);
+    let server = Server::start(dir.path());
     let agent = server.token(
         &admin,
         &[
@@ -370,9 +372,9 @@ fn approval_story_with_exit_codes() {
 
 #[test]
 fn tokens_are_listed_and_revoked_through_the_server_or_the_file() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let server = Server::start(&dir.0);
+    let server = Server::start(dir.path());
     let agent = server.token(&admin, &["--role", "agent", "--name", "support-bot"]);
     let other = server.token(&admin, &["--role", "agent", "--name", "other-bot"]);
 
@@ -409,7 +411,7 @@ fn tokens_are_listed_and_revoked_through_the_server_or_the_file() {
 
     // Directly on the file while the server runs: the server sees it at the next request.
     let revoked = Command::new(BIN)
-        .args(["token", "revoke", &other_id, "--db", &dir.db(), "--json"])
+        .args(["token", "revoke", &other_id, "--db", &db(&dir), "--json"])
         .output()
         .unwrap();
     assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
@@ -417,13 +419,13 @@ fn tokens_are_listed_and_revoked_through_the_server_or_the_file() {
     let submit = server.run(&other, &["submit", "--action", "order.get"]);
     assert_eq!(submit.status.code(), Some(1), "{}", stdout(&submit));
     let listed = Command::new(BIN)
-        .args(["token", "list", "--db", &dir.db()])
+        .args(["token", "list", "--db", &db(&dir)])
         .output()
         .unwrap();
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
     assert_eq!(stdout(&listed).matches("revoked").count(), 2);
     // A typo'd --db path is an error, not a new empty database.
-    let typo = dir.0.join("countersing.db");
+    let typo = dir.path().join("countersing.db");
     for args in [
         vec!["token", "list", "--db"],
         vec!["token", "revoke", &other_id, "--db"],
@@ -458,9 +460,12 @@ fn sqlite(db: &str, sql: &str) {
     conn.close().unwrap();
 }
 
+/// `audit verify --db` as an operator runs it, in the database's directory: where the
+/// server created its checkpoint key, whose verifier the command takes by default.
 fn verify_db(db: &str) -> (i32, Value, String) {
     let output = Command::new(BIN)
         .args(["audit", "verify", "--db", db, "--json"])
+        .current_dir(Path::new(db).parent().unwrap())
         .output()
         .unwrap();
     (
@@ -472,9 +477,9 @@ fn verify_db(db: &str) -> (i32, Value, String) {
 
 #[test]
 fn audit_verify_detects_tampering() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let server = Server::start(&dir.0);
+    let server = Server::start(dir.path());
     let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
     let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
     for n in 0..4 {
@@ -495,7 +500,7 @@ fn audit_verify_detects_tampering() {
     }
     drop(server);
 
-    let db = dir.db();
+    let db = db(&dir);
     let (code, report, _) = verify_db(&db);
     assert_eq!(code, 0, "{report}");
     let entries = report["entries"].as_u64().unwrap();
@@ -505,7 +510,7 @@ fn audit_verify_detects_tampering() {
     // copy holds everything without its write-ahead log).
     sqlite(&db, "PRAGMA wal_checkpoint(TRUNCATE);");
     let copy = |name: &str| {
-        let path = dir.0.join(name).display().to_string();
+        let path = dir.path().join(name).display().to_string();
         std::fs::copy(&db, &path).unwrap();
         sqlite(
             &path,
@@ -547,9 +552,9 @@ fn audit_verify_detects_tampering() {
 
 #[test]
 fn kill_9_loses_nothing_acknowledged() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let server = Server::start(&dir.0);
+    let server = Server::start(dir.path());
     let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
     let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
     let url = server.url.clone();
@@ -567,7 +572,7 @@ fn kill_9_loses_nothing_acknowledged() {
                 for n in 0.. {
                     let action = if n % 2 == 0 { "order.get" } else { "refund.create" };
                     let body = serde_json::json!({"action": action, "args": {"agent": agent_number, "n": n}});
-                    let Ok(response) = client.post(format!("{url}/v1/actions")).bearer_auth(&agent).json(&body).send().await else {
+                    let Ok(response) = client.post(api(&url, &["v1", "actions"])).bearer_auth(&agent).json(&body).send().await else {
                         return;
                     };
                     if !response.status().is_success() {
@@ -579,7 +584,7 @@ fn kill_9_loses_nothing_acknowledged() {
                     if value["status"] == "pending" {
                         let decision = serde_json::json!({"verdict": "approve"});
                         let Ok(response) = client
-                            .post(format!("{url}/v1/actions/{id}/decisions"))
+                            .post(api(&url, &["v1", "actions", &id, "decisions"]))
                             .bearer_auth(&rita)
                             .json(&decision)
                             .send()
@@ -610,13 +615,13 @@ fn kill_9_loses_nothing_acknowledged() {
     });
     assert!(acknowledged.len() >= 300);
 
-    let restarted = Server::start(&dir.0);
+    let restarted = Server::start(dir.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
         for (id, status) in &acknowledged {
             let response = client
-                .get(format!("{}/v1/actions/{id}", restarted.url))
+                .get(api(&restarted.url, &["v1", "actions", id]))
                 .bearer_auth(&rita)
                 .send()
                 .await
@@ -639,7 +644,7 @@ fn kill_9_loses_nothing_acknowledged() {
         }
     });
     drop(restarted);
-    let (code, report, message) = verify_db(&dir.db());
+    let (code, report, message) = verify_db(&db(&dir));
     assert_eq!(
         code, 0,
         "the chain verifies after the crash: {report} {message}"
@@ -648,12 +653,12 @@ fn kill_9_loses_nothing_acknowledged() {
 
 #[test]
 fn bad_config_is_refused_with_line_and_column() {
-    let dir = TempDir::new();
-    let config = dir.0.join("countersign.toml");
+    let dir = scratch();
+    let config = dir.path().join("countersign.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndatabse = \"x.db\"\n").unwrap();
     let output = Command::new(BIN)
         .args(["serve", "--config", config.to_str().unwrap()])
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -661,7 +666,7 @@ fn bad_config_is_refused_with_line_and_column() {
     assert!(message.contains("line 2, column 1"), "{message}");
     assert!(message.contains("databse"), "{message}");
 
-    let policy = dir.0.join("policy.toml");
+    let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "version = 1\n[defaults]\ntier = \"sometimes\"\n").unwrap();
     let output = Command::new(BIN)
         .args([
@@ -671,7 +676,7 @@ fn bad_config_is_refused_with_line_and_column() {
             "--policy",
             policy.to_str().unwrap(),
         ])
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     assert_eq!(
@@ -689,12 +694,12 @@ fn bad_config_is_refused_with_line_and_column() {
 #[cfg(unix)]
 #[test]
 fn sighup_reloads_the_policy_and_refuses_a_bad_one() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let policy = dir.0.join("policy.toml");
+    let policy = dir.path().join("policy.toml");
     let strict = "version = 1\n[defaults]\ntier = \"approve\"\n";
     std::fs::write(&policy, strict).unwrap();
-    let config = dir.0.join("countersign.toml");
+    let config = dir.path().join("countersign.toml");
     std::fs::write(&config, "policy = \"policy.toml\"\n").unwrap();
     let mut child = Command::new(BIN)
         .args([
@@ -704,7 +709,7 @@ fn sighup_reloads_the_policy_and_refuses_a_bad_one() {
             "--listen",
             "127.0.0.1:0",
         ])
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -766,9 +771,9 @@ fn sighup_reloads_the_policy_and_refuses_a_bad_one() {
 
 #[test]
 fn queue_pages_and_reads_at_a_glance() {
-    let dir = TempDir::new();
+    let dir = scratch();
     let admin = bootstrap_admin(&dir);
-    let server = Server::start(&dir.0);
+    let server = Server::start(dir.path());
     let agent = server.token(&admin, &["--role", "agent", "--name", "bot"]);
     let rita = server.token(&admin, &["--role", "reviewer", "--name", "rita"]);
     for n in 1..=3 {
