@@ -354,7 +354,10 @@ async fn a_hanging_receiver_delays_neither_the_api_nor_other_receivers_and_fails
     assert_eq!(audited, 20);
     let metrics = server
         .client
-        .get(format!("{}/metrics", server.base))
+        .get(format!(
+            "{}/metrics",
+            server.base.as_str().trim_end_matches('/')
+        ))
         .send()
         .await
         .unwrap()

@@ -65,7 +65,7 @@ impl Slack {
             .client
             .post(format!(
                 "{}/v1/integrations/slack/interactions",
-                self.server.base
+                self.server.base.as_str().trim_end_matches('/')
             ))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-slack-request-timestamp", &timestamp)
@@ -162,7 +162,10 @@ async fn requests_not_signed_by_slack_are_refused_before_anything_happens() {
             "{what}"
         );
     }
-    let url = format!("{}/v1/integrations/slack/interactions", slack.server.base);
+    let url = format!(
+        "{}/v1/integrations/slack/interactions",
+        slack.server.base.as_str().trim_end_matches('/')
+    );
     let unsigned = slack
         .server
         .client
@@ -204,7 +207,10 @@ async fn requests_not_signed_by_slack_are_refused_before_anything_happens() {
     let plain = spawn_with(Options::default()).await;
     let answer = plain
         .client
-        .post(format!("{}/v1/integrations/slack/interactions", plain.base))
+        .post(format!(
+            "{}/v1/integrations/slack/interactions",
+            plain.base.as_str().trim_end_matches('/')
+        ))
         .body("payload=%7B%7D")
         .send()
         .await
