@@ -170,6 +170,7 @@ tier = "approve"
                 settings: &settings,
                 at: chrono::Utc::now(),
                 sample_draw: 0.5,
+                granted: false,
             })
         };
         let refund = gate("refund.create");

@@ -86,6 +86,7 @@ fn run(case: &Case) -> Vec<String> {
         settings: &settings,
         at: start(),
         sample_draw: 0.5,
+        granted: false,
     });
     let mut log = Vec::new();
     let mut steps = 0;
@@ -312,6 +313,7 @@ fn nothing_due_before_the_next_step() {
         settings: &settings,
         at: start(),
         sample_draw: 0.5,
+        granted: false,
     });
     let next = gate.next_step_at().unwrap();
     assert_eq!(clock(next), "15:00");
