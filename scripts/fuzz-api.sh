@@ -73,6 +73,10 @@ database = "sqlite://$WORK/countersign.db"
 checkpoint_key = "$WORK/checkpoint.key"
 policy = "$WORK/policy.toml"
 max_wait_seconds = 2
+
+# The Slack endpoint must refuse every unsigned request with 401, never a 5xx.
+[slack]
+signing_secret = "fuzz-signing-secret"
 TOML
 # A policy under which generated requests reach every tier: reads pass, `*.drop` is denied,
 # a write without arguments is `logged` and always sampled (so post-hoc reviews and outcomes

@@ -10,7 +10,9 @@
 # servers and clients from npm and PyPI, installed once into target/mcp-deps
 # (scripts/mcp-deps.sh, which also lints our TypeScript and Python test clients); and a
 # throw-away PostgreSQL cluster (Debian's postgresql, installed by apt when missing) under
-# target/pg for the PostgreSQL backend's tests, stopped at the end (scripts/pg-cluster.sh).
+# target/pg for the PostgreSQL backend's tests, stopped at the end (scripts/pg-cluster.sh);
+# the notification interop tests' verifiers (standardwebhooks, slack_sdk, aiosmtpd) into
+# target/notify-venv (scripts/test-notify.sh), run beside the API fuzzing.
 # CI calls exactly this script (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,8 @@ export CARGO_TERM_COLOR=never
 mkdir -p target
 ./scripts/test-clients.sh install > target/clients-install.log 2>&1 &
 CLIENTS_INSTALL=$!
+./scripts/test-notify.sh install > target/notify-install.log 2>&1 &
+NOTIFY_INSTALL=$!
 echo "== MCP test software (npm, PyPI), in the background"
 ./scripts/mcp-deps.sh > target/mcp-deps.log 2>&1 &
 DEPS_PID=$!
@@ -88,10 +92,21 @@ if ! wait "$CLIENTS_INSTALL"; then
 fi
 ./scripts/test-clients.sh run target/debug/countersign > target/clients-test.log 2>&1 &
 CLIENTS=$!
+if ! wait "$NOTIFY_INSTALL"; then
+    cat target/notify-install.log
+    exit 1
+fi
+./scripts/test-notify.sh run target/debug/countersign > target/notify-test.log 2>&1 &
+NOTIFY=$!
 echo "== API fuzzing (schemathesis against the OpenAPI document)"
 ./scripts/fuzz-api.sh target/debug/countersign
 echo "== client libraries (Python and TypeScript: lints, types, tests against the real server)"
 CLIENTS_STATUS=0
 wait "$CLIENTS" || CLIENTS_STATUS=$?
 cat target/clients-test.log
-exit "$CLIENTS_STATUS"
+echo "== notifications interop (standardwebhooks, slack_sdk, aiosmtpd against the real binary)"
+NOTIFY_STATUS=0
+wait "$NOTIFY" || NOTIFY_STATUS=$?
+cat target/notify-test.log
+[ "$CLIENTS_STATUS" -eq 0 ] || exit "$CLIENTS_STATUS"
+exit "$NOTIFY_STATUS"

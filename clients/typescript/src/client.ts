@@ -47,6 +47,11 @@ export interface SubmitOptions {
   hints?: Hints;
   /** Names this request: asking again with it finds the same action. */
   idempotencyKey?: string;
+  /**
+   * Where the server POSTs the final status (signed per Standard Webhooks), if the action
+   * waits for people; it must match the server's `callback_allow`.
+   */
+  callbackUrl?: string;
 }
 
 export interface WaitOptions {
@@ -341,7 +346,7 @@ export function submitBody(action: unknown, args: unknown, options: SubmitOption
     throw new InvalidInput(`action ${JSON.stringify(action)} must be 1 to 200 letters, digits or ._-:/ (e.g. refund.create)`);
   }
   const body: SubmitBody = { action, args: jsonObject("args", args ?? {}) };
-  const { reasoning, context, confidence, hints, idempotencyKey } = options;
+  const { reasoning, context, confidence, hints, idempotencyKey, callbackUrl } = options;
   if (reasoning !== undefined) {
     if (typeof reasoning !== "string") throw new InvalidInput(`reasoning must be a string, not ${typeof reasoning}`);
     body.reasoning = reasoning;
@@ -366,6 +371,12 @@ export function submitBody(action: unknown, args: unknown, options: SubmitOption
       throw new InvalidInput(`idempotencyKey must be 1 to 255 printable ASCII characters, got ${JSON.stringify(idempotencyKey)}`);
     }
     body.idempotency_key = idempotencyKey;
+  }
+  if (callbackUrl !== undefined) {
+    if (typeof callbackUrl !== "string" || callbackUrl.length === 0 || callbackUrl.length > 2048) {
+      throw new InvalidInput(`callbackUrl must be a URL of 1 to 2048 characters, got ${JSON.stringify(callbackUrl)}`);
+    }
+    body.callback_url = callbackUrl;
   }
   return body;
 }

@@ -68,6 +68,11 @@ export interface Action {
   reasoning?: string | null;
   review?: ReviewState | null;
   outcome?: Outcome | null;
+  /**
+   * Why the status is what it is, in words: who decided and why, or for `expired` that no
+   * reviewer answered in time (never worded as a rejection). Absent from older servers.
+   */
+  status_detail?: string;
   /** The grant that let the action run without asking, if one did. */
   grant?: string | null;
 }
@@ -82,7 +87,7 @@ function keys<T>() {
 export const ACTION_FIELDS = keys<Action>()([
   "id", "action", "agent", "status", "tier", "reason", "args", "approvals_required", "decisions",
   "created_at", "context", "approvers", "admins_only", "policy_hash", "rule", "original_args",
-  "deadline", "decided_at", "confidence", "reasoning", "review", "outcome", "grant",
+  "deadline", "decided_at", "confidence", "reasoning", "review", "outcome", "grant", "status_detail",
 ]);
 /** The fields the client relies on being present (the rest may be absent or null). */
 export const ACTION_REQUIRED = [
@@ -103,9 +108,10 @@ export interface SubmitBody {
   confidence?: number;
   hints?: Hints;
   idempotency_key?: string;
+  callback_url?: string;
 }
 export const SUBMIT_FIELDS = keys<SubmitBody>()([
-  "action", "args", "reasoning", "context", "confidence", "hints", "idempotency_key",
+  "action", "args", "reasoning", "context", "confidence", "hints", "idempotency_key", "callback_url",
 ]);
 
 export interface DecisionBody {

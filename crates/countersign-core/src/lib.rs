@@ -16,6 +16,7 @@ pub mod grant;
 pub mod identity;
 pub mod lifecycle;
 pub mod name;
+pub mod notify;
 pub mod policy;
 pub mod sla;
 pub mod summary;

@@ -103,6 +103,14 @@ fn check_reports_each_problem_with_its_position() {
             &[("out-of-range", 3, 17)],
         ),
         (
+            "version = 1\n[defaults]\nremind_at = [\"50%\", \"150%\", \"5 min\"]\n",
+            &[("bad-reminder", 3, 21), ("bad-reminder", 3, 29)],
+        ),
+        (
+            "version = 1\n[[rules]]\nname = \"a\"\ntier = \"approve\"\nremind_at = \"50%\"\n",
+            &[("wrong-type", 5, 13)],
+        ),
+        (
             "version = 1\n[[rules]]\nname = \"a\"\ntier = \"logged\"\nreview_sample = -0.1\n",
             &[("out-of-range", 5, 17)],
         ),

@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 pub use crate::limits::Limits;
 use crate::limits::connection_cap;
+pub use crate::notify::config::NotifyConfig;
+use crate::notify::config::{CallbacksFile, SlackFile, TargetFile};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -37,6 +39,8 @@ pub struct ServerConfig {
     pub checkpoints: CheckpointConfig,
     /// Run SQLite's `quick_check` on the database at start and refuse a damaged file.
     pub integrity_check: bool,
+    /// `[[notify]]` targets, agent callbacks and Slack approvals.
+    pub notify: NotifyConfig,
     /// The web UI's sessions: cookie security, idle and absolute expiry, re-authentication.
     pub web: crate::web::WebSettings,
     /// Graduation's thresholds, the regression check's interval, the replay time limit.
@@ -135,9 +139,15 @@ struct FileConfig {
     session_max_age: Option<String>,
     reauth_window: Option<String>,
     graduation: Option<GraduationFile>,
-    /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
+    /// Reviewer notifications (`[[notify]]`), checked by `notify::config`.
     #[serde(default)]
-    notify: Vec<toml::Table>,
+    notify: Vec<toml::Spanned<TargetFile>>,
+    callback_allow: Option<Vec<toml::Spanned<String>>>,
+    callback_secret: Option<toml::Spanned<String>>,
+    callback_secret_env: Option<toml::Spanned<String>>,
+    callback_timeout: Option<toml::Spanned<String>>,
+    callback_max_attempts: Option<toml::Spanned<i64>>,
+    slack: Option<toml::Spanned<SlackFile>>,
 }
 
 /// `[graduation]` as written.
@@ -167,6 +177,8 @@ pub enum ConfigError {
     Listen(String),
     #[error("invalid {name}: {message}")]
     Value { name: &'static str, message: String },
+    #[error("invalid config file {path}:\n  {}", problems.join("\n  "))]
+    Notify { path: String, problems: Vec<String> },
 }
 
 /// Resolves the configuration: `file` (path of the optional config file), then `env`,
@@ -178,25 +190,25 @@ pub fn resolve(
     flags: Overrides,
     descriptors: Option<u64>,
 ) -> Result<ServerConfig, ConfigError> {
-    let (file_config, base_dir) = match file {
+    let (file_config, base_dir, notify) = match file {
         Some(path) => {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                 path: shown.clone(),
                 error,
             })?;
-            let parsed =
-                parse_file(&text).map_err(|error| ConfigError::Parse { path: shown, error })?;
-            (parsed, path.parent().map(Path::to_path_buf))
+            let parsed = parse_file(&text).map_err(|error| ConfigError::Parse {
+                path: shown.clone(),
+                error,
+            })?;
+            let notify = notify_config(&text, &parsed).map_err(|problems| ConfigError::Notify {
+                path: shown,
+                problems,
+            })?;
+            (parsed, path.parent().map(Path::to_path_buf), notify)
         }
-        None => (FileConfig::default(), None),
+        None => (FileConfig::default(), None, NotifyConfig::default()),
     };
-    if !file_config.notify.is_empty() {
-        tracing::warn!(
-            count = file_config.notify.len(),
-            "[[notify]] entries are accepted but notifications are not sent by this version"
-        );
-    }
     let limits = limits(&file_config, descriptors)?;
     let web = web_settings(&file_config)?;
     let graduation = graduation_settings(file_config.graduation.as_ref())?;
@@ -251,7 +263,20 @@ pub fn resolve(
         checkpoints,
         integrity_check: file_config.integrity_check.unwrap_or(true),
         graduation,
+        notify,
     })
+}
+
+/// The notification settings of the file, every problem with its position.
+fn notify_config(text: &str, file: &FileConfig) -> Result<NotifyConfig, Vec<String>> {
+    let callbacks = CallbacksFile {
+        callback_allow: file.callback_allow.clone(),
+        callback_secret: file.callback_secret.clone(),
+        callback_secret_env: file.callback_secret_env.clone(),
+        callback_timeout: file.callback_timeout.clone(),
+        callback_max_attempts: file.callback_max_attempts.clone(),
+    };
+    crate::notify::config::parse(text, &file.notify, &callbacks, file.slack.as_ref())
 }
 
 /// `[graduation]` over the defaults, each value checked.
@@ -468,6 +493,99 @@ mod tests {
         let error = parse_file("listen = \"x\"\nbogus = 1\n").unwrap_err();
         assert!(error.to_string().contains("line 2"), "{error}");
         assert!(parse_file("[[notify]]\nkind = \"webhook\"\n").is_ok());
+    }
+
+    /// `[[notify]]`, callbacks and `[slack]`: every problem at once, each where it is.
+    #[test]
+    fn notification_settings() {
+        let check = |text: &str| -> Result<NotifyConfig, Vec<String>> {
+            notify_config(text, &parse_file(text).map_err(|e| vec![e.to_string()])?)
+        };
+        let good = check(
+            r#"
+public_url = "https://countersign.example.com"
+callback_allow = ["https://agents.internal/*"]
+callback_secret_env = "CALLBACK_SECRET"
+
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:9000/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+events = ["pending", "reminder", "escalated", "expired", "decided"]
+actions = ["refund.*"]
+groups = ["Finance"]
+timeout = "500ms"
+
+[[notify]]
+kind = "slack"
+name = "leads-channel"
+url = "https://hooks.slack.com/services/T/B/X"
+
+[[notify]]
+kind = "email"
+smtp = "smtp.example.com"
+username_env = "SMTP_USER"
+password_env = "SMTP_PASSWORD"
+from = "Countersign <countersign@example.com>"
+to = ["finance@example.com"]
+
+[slack]
+signing_secret_env = "SLACK_SIGNING_SECRET"
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = good.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["webhook-1", "leads-channel", "email-3"]);
+        assert_eq!(good.targets[0].audience.groups[0].as_str(), "finance");
+        assert_eq!(good.targets[0].delivery.timeout, Duration::from_millis(500));
+        assert_eq!(good.callbacks.allow.len(), 1);
+        assert!(good.slack.is_some());
+
+        #[rustfmt::skip]
+        let refused: &[(&str, &[&str])] = &[
+            ("[[notify]]\nkind = \"pager\"\n", &[
+                "line 2, column 8: `kind` of [[notify]] #1 (line 1): expected one of \"webhook\", \"slack\", \"email\", found \"pager\"",
+            ]),
+            ("[[notify]]\nkind = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"nope\"\nevents = [\"pending\", \"cancelled\"]\n", &[
+                "line 5, column 22: `events` of [[notify]] #1 (line 1): expected \"pending\", \"reminder\", \"escalated\", \"expired\" or \"decided\", found \"cancelled\"",
+                "line 4, column 10: `secret` of [[notify]] #1 (line 1): expected a Standard Webhooks secret starting with \"whsec_\"",
+                "line 3, column 7: `url` of [[notify]] #1 (line 1): expected an http:// or https:// URL, found \"ftp://x\"",
+            ]),
+            ("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\ngroups = [\"\"]\n", &[
+                "`groups` of [[notify]] #1 (line 1)",
+                "line 4, column 10: `secret` does not apply to a slack target ([[notify]] #1 (line 1))",
+            ]),
+            ("[[notify]]\nkind = \"email\"\nsmtp = \"mail.example.com\"\ntls = \"none\"\nfrom = \"not an address\"\nto = []\n", &[
+                "line 4, column 7: `tls = \"none\"` of [[notify]] #1 (line 1) is only for a relay on this machine",
+                "line 5, column 8: `from` of [[notify]] #1 (line 1): \"not an address\" is not an address",
+                "`to` needs at least one address",
+            ]),
+            ("callback_allow = [\"agents.internal\"]\n", &[
+                "line 1, column 19: `callback_allow`: expected a URL pattern",
+            ]),
+            ("callback_allow = [\"https://agents.internal/*\"]\n", &[
+                "`callback_allow` needs `callback_secret`",
+            ]),
+            ("[slack]\nbot_token = \"xoxb-1\"\n", &[
+                "[slack] needs `signing_secret` or `signing_secret_env`",
+            ]),
+            ("[[notify]]\nkind = \"slack\"\nname = \"a\"\nurl = \"https://h/x\"\n[[notify]]\nkind = \"slack\"\nname = \"a\"\nurl = \"https://h/y\"\n", &[
+                "[[notify]] name \"a\" is used twice",
+            ]),
+        ];
+        for (text, expected) in refused {
+            let problems = check(text).unwrap_err();
+            assert_eq!(problems.len(), expected.len(), "{text}: {problems:#?}");
+            for want in *expected {
+                assert!(
+                    problems.iter().any(|p| p.contains(want)),
+                    "{text}: no problem says {want:?} in {problems:#?}"
+                );
+            }
+        }
+        // An unknown key is refused by the parser, with its position.
+        let error = parse_file("[[notify]]\nkind = \"webhook\"\nurll = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("line 3"), "{error}");
     }
 
     #[test]

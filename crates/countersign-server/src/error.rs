@@ -187,6 +187,8 @@ impl From<countersign_store::StoreError> for AppError {
             E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
             E::TokenNotFound(_) | E::GrantNotFound(_) => AppError::not_found(message),
+            E::DeliveryNotFound(_) | E::SlackLinkNotFound(_) => AppError::not_found(message),
+            E::DeliveryNotFailed { .. } => AppError::conflict("not_failed", message),
             E::UserNotFound(_) | E::SessionNotFound(_) => AppError::not_found(message),
             E::UserExists(_) => AppError::conflict("user_exists", message),
             E::UserDisabled(_) => AppError::forbidden("user_disabled", message),

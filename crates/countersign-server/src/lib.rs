@@ -25,12 +25,16 @@ pub mod grant_views;
 pub mod grants;
 pub mod limits;
 mod metrics;
+pub mod notify;
 mod openapi;
 mod params;
 pub mod policy_source;
 mod revocation;
 mod routes;
+/// The wire shapes of `GET /v1/deliveries`, for the command line.
+pub use routes::deliveries::{DeliveryPage, DeliveryStatusBody, DeliveryView};
 mod sla_worker;
+pub mod slack;
 mod state;
 pub mod user_views;
 pub mod views;
@@ -49,6 +53,7 @@ pub use config::{Limits, ServerConfig};
 pub use error::AppError;
 pub use graduation::GraduationSettings;
 pub use graduation_watch::GraduationRegressed;
+pub use notify::Notifications;
 pub use policy_source::{PolicyLoadError, PolicySource};
 pub use state::AppState;
 
@@ -73,6 +78,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = state.stopping();
     let sla = tokio::spawn(sla_worker::run(state.clone(), stopping.clone()));
+    let deliveries = match state.notifications() {
+        Some(notifications) => Some(notify::dispatch::spawn(
+            state.clone(),
+            notifications.clone(),
+            stopping.clone(),
+        )?),
+        None => None,
+    };
     let checkpoints = tokio::spawn(checkpoints::run(state.clone(), stopping.clone()));
     let policy = tokio::spawn(state.policy().watch(stopping.clone().wait_owned()));
     let policy_audit = tokio::spawn(policy_source::audit_loads(state.clone(), stopping.clone()));
@@ -89,6 +102,9 @@ pub async fn serve(
     signal.abort();
     state.begin_shutdown();
     let _ = sla.await;
+    if let Some(deliveries) = deliveries {
+        let _ = tokio::task::spawn_blocking(move || deliveries.join()).await;
+    }
     let _ = policy.await;
     let _ = policy_audit.await;
     let _ = graduation.await;

@@ -115,7 +115,7 @@ impl Metrics {
         counter(
             &mut out,
             "countersign_sla_steps_total",
-            "SLA steps (escalations, expiries) applied to overdue actions.",
+            "SLA steps applied (reminders, skipped stale reminders, escalations, expiries, approvals on timeout).",
         );
         let _ = writeln!(
             out,

@@ -1,8 +1,11 @@
 //! The SLA worker: applies the steps of `countersign_core::sla` (through the store, which
-//! runs them inside its write transaction) to pending actions whose deadline passed. It
-//! sleeps until the earliest deadline, wakes early when told (a new pending action, a test
-//! that moved its clock), and runs once at start for deadlines that passed while the server
-//! was down.
+//! runs them inside its write transaction, together with the notifications they cause) to
+//! pending actions whose next step — a reminder or the deadline — has come. It sleeps until
+//! the earliest next step of any pending action (`next_step_at`, an index), wakes early when
+//! told (a new pending action, a test that moved its clock), and runs once at start for
+//! steps that fell due while the server was down. It never scans on a timer, and it never
+//! waits on a notification receiver: deliveries are sent by the dispatcher
+//! (`crate::notify::dispatch`).
 
 use std::time::Duration;
 
@@ -32,7 +35,7 @@ pub async fn run(state: AppState, mut stopping: Stopping) {
     }
 }
 
-/// Applies every step due now; returns how long to sleep until the next deadline.
+/// Applies every step due now; returns how long to sleep until the next one.
 pub async fn sweep(state: &AppState) -> Result<Duration, countersign_store::StoreError> {
     loop {
         let now = state.clock().now();

@@ -14,6 +14,7 @@ use crate::graduation::GraduationSettings;
 use crate::graduation_watch::GraduationRegressed;
 use crate::grants::LiveGrants;
 use crate::metrics::Metrics;
+use crate::notify::Notifications;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
 use crate::wait_caps::WaitCaps;
@@ -41,6 +42,8 @@ struct Inner {
     revocations: Arc<Revocations>,
     /// Open long-polls and event streams per token.
     wait_caps: Arc<WaitCaps>,
+    /// Notification targets, callbacks and Slack; `None` when none are configured.
+    notifications: Option<Arc<Notifications>>,
     /// Wakes the SLA worker early (a new deadline, or a test that moved the clock).
     sla_wake: Notify,
     /// Graduation's thresholds and intervals.
@@ -82,6 +85,7 @@ impl AppState {
                 metrics_public: true,
                 metrics: Metrics::default(),
                 checkpoints: None,
+                notifications: None,
                 sla_wake: Notify::new(),
                 graduation: GraduationSettings::default(),
                 graduation_wake: Notify::new(),
@@ -112,6 +116,20 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 checkpoints: Some(Arc::new(checkpoints)),
+                ..inner
+            }),
+        }
+    }
+
+    /// Sends notifications and callbacks as `notifications` says, and takes Slack
+    /// interactions if it configures Slack: installs its router in the store, so that
+    /// every change's events are written with it from now on.
+    pub fn with_notifications(self, notifications: Notifications) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        inner.store.set_router(notifications.router());
+        AppState {
+            inner: Arc::new(Inner {
+                notifications: Some(Arc::new(notifications)),
                 ..inner
             }),
         }
@@ -170,6 +188,10 @@ impl AppState {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .ok()
             .map(|_| ReplayGuard(self.clone()))
+    }
+
+    pub fn notifications(&self) -> Option<&Arc<Notifications>> {
+        self.inner.notifications.as_ref()
     }
 
     pub fn web_settings(&self) -> WebSettings {

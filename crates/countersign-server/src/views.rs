@@ -63,6 +63,12 @@ pub struct SubmitBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[\x20-\x7e]{1,255}$", min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
+    /// Where the final status (decided, expired, cancelled) is POSTed, signed per Standard
+    /// Webhooks, if the action waits for people. Must match the server's `callback_allow`;
+    /// otherwise `422 callback_not_allowed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 2048)]
+    pub callback_url: Option<String>,
 }
 
 /// What the caller says about the tool, as MCP tool annotations have it.
@@ -299,6 +305,11 @@ pub struct ActionView {
     /// Post-hoc review: `null` when not sampled.
     pub review: Option<ReviewStateView>,
     pub outcome: Option<OutcomeView>,
+    /// Why the status is what it is, in words: who decided and why, or — for `expired` —
+    /// that nobody answered within the SLA and what the ladder did ("no reviewer answered
+    /// within 15m (escalated to finance at 12:15 UTC, then 1h more)"). An expiry is never
+    /// worded as a rejection.
+    pub status_detail: String,
     /// The grant that let the action run without asking (`null`: none did; the policy's
     /// classification stands).
     pub grant: Option<String>,
@@ -378,6 +389,7 @@ impl From<&ActionRecord> for ActionView {
                 ReviewState::Reviewed(review) => Some(review.verdict.into()),
             },
             outcome: r.gate.outcome.as_ref().map(OutcomeView::from),
+            status_detail: countersign_core::notify::status_detail(&r.gate, r.created_at),
             grant: r.grant.clone(),
         }
     }

@@ -11,6 +11,10 @@ pub mod kind {
     pub const CLASSIFIED: &str = "classified";
     pub const DECIDED: &str = "decided";
     pub const ESCALATED: &str = "escalated";
+    /// The SLA reminded the approvers of the deadline.
+    pub const REMINDED: &str = "reminded";
+    /// Reminders that fell due while the server was down and went stale were dropped.
+    pub const REMINDERS_SKIPPED: &str = "reminders_skipped";
     pub const EXPIRED: &str = "expired";
     pub const AUTO_APPROVED: &str = "auto_approved";
     pub const CANCELLED: &str = "cancelled";

@@ -5,9 +5,9 @@
 //! wrote them differently would fail verification; keeping them in one place keeps the
 //! backends' logs interchangeable.
 
-use chrono::{DateTime, Utc};
 use countersign_core::lifecycle::{Decided, FirstAnswer, Gate, NewGate};
 use countersign_core::name::Name;
+use countersign_core::notify::{EventKind, status_detail};
 use countersign_core::sla::SlaStep;
 use countersign_core::{Status, Tier};
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use crate::error::StoreError;
 use crate::grants::{GrantRecord, NewGrant, grant_kind};
 use crate::history::{NewRegression, PolicyLoad};
 use crate::ids;
+use crate::outbox::Delivery;
 use crate::record::{ActionRecord, Actor, NewAction, ReviewState};
 use crate::sqlite::rows::{self, millis};
 
@@ -139,6 +140,7 @@ pub(crate) fn submission<'a>(
     record: &'a ActionRecord,
     token_id: Option<&str>,
     grant: Option<&GrantRecord>,
+    callback_url: Option<&str>,
 ) -> Vec<Draft<'a>> {
     let gate = &record.gate;
     let submitted = json!({
@@ -150,6 +152,7 @@ pub(crate) fn submission<'a>(
         "hints": record.hints,
         "idempotency_key": record.idempotency_key,
         "owner": gate.owner.as_ref().map(Name::as_str),
+        "callback_url": callback_url.filter(|_| gate.status == Status::Pending),
     });
     let classified = json!({
         "tier": gate.tier.as_str(),
@@ -163,6 +166,8 @@ pub(crate) fn submission<'a>(
         "on_timeout": gate.timeout.as_ref().map(|t| t.on_timeout.as_str()),
         "escalate_to": gate.timeout.as_ref().map(|t| rows::names(&t.escalate_to)),
         "escalation_sla": gate.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
+        "remind_at": gate.timeout.as_ref().map(|t| t.remind_at.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        "reminders": rows::moments(&gate.reminders),
         "review_sampled": gate.review == ReviewState::Open,
         "review_sample": record.review_sample,
         "grant": record.grant,
@@ -197,13 +202,20 @@ pub(crate) fn submission<'a>(
 }
 
 /// The body of a decision's entry: the verdict, the status after it, and for a `modify`
-/// both classifications and what the action needs from now on.
-pub(crate) fn decision_body(before: &Gate, after: &Gate, decided: &Decided) -> Value {
+/// both classifications and what the action needs from now on. `channel` is where the
+/// verdict came from (`Actor::channel`: api, web, slack, cli).
+pub(crate) fn decision_body(
+    before: &Gate,
+    after: &Gate,
+    decided: &Decided,
+    channel: &str,
+) -> Value {
     let mut body = json!({
         "verdict": decided.decision.verdict.as_str(),
         "args": decided.decision.args,
         "reason": decided.decision.reason,
         "status": after.status.as_str(),
+        "channel": channel,
     });
     if let Some(reclassified) = &decided.reclassified {
         let requirement = |gate: &Gate| {
@@ -234,20 +246,52 @@ pub(crate) fn decision_body(before: &Gate, after: &Gate, decided: &Decided) -> V
     body
 }
 
-/// The kind and body of an SLA step's entry; `missed` is the deadline it acts on.
-pub(crate) fn sla_entry(step: &SlaStep, missed: Option<DateTime<Utc>>) -> (&'static str, Value) {
-    let missed = missed.map(millis);
-    let (kind, mut body) = match step {
-        SlaStep::Escalate { groups, deadline } => (
+/// The kind and body of an SLA step's entry, and the event it notifies (none for dropped
+/// stale reminders). `before` is the action the step acts on (its deadline is the one
+/// missed), `after` its lifecycle once the step is applied.
+pub(crate) fn sla_entry(
+    step: &SlaStep,
+    before: &ActionRecord,
+    after: &Gate,
+) -> (&'static str, Value, Option<EventKind>) {
+    let missed = before.gate.deadline.map(millis);
+    let (kind, mut body, event) = match step {
+        SlaStep::Remind { moment, skipped } => (
+            kind::REMINDED,
+            json!({"reminder": millis(*moment), "skipped": rows::moments(skipped), "deadline": missed}),
+            Some(EventKind::Reminder),
+        ),
+        SlaStep::SkipReminders { skipped } => (
+            kind::REMINDERS_SKIPPED,
+            json!({"skipped": rows::moments(skipped), "deadline": missed}),
+            None,
+        ),
+        SlaStep::Escalate {
+            groups, deadline, ..
+        } => (
             kind::ESCALATED,
             json!({"groups": rows::names(groups), "missed_deadline": missed, "deadline": millis(*deadline)}),
+            Some(EventKind::Escalated),
         ),
-        SlaStep::Expire => (kind::EXPIRED, json!({"missed_deadline": missed})),
-        SlaStep::AutoApprove => (kind::AUTO_APPROVED, json!({"missed_deadline": missed})),
+        SlaStep::Expire => (
+            kind::EXPIRED,
+            json!({"missed_deadline": missed}),
+            Some(EventKind::Expired),
+        ),
+        SlaStep::AutoApprove => (
+            kind::AUTO_APPROVED,
+            json!({"missed_deadline": missed}),
+            Some(EventKind::Decided),
+        ),
     };
     // Every entry that moves an action says where to: verification re-derives the row.
-    body["status"] = json!(step.status().as_str());
-    (kind, body)
+    body["status"] = json!(after.status.as_str());
+    body["reminders"] = json!(rows::moments(&after.reminders));
+    if after.status.is_final() {
+        // In words, so that nobody reading the log takes an expiry for a person's "no".
+        body["detail"] = json!(status_detail(after, before.created_at));
+    }
+    (kind, body, event)
 }
 
 /// The body of a cancellation's entry.
@@ -311,8 +355,40 @@ pub(crate) fn policy_loaded_body(load: &PolicyLoad, previous_hash: Option<&str>)
     .to_string()
 }
 
+/// The body of a `delivery_failed` entry: every try of `delivery` failed, the last with
+/// `error`.
+pub(crate) fn delivery_failed_body(delivery: &Delivery, attempts: i64, error: &str) -> String {
+    json!({
+        "delivery": delivery.id,
+        "event": delivery.event_id,
+        "event_kind": delivery.event_kind.as_str(),
+        "target": delivery.target,
+        "attempts": attempts,
+        "last_error": error,
+    })
+    .to_string()
+}
+
 /// The body of a `graduation_regressed` entry: the evidence and the revert, as the server's
 /// watcher wrote them.
 pub(crate) fn graduation_regressed_body(regression: &NewRegression) -> String {
     regression.body.to_string()
+}
+
+/// The body of a `delivery_retried` entry: an admin put a failed delivery back in its lane.
+pub(crate) fn delivery_retried_body(delivery: &Delivery, actor: &Actor) -> String {
+    let body = json!({
+        "delivery": delivery.id,
+        "event": delivery.event_id,
+        "event_kind": delivery.event_kind.as_str(),
+        "target": delivery.target,
+        "attempts_before": delivery.attempts,
+    });
+    with_token(body, actor.token_id.as_deref())
+}
+
+/// The body of a `slack_linked` or `slack_unlinked` entry.
+pub(crate) fn slack_link_body(slack_user: &str, name: &Name, actor: &Actor) -> String {
+    let body = json!({"slack_user": slack_user, "name": name.as_str()});
+    with_token(body, actor.token_id.as_deref())
 }

@@ -32,6 +32,15 @@ pub enum StoreError {
     /// No token with this id.
     #[error("no token with id {0:?}")]
     TokenNotFound(String),
+    /// No delivery with this id.
+    #[error("no delivery with id {0}")]
+    DeliveryNotFound(u64),
+    /// Only a failed delivery can be retried.
+    #[error("delivery {id} is {status}, not failed: only a failed delivery can be retried")]
+    DeliveryNotFailed { id: u64, status: &'static str },
+    /// No link for this Slack user.
+    #[error("the Slack user {0:?} is not linked to anyone")]
+    SlackLinkNotFound(String),
     /// No grant with this id.
     #[error("no grant with id {0:?}")]
     GrantNotFound(String),

@@ -22,6 +22,7 @@ mod grants;
 mod history;
 mod ids;
 mod new_token;
+mod outbox;
 mod people;
 pub mod postgres;
 mod record;
@@ -53,6 +54,10 @@ pub use error::StoreError;
 pub use grants::{GrantQuery, GrantRecord, NewGrant, grant_kind};
 pub use history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
 pub use new_token::NewTokenError;
+pub use outbox::{
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, Destination, Event, EventKind, EventRouter,
+    Notifications, OutboxSignal, Person, Routed, SlackLink, Tried, outbox_kind,
+};
 pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use record::{
@@ -75,7 +80,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What the server asks of storage, by domain operation. Writes return only after their
 /// transaction committed durably.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Notifications + Send + Sync + 'static {
     // ---- actions -------------------------------------------------------------------------
 
     /// Stores a classified submission. With an idempotency key already used by the same
@@ -129,10 +134,12 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- the SLA ladder ------------------------------------------------------------------
 
-    /// The earliest deadline among pending actions (for the SLA worker to sleep until).
+    /// The earliest next SLA step (a reminder or a deadline) among pending actions, for the
+    /// SLA worker to sleep until.
     fn next_deadline(&self) -> BoxFuture<'_, StoreResult<Option<DateTime<Utc>>>>;
 
-    /// Pending actions whose deadline is at or before `now`, earliest first.
+    /// Pending actions whose next SLA step (a reminder or the deadline) is at or before
+    /// `now`, earliest first.
     fn due_deadlines(
         &self,
         now: DateTime<Utc>,

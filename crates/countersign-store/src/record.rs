@@ -99,6 +99,9 @@ pub struct NewAction {
     pub settings: ReviewSettings,
     pub policy_hash: String,
     pub at: DateTime<Utc>,
+    /// Where the agent wants the final status POSTed (checked against the server's
+    /// allow-list before it gets here); kept only for actions that wait for people.
+    pub callback_url: Option<String>,
     /// Grants the caller found to cover the action (`countersign_core::grant`), best first:
     /// the store uses the first that is still live when it writes, and counts the use.
     pub grants: Vec<String>,
@@ -146,6 +149,7 @@ impl NewAction {
             token_id: None,
             idempotency: None,
             at: now,
+            callback_url: None,
             grants,
         }
     }
@@ -186,6 +190,17 @@ impl Actor {
             groups: Vec::new(),
             token_id: None,
             admin: false,
+        }
+    }
+
+    /// The channel the actor acts through, from the handle recorded where a token's id
+    /// goes: `slack` (`slack:TEAM:USER`), `web` (`web:SESSION`), otherwise `api`.
+    pub fn channel(&self) -> &'static str {
+        match self.token_id.as_deref() {
+            Some(id) if id.starts_with("slack:") => "slack",
+            Some(id) if id.starts_with("web:") => "web",
+            Some(_) => "api",
+            None => "cli",
         }
     }
 

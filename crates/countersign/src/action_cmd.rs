@@ -65,6 +65,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         confidence: args.confidence,
         hints: None,
         idempotency_key: args.idempotency_key,
+        callback_url: None,
     };
     let client = Client::new(&args.server)?;
     block_on(async {

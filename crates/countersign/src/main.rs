@@ -5,6 +5,7 @@ mod action_cmd;
 mod audit_cmd;
 mod client;
 mod graduation_cmd;
+mod deliveries_cmd;
 mod grant_cmd;
 mod hook_cmd;
 mod mcp_cmd;
@@ -14,6 +15,7 @@ mod policy_cmd;
 mod serve_cmd;
 mod token_cmd;
 mod user_cmd;
+mod user_link_cmd;
 
 use std::process::ExitCode;
 
@@ -52,6 +54,9 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Notification and callback deliveries: list them, retry failed ones.
+    #[command(subcommand)]
+    Deliveries(deliveries_cmd::DeliveriesCommand),
     /// Let an agent run matching actions without asking, for a while: grants.
     #[command(subcommand)]
     Grant(grant_cmd::GrantCommand),
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
         Command::Reject(args) => action_cmd::reject(args),
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Deliveries(command) => deliveries_cmd::run(command),
         Command::User(command) => user_cmd::run(command),
         Command::Grant(command) => grant_cmd::run(command),
         Command::Mcp(args) => mcp_cmd::run(args),

@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use countersign_core::lifecycle::Verdict;
 use countersign_core::summary::args_summary;
 use countersign_core::{Status, Tier};
+use countersign_server::DeliveryPage;
 use countersign_server::views::{ActionPage, ActionView, TokenList, VerdictView};
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ pub fn action(action: &ActionView, json: bool) -> anyhow::Result<()> {
         ("action", action.action.clone()),
         ("agent", action.agent.clone()),
         ("status", Status::from(action.status).to_string()),
+        ("detail", action.status_detail.clone()),
         (
             "tier",
             match &action.rule {
@@ -123,6 +125,50 @@ fn time_left(left: TimeDelta) -> String {
     } else {
         format!("{text} left")
     }
+}
+
+/// Deliveries, as a table.
+pub fn deliveries(page: &DeliveryPage, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(page);
+    }
+    let mut out = std::io::stdout().lock();
+    if page.items.is_empty() {
+        writeln!(out, "no deliveries")?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = page
+        .items
+        .iter()
+        .map(|d| {
+            [
+                d.id.clone(),
+                d.event.clone(),
+                d.action_id.clone(),
+                d.target.clone(),
+                format!("{:?}", d.status).to_lowercase(),
+                d.attempts.to_string(),
+                d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        [
+            "ID",
+            "EVENT",
+            "ACTION",
+            "TARGET",
+            "STATUS",
+            "TRIES",
+            "LAST ERROR",
+        ],
+        &rows,
+    )?;
+    if let Some(cursor) = &page.next_cursor {
+        writeln!(out, "(more: --cursor {cursor})")?;
+    }
+    Ok(())
 }
 
 /// Tokens, as a table.

@@ -93,6 +93,21 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
     if !config.metrics_public {
         state = state.with_private_metrics();
     }
+    if config.notify.sends_anything() || config.notify.slack.is_some() {
+        let notifications = countersign_server::Notifications::new(
+            &config.notify,
+            config.public_url.as_deref(),
+            &|name| std::env::var(name).ok(),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid notification settings: {e}"))?;
+        tracing::info!(
+            targets = config.notify.targets.len(),
+            callbacks = !config.notify.callbacks.allow.is_empty(),
+            slack = config.notify.slack.is_some(),
+            "notifications configured"
+        );
+        state = state.with_notifications(notifications);
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -30,6 +30,12 @@ pub enum UserCommand {
     Passwd(NameArgs),
     /// Disable a person: no sign-in, sessions ended, their tokens revoked.
     Disable(NameArgs),
+    /// Let a Slack user act as a person when they click in Slack.
+    Link(crate::user_link_cmd::LinkArgs),
+    /// Remove a Slack user's link.
+    Unlink(crate::user_link_cmd::UnlinkArgs),
+    /// List the Slack users linked to people.
+    Links(crate::user_link_cmd::LinksArgs),
 }
 
 #[derive(Args)]
@@ -103,6 +109,9 @@ pub fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
         UserCommand::List(args) => list(args),
         UserCommand::Passwd(args) => passwd(args),
         UserCommand::Disable(args) => disable(args),
+        UserCommand::Link(args) => crate::user_link_cmd::link(args),
+        UserCommand::Unlink(args) => crate::user_link_cmd::unlink(args),
+        UserCommand::Links(args) => crate::user_link_cmd::links(args),
     }
 }
 

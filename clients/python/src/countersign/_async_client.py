@@ -103,8 +103,11 @@ class AsyncCountersign:
         confidence: float | None = None,
         hints: dict[str, bool] | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> Action:
-        """Files the action and returns it as classified, without waiting."""
+        """Files the action and returns it as classified, without waiting. With a
+        `callback_url` (allowed by the server's `callback_allow`), the server POSTs the final
+        status there, signed per Standard Webhooks."""
         action_object, _ = await self._submit(
             action,
             args,
@@ -113,6 +116,7 @@ class AsyncCountersign:
             confidence=confidence,
             hints=hints,
             idempotency_key=idempotency_key,
+            callback_url=callback_url,
         )
         return action_object
 
@@ -126,6 +130,7 @@ class AsyncCountersign:
         confidence: float | None = None,
         hints: dict[str, bool] | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> tuple[Action, bool]:
         body = _wire.submit_body(
             action,
@@ -135,6 +140,7 @@ class AsyncCountersign:
             confidence=confidence,
             hints=hints,
             idempotency_key=idempotency_key,
+            callback_url=callback_url,
         )
         # Without a key a lost answer cannot be told from a lost request: resending could
         # file the action twice, so only a request that never left is retried.

@@ -125,6 +125,9 @@ class Action:
     reasoning: str | None = None
     review: ReviewState | None = None
     outcome: Outcome | None = None
+    #: Why the status is what it is, in words: who decided and why, or for `expired` that no
+    #: reviewer answered in time (never worded as a rejection).
+    status_detail: str = ""
     grant: str | None = None
     """The grant that let the action run without asking, if one did."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -155,6 +158,7 @@ class Action:
             reasoning=value.get("reasoning"),
             review=ReviewState(value["review"]) if value.get("review") is not None else None,
             outcome=Outcome.from_json(outcome) if outcome is not None else None,
+            status_detail=value.get("status_detail", ""),
             grant=value.get("grant"),
             raw=value,
         )

@@ -105,6 +105,7 @@ def submit_body(
     confidence: Any = None,
     hints: Any = None,
     idempotency_key: Any = None,
+    callback_url: Any = None,
 ) -> dict[str, Any]:
     """The `POST /v1/actions` body, every field checked locally first."""
     if not isinstance(action, str):
@@ -148,6 +149,12 @@ def submit_body(
                 f"got {idempotency_key!r}"
             )
         body["idempotency_key"] = idempotency_key
+    if callback_url is not None:
+        if not isinstance(callback_url, str) or not 1 <= len(callback_url) <= 2048:
+            raise InvalidInput(
+                f"callback_url must be a URL of 1 to 2048 characters, got {callback_url!r}"
+            )
+        body["callback_url"] = callback_url
     return body
 
 

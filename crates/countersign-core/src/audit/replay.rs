@@ -45,13 +45,16 @@ pub struct ActionState {
     pub outcome: Option<Value>,
     pub created_at: Option<Value>,
     pub decided_at: Option<Value>,
+    pub remind_at: Option<Value>,
+    pub reminders: Option<Value>,
+    pub escalated_at: Option<Value>,
     /// The grant that let the action run without asking.
     pub grant: Option<Value>,
 }
 
 impl ActionState {
     /// Every field with its name, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, &Option<Value>); 30] {
+    pub fn fields(&self) -> [(&'static str, &Option<Value>); 33] {
         [
             ("action", &self.action),
             ("agent", &self.agent),
@@ -82,6 +85,9 @@ impl ActionState {
             ("outcome", &self.outcome),
             ("created_at", &self.created_at),
             ("decided_at", &self.decided_at),
+            ("remind_at", &self.remind_at),
+            ("reminders", &self.reminders),
+            ("escalated_at", &self.escalated_at),
             ("grant", &self.grant),
         ]
     }
@@ -226,6 +232,12 @@ impl Replay {
                 state.escalate_to = optional(&body, "escalate_to");
                 state.escalation_sla = optional(&body, "escalation_sla");
                 state.review_sample = optional(&body, "review_sample");
+                // Entries written since reminders exist carry the ladder's plan.
+                if body.contains_key("reminders") {
+                    state.remind_at = optional(&body, "remind_at");
+                    state.reminders = optional(&body, "reminders");
+                    state.escalated_at = Some(Value::Null);
+                }
                 state.grant = optional(&body, "grant");
                 if body.get("review_sampled") == Some(&Value::Bool(true)) {
                     state.review = Some(json!("open"));
@@ -281,6 +293,13 @@ impl Replay {
                 }
                 state.escalated = Some(json!(true));
                 state.deadline = Some(field(&body, "deadline"));
+                if body.contains_key("reminders") {
+                    state.reminders = optional(&body, "reminders");
+                    state.escalated_at = Some(at.clone());
+                }
+            }
+            "reminded" | "reminders_skipped" => {
+                state.reminders = optional(&body, "reminders");
             }
             "outcome" => {
                 let mut outcome = Map::new();
@@ -321,6 +340,8 @@ impl Replay {
             state.status = Some(json!(text));
             if parsed.is_final() {
                 state.decided_at = Some(at);
+                // A finished action has nothing left to remind of.
+                state.reminders = Some(json!([]));
             }
         }
         Ok(())

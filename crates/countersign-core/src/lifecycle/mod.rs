@@ -26,7 +26,7 @@ use crate::approvers::Approvers;
 use crate::duration::ReviewDuration;
 use crate::name::Name;
 use crate::policy::{OnTimeout, ReviewSettings};
-use crate::sla::SlaStep;
+use crate::sla::{self, RemindAt, SlaStep};
 use crate::tier::{Status, Tier};
 
 crate::vocabulary! {
@@ -74,6 +74,8 @@ pub struct TimeoutPlan {
     pub on_timeout: OnTimeout,
     pub escalate_to: Vec<Name>,
     pub escalation_sla: ReviewDuration,
+    /// When each stage (the review SLA, then the escalation SLA) reminds its approvers.
+    pub remind_at: Vec<RemindAt>,
 }
 
 /// Whether an allowed `logged` action is in the post-hoc review queue.
@@ -126,8 +128,14 @@ pub struct Gate {
     /// The agent's arguments, once a `modify` replaced them.
     pub original_args: Option<Map<String, Value>>,
     pub deadline: Option<DateTime<Utc>>,
+    /// The reminders of the current stage not sent (or skipped) yet, ascending; empty once
+    /// the action is no longer pending.
+    pub reminders: Vec<DateTime<Utc>>,
     pub timeout: Option<TimeoutPlan>,
     pub escalated: bool,
+    /// When the SLA escalated the action (`None` before, and for actions escalated by
+    /// versions that did not record it).
+    pub escalated_at: Option<DateTime<Utc>>,
     /// When the action reached a final status.
     pub decided_at: Option<DateTime<Utc>>,
     pub review: ReviewState,
@@ -195,6 +203,7 @@ impl Gate {
         let sampled = (new.tier == Tier::Logged || new.granted)
             && status == Status::Allowed
             && new.sample_draw < settings.review_sample;
+        let deadline = gated.then(|| new.at + settings.sla.as_chrono());
         Gate {
             action: new.action,
             agent: new.agent,
@@ -215,13 +224,19 @@ impl Gate {
             decisions: Vec::new(),
             args: new.args,
             original_args: None,
-            deadline: gated.then(|| new.at + settings.sla.as_chrono()),
+            deadline,
+            reminders: match deadline {
+                Some(deadline) => sla::reminder_moments(&settings.remind_at, new.at, deadline),
+                None => Vec::new(),
+            },
             timeout: gated.then(|| TimeoutPlan {
                 on_timeout: settings.on_timeout,
                 escalate_to: settings.escalate_to.clone(),
                 escalation_sla: settings.escalation_sla,
+                remind_at: settings.remind_at.clone(),
             }),
             escalated: false,
+            escalated_at: None,
             decided_at: status.is_final().then_some(new.at),
             review: if sampled {
                 ReviewState::Open
@@ -239,25 +254,37 @@ impl Gate {
             Transition::Decided(decided) => self.apply_decision(decided),
             Transition::Sla { step, at } => {
                 match step {
-                    SlaStep::Escalate { groups, deadline } => {
+                    SlaStep::Remind { moment, .. } => self.reminders.retain(|m| m > moment),
+                    SlaStep::SkipReminders { skipped } => {
+                        self.reminders.retain(|m| !skipped.contains(m));
+                    }
+                    SlaStep::Escalate {
+                        groups,
+                        deadline,
+                        reminders,
+                    } => {
                         for group in groups {
                             if !self.escalated_to.contains(group) {
                                 self.escalated_to.push(group.clone());
                             }
                         }
                         self.escalated = true;
+                        self.escalated_at = Some(*at);
                         self.deadline = Some(*deadline);
+                        self.reminders = reminders.clone();
                     }
                     SlaStep::Expire | SlaStep::AutoApprove => {}
                 }
                 self.status = step.status();
                 if self.status.is_final() {
                     self.decided_at = Some(*at);
+                    self.reminders.clear();
                 }
             }
             Transition::Cancelled { at } => {
                 self.status = Status::Cancelled;
                 self.decided_at = Some(*at);
+                self.reminders.clear();
             }
             Transition::Outcome(outcome) => self.outcome = Some(outcome.clone()),
             Transition::Reviewed(review) => self.review = ReviewState::Reviewed(review.clone()),
@@ -285,6 +312,19 @@ impl Gate {
         };
         if self.status.is_final() {
             self.decided_at = Some(decision.at);
+            self.reminders.clear();
+        }
+    }
+
+    /// When the SLA ladder next has something to do for this action: its next reminder or
+    /// its deadline; `None` once it is no longer pending.
+    pub fn next_step_at(&self) -> Option<DateTime<Utc>> {
+        if self.status != Status::Pending {
+            return None;
+        }
+        match (self.reminders.first(), self.deadline) {
+            (Some(reminder), Some(deadline)) => Some((*reminder).min(deadline)),
+            (reminder, deadline) => reminder.copied().or(deadline),
         }
     }
 
@@ -309,6 +349,7 @@ impl Gate {
         }
         gate.decisions.clear();
         gate.escalated = false;
+        gate.escalated_at = None;
         gate.escalated_to.clear();
         gate.outcome = None;
         if gate.review != ReviewState::NotSampled {

@@ -25,8 +25,10 @@ fn gate(tier: Tier, approvers: &[&str], required: u32) -> Gate {
         args: json!({"amount": 2500}).as_object().unwrap().clone(),
         original_args: None,
         deadline: None,
+        reminders: vec![],
         timeout: None,
         escalated: false,
+        escalated_at: None,
         decided_at: None,
         review: ReviewState::NotSampled,
         outcome: None,
@@ -62,6 +64,7 @@ fn classified(tier: Tier, approvers: &[&str], approvals: u32) -> Reclassified {
             escalate_to: vec![],
             escalation_sla: ReviewDuration::from_seconds(1800).unwrap(),
             review_sample: 0.0,
+            remind_at: vec![],
         },
     }
 }

@@ -33,6 +33,7 @@ pub(crate) use settings::strictest_timeout;
 use crate::duration::ReviewDuration;
 use crate::glob::Glob;
 use crate::name::Name;
+use crate::sla::RemindAt;
 use crate::tier::Tier;
 
 crate::vocabulary! {
@@ -60,6 +61,8 @@ pub struct Defaults {
     pub escalate_to: Vec<Name>,
     pub escalation_sla: Option<ReviewDuration>,
     pub review_sample: f64,
+    /// When to remind approvers before each deadline (empty: never).
+    pub remind_at: Vec<RemindAt>,
 }
 
 impl Default for Defaults {
@@ -74,6 +77,7 @@ impl Default for Defaults {
             escalate_to: Vec::new(),
             escalation_sla: None,
             review_sample: 0.0,
+            remind_at: Vec::new(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Rule {
     pub escalate_to: Vec<Name>,
     pub escalation_sla: Option<ReviewDuration>,
     pub review_sample: Option<f64>,
+    /// `None`: the defaults' reminders.
+    pub remind_at: Option<Vec<RemindAt>>,
 }
 
 impl Rule {

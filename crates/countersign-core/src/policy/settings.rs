@@ -14,13 +14,15 @@
 //! - on timeout: `reject` over `escalate` over `approve` (expiry never lets an action run,
 //!   escalation widens who may approve, auto-approval runs it); escalation groups are those
 //!   every escalating candidate names, and none in common means `reject`;
-//! - review sample: the largest.
+//! - review sample: the largest;
+//! - reminders: every point any candidate names.
 
 use super::{OnTimeout, Policy};
 use crate::approvers::Approvers;
 use crate::duration::ReviewDuration;
 use crate::name::Name;
 use crate::policy::Classification;
+use crate::sla::RemindAt;
 use crate::tier::Tier;
 
 /// What a classification means for review: who may decide, how many, and by when.
@@ -34,6 +36,8 @@ pub struct ReviewSettings {
     pub escalation_sla: ReviewDuration,
     /// Share of allowed `logged` actions sent to post-hoc review.
     pub review_sample: f64,
+    /// When each stage of the SLA reminds the approvers, ascending.
+    pub remind_at: Vec<RemindAt>,
 }
 
 impl OnTimeout {
@@ -71,6 +75,7 @@ impl ReviewSettings {
             escalate_to,
             escalation_sla: self.escalation_sla.min(other.escalation_sla),
             review_sample: self.review_sample.max(other.review_sample),
+            remind_at: union(&self.remind_at, &other.remind_at),
         }
     }
 
@@ -99,7 +104,16 @@ impl ReviewSettings {
             && self.sla <= other.sla
             && self.escalation_sla <= other.escalation_sla
             && self.review_sample >= other.review_sample
+            && other.remind_at.iter().all(|r| self.remind_at.contains(r))
     }
+}
+
+/// Every reminder point either names, ascending: reminding more often never loosens review.
+fn union(a: &[RemindAt], b: &[RemindAt]) -> Vec<RemindAt> {
+    let mut all: Vec<RemindAt> = a.iter().chain(b).copied().collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// The stricter of two timeout steps with their escalation groups: escalation goes only to
@@ -189,6 +203,9 @@ impl Policy {
             review_sample: rule
                 .and_then(|r| r.review_sample)
                 .unwrap_or(defaults.review_sample),
+            remind_at: rule
+                .and_then(|r| r.remind_at.clone())
+                .unwrap_or_else(|| defaults.remind_at.clone()),
         }
     }
 }

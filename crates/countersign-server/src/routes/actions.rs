@@ -36,7 +36,7 @@ use crate::watch::ActionWatch;
         (status = 400, description = "Malformed JSON, a key named twice, or an `Idempotency-Key` header that is not visible ASCII", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 422, description = "Invalid action name; args, reasoning or context larger than the server's limits; the `Idempotency-Key` header and the body's `idempotency_key` naming different keys (`invalid_idempotency_key`); or a key this agent used before with another body (`idempotency_mismatch`)", body = ErrorBody),
+        (status = 422, description = "Invalid action name; args, reasoning or context larger than the server's limits; the `Idempotency-Key` header and the body's `idempotency_key` naming different keys (`invalid_idempotency_key`); or a key this agent used before with another body (`idempotency_mismatch`); or a callback_url outside the server's callback_allow (`callback_not_allowed`)", body = ErrorBody),
         (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
     ),
     security(("bearer" = [])),
@@ -69,6 +69,11 @@ pub async fn submit(
     let args = body.args.clone().unwrap_or_default();
     check_args_size(&state, &args)?;
     check_prose_sizes(&state, &body)?;
+    let callback_url = body
+        .callback_url
+        .as_deref()
+        .map(|url| check_callback(&state, url))
+        .transpose()?;
 
     let agent_name = caller.name().to_owned();
     if let Some(idempotency) = &idempotency
@@ -101,6 +106,7 @@ pub async fn submit(
         NewAction::classify_granted(&policy, proposal, caller.token.owner.clone(), &grants, now);
     new_action.token_id = Some(caller.token.id.clone());
     new_action.idempotency = idempotency;
+    new_action.callback_url = callback_url;
     let candidates = new_action.grants.clone();
     let submitted = state.store().submit(new_action).await?;
     let record = &submitted.record;
@@ -164,12 +170,25 @@ fn idempotency(headers: &HeaderMap, body: &SubmitBody) -> Result<Option<Idempote
         confidence: body.confidence,
         hints: body.hints,
         idempotency_key: None,
+        callback_url: body.callback_url.clone(),
     };
     let value = serde_json::to_value(&canonical).map_err(|e| AppError::internal(&e))?;
     Ok(Some(Idempotency {
         key: key.as_str().to_owned(),
         body_hash: countersign_store::request_hash(&value),
     }))
+}
+
+/// Admits a `callback_url` only where `callback_allow` says: a gateway that POSTs wherever
+/// an agent says is an SSRF hole.
+fn check_callback(state: &AppState, url: &str) -> Result<String, AppError> {
+    let refused = |message: String| AppError::invalid("callback_not_allowed", message);
+    match state.notifications() {
+        Some(notifications) => notifications.check_callback(url).map_err(refused),
+        None => Err(refused(
+            "this server sends no callbacks (its configuration has no callback_allow)".into(),
+        )),
+    }
 }
 
 /// Refuses arguments too large for a person to review.

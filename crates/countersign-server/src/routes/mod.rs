@@ -6,10 +6,12 @@ mod audit;
 mod checkpoints;
 pub mod decisions;
 mod graduation;
+pub mod deliveries;
 mod grants;
 mod ops;
 mod policy;
 mod reviews;
+mod slack;
 pub mod tokens;
 mod users;
 
@@ -41,6 +43,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(graduation::show))
         .routes(routes!(graduation::replay))
+        .routes(routes!(deliveries::list))
+        .routes(routes!(deliveries::retry))
+        .routes(routes!(slack::interactions))
         .routes(routes!(grants::create, grants::list))
         .routes(routes!(grants::show))
         .routes(routes!(grants::revoke))

@@ -57,6 +57,9 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
     if let Ok(regressions) = state.store().active_regressions().await {
         render_regressions(&mut text, &regressions);
     }
+    if let Some(notifications) = state.notifications() {
+        text.push_str(&notifications.render_metrics());
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -46,6 +46,9 @@ pub struct ActionFacts {
     pub size_warning: String,
     /// The grant that let it run without asking (empty: none).
     pub grant: String,
+    /// Why the status is what it is, in words (`notify::status_detail`): an expiry says
+    /// nobody answered in time, never that someone rejected it.
+    pub status_detail: String,
 }
 
 pub struct DecisionRow {
@@ -254,6 +257,7 @@ fn facts(record: &ActionRecord, now: chrono::DateTime<chrono::Utc>) -> ActionFac
             .unwrap_or_default(),
         tier: gate.tier.as_str().to_owned(),
         status: gate.status.as_str().to_owned(),
+        status_detail: countersign_core::notify::status_detail(gate, record.created_at),
         rule: record.rule.clone().unwrap_or_default(),
         reason: record.reason.clone(),
         reasoning: record.reasoning.clone().unwrap_or_default(),
@@ -363,10 +367,14 @@ fn history(record: &ActionRecord) -> Vec<Step> {
         && matches!(gate.status, Status::Expired | Status::Cancelled)
     {
         let text = match gate.status {
-            Status::Expired => "Expired: no decision before the deadline",
-            _ => "Cancelled by the agent",
+            Status::Expired => format!(
+                "Expired — {}",
+                countersign_core::notify::status_detail(gate, record.created_at)
+                    .trim_start_matches("expired: ")
+            ),
+            _ => "Cancelled by the agent".to_owned(),
         };
-        steps.push(step(at, text.to_owned()));
+        steps.push(step(at, text));
     } else if let Some(at) = gate.decided_at
         && gate.tier.is_human_gated()
         && gate.status != Status::Pending

@@ -66,6 +66,9 @@ pub struct Row {
     pub deadline: String,
     pub time_left: String,
     pub urgent: bool,
+    /// Where it stands, in words (`notify::status_detail`): approvals so far, the deadline,
+    /// an escalation.
+    pub detail: String,
 }
 
 pub struct Links {
@@ -121,6 +124,7 @@ pub fn row(record: &ActionRecord, now: chrono::DateTime<chrono::Utc>) -> Row {
         agent: record.gate.agent.to_string(),
         tier: record.gate.tier.as_str().to_owned(),
         summary: args_summary(&record.gate.args, 90),
+        detail: countersign_core::notify::status_detail(&record.gate, record.created_at),
         confidence: record
             .confidence
             .map(|c| format!("{:.0}%", c * 100.0))

@@ -86,6 +86,8 @@ pub struct Options {
     pub checkpoints: Option<countersign_server::Checkpoints>,
     /// Graduation's settings (default: the server's defaults).
     pub graduation: Option<countersign_server::GraduationSettings>,
+    /// Notification targets, callbacks and Slack approvals (default: none).
+    pub notify: Option<countersign_server::Notifications>,
 }
 
 impl Default for Options {
@@ -98,6 +100,7 @@ impl Default for Options {
             store: None,
             checkpoints: None,
             graduation: None,
+            notify: None,
         }
     }
 }
@@ -133,6 +136,9 @@ pub async fn spawn_with(options: Options) -> Server {
     }
     if let Some(graduation) = options.graduation {
         state = state.with_graduation(graduation);
+    }
+    if let Some(notify) = options.notify {
+        state = state.with_notifications(notify);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

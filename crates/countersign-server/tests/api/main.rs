@@ -22,3 +22,7 @@ mod hardening_policy;
 mod policy_classify;
 // The reviewer web UI, through the same server.
 mod web;
+// Notifications, callbacks and Slack approvals (issue: SLA ladder and notifications).
+mod notify;
+mod receivers;
+mod slack;

@@ -683,3 +683,61 @@ async fn approve_and_allow_similar_then_revoke_from_the_grants_page() {
     assert!(grants.body.contains("revoked by rita"));
     assert_eq!(server.submit(refund).await["status"], "pending");
 }
+
+/// An expiry reads as an expiry in the browser too: nobody answered, never a rejection;
+/// and a decision from the browser is recorded with its channel.
+#[tokio::test]
+async fn an_expired_action_reads_as_unanswered_and_decisions_name_the_web() {
+    let server = spawn().await;
+    people(&server).await;
+    let pending = server.submit(json!({"action": "email.send"})).await;
+    let id = pending["id"].as_str().unwrap();
+    let mut rita = Browser::sign_in(&server, "rita").await;
+    let queue = rita.get("/queue").await;
+    assert!(
+        queue.body.contains("waiting for"),
+        "the queue says where each action stands: {}",
+        queue.body
+    );
+    let late = Utc::now() + TimeDelta::hours(1);
+    let expired = server
+        .store
+        .apply_sla(id.to_owned(), late)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.gate.status, countersign_core::Status::Expired);
+    let page = rita.get(&format!("/actions/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("expired: no reviewer answered"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.to_lowercase().contains("rejected"),
+        "{}",
+        page.body
+    );
+
+    let other = server.submit(large_refund()).await;
+    let other = other["id"].as_str().unwrap();
+    let approved = rita.decide(other, &[("verdict", "approve")]).await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+    let entries = server
+        .store
+        .audit_window(countersign_store::AuditFilter {
+            action_id: Some(other.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        entries
+            .entries
+            .iter()
+            .any(|e| e.kind == "decided" && e.body.contains("\"channel\":\"web\"")),
+        "{:?}",
+        entries.entries
+    );
+}

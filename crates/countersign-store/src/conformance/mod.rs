@@ -6,6 +6,7 @@ mod grants;
 mod history;
 mod identity;
 mod lifecycle;
+mod outbox;
 mod people;
 mod records;
 
@@ -143,6 +144,8 @@ pub async fn story(store: &dyn Store) {
     records::idempotency(store).await;
     records::audit(store).await;
     records::checkpoints(store).await;
+    // Last: it installs an event router, which the earlier parts do without.
+    outbox::outbox(store).await;
     people::people(store).await;
     people::reviewer_reads(store).await;
     history::history(store).await;

@@ -23,7 +23,7 @@ use crate::sqlite::rows::{self, from_millis, millis, to_json};
 use crate::token::{self, CreatedToken, NewToken, Role, Token};
 
 /// The advisory lock under which identities are admitted.
-const IDENTITY_LOCK: i64 = 0x0c05_1960_0002;
+pub(super) const IDENTITY_LOCK: i64 = 0x0c05_1960_0002;
 
 /// Ended or long-idle sessions are deleted after this, as on SQLite.
 const SESSION_RETENTION: TimeDelta = TimeDelta::days(30);

@@ -9,13 +9,14 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(i32, &str); 3] = [
+const MIGRATIONS: [(i32, &str); 4] = [
     (
         1,
         include_str!("../../migrations/postgres/0001_initial.sql"),
     ),
     (2, include_str!("../../migrations/postgres/0002_grants.sql")),
-    // 3 and 4 are other branches' (outbox, approval metrics); versions may skip a number.
+    (3, include_str!("../../migrations/postgres/0003_outbox.sql")),
+    // 4 is another branch's (approval metrics); versions may skip a number.
     (
         5,
         include_str!("../../migrations/postgres/0005_graduation.sql"),

@@ -24,6 +24,7 @@ mod history_ops;
 mod listen;
 mod migrations;
 mod ops;
+mod outbox_ops;
 mod pool;
 mod read;
 mod rows;
@@ -31,7 +32,7 @@ mod verify;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -48,6 +49,9 @@ use crate::audit_log::{
 use crate::error::StoreError;
 use crate::grants::{GrantQuery, GrantRecord, NewGrant};
 use crate::history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
+use crate::outbox::{
+    Delivery, DeliveryQuery, EventRouter, Notifications, OutboxSignal, Person, SlackLink, Tried,
+};
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
@@ -61,6 +65,7 @@ use crate::ui_query::{
 use crate::{BoxFuture, Store, StoreResult};
 
 pub use self::errors::redact as redact_url;
+pub use self::outbox_ops::DELIVERY_LEASE;
 
 /// Tuning of a PostgreSQL store.
 #[derive(Clone, Debug)]
@@ -115,6 +120,10 @@ pub(crate) struct Inner {
     announce_wake: Notify,
     commits: AtomicU64,
     refused: AtomicU64,
+    /// Where events go (installed by the server; none: nowhere).
+    router: RwLock<Option<Arc<dyn EventRouter>>>,
+    /// Tells this instance's dispatcher which lanes got deliveries.
+    outbox: Arc<OutboxSignal>,
 }
 
 /// A store on a PostgreSQL database, shared with other instances.
@@ -221,11 +230,14 @@ impl PostgresStore {
             announce_wake: Notify::new(),
             commits: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            router: RwLock::new(None),
+            outbox: Arc::new(OutboxSignal::default()),
         });
         inner.health.wrote();
         let (shutdown, stopped) = watch::channel(false);
         tokio::spawn(linker(Arc::downgrade(&inner), stopped.clone()));
         tokio::spawn(announcer(Arc::downgrade(&inner), stopped.clone()));
+        tokio::spawn(outbox_watch(Arc::downgrade(&inner), stopped.clone()));
         tokio::spawn(listen::run(Arc::downgrade(&inner), stopped));
         Ok(PostgresStore {
             inner,
@@ -273,6 +285,31 @@ async fn spawn<T: Send + 'static>(
 }
 
 impl Inner {
+    /// What a write emits events through: the router in force now.
+    fn emitter(&self) -> outbox_ops::Emitter {
+        outbox_ops::Emitter::new(
+            self.router
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone(),
+        )
+    }
+
+    /// Runs an action write that may emit events, publishing their lanes once it
+    /// committed.
+    async fn emitting<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Conn, &outbox_ops::Emitter) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let out = self.emitter();
+        let mut conn = self.pool.get().await?;
+        let result = work(&mut conn, &out).await;
+        if result.is_ok() {
+            out.publish(&self.outbox);
+        }
+        result
+    }
+
     /// Bookkeeping after a write: health, counters, the linker's wake-up, and the changed
     /// actions broadcast to this instance's subscribers.
     fn wrote<T>(&self, result: &StoreResult<T>, changed: impl FnOnce(&T) -> Vec<ActionRecord>) {
@@ -328,6 +365,34 @@ fn one(record: &ActionRecord) -> Vec<ActionRecord> {
 
 fn none<T>(_: &T) -> Vec<ActionRecord> {
     Vec::new()
+}
+
+/// How often an instance looks for deliveries another instance left (it stopped, or was
+/// killed, with deliveries pending or claimed): their lanes are handed to this instance's
+/// dispatcher, which claims what is due.
+const OUTBOX_WATCH: Duration = Duration::from_secs(5);
+
+/// Hands the lanes with pending deliveries to this instance's dispatcher every
+/// [`OUTBOX_WATCH`], so that no delivery waits for the instance that wrote it.
+async fn outbox_watch(store: Weak<Inner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(OUTBOX_WATCH) => {}
+        }
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        if inner.closed.load(Ordering::Acquire) || inner.router.read().map_or(true, |r| r.is_none())
+        {
+            continue;
+        }
+        let lanes = async { outbox_ops::pending_lanes(&mut *inner.pool.get().await?).await };
+        match lanes.await {
+            Ok(lanes) => inner.outbox.publish(lanes),
+            Err(error) => tracing::debug!(%error, "cannot look for pending deliveries"),
+        }
+    }
 }
 
 /// Links committed entries whenever writes were made here, and every second for entries
@@ -399,7 +464,9 @@ impl Store for PostgresStore {
         write(
             self,
             move |inner| async move {
-                let submitted = ops::submit(&mut *inner.pool.get().await?, action).await?;
+                let submitted = inner
+                    .emitting(async |c, out| ops::submit(c, out, action).await)
+                    .await?;
                 if !submitted.replayed {
                     inner
                         .announce
@@ -450,8 +517,12 @@ impl Store for PostgresStore {
         write(
             self,
             move |inner| async move {
-                let mut conn = inner.pool.get().await?;
-                ops::decide(&mut conn, &inner.instance, &id, &reviewer, request, now).await
+                let instance = inner.instance.clone();
+                inner
+                    .emitting(async |c, out| {
+                        ops::decide(c, &instance, out, &id, &reviewer, request, now).await
+                    })
+                    .await
             },
             one,
         )
@@ -466,8 +537,10 @@ impl Store for PostgresStore {
         write(
             self,
             move |inner| async move {
-                let mut conn = inner.pool.get().await?;
-                ops::cancel(&mut conn, &inner.instance, &id, &actor, now).await
+                let instance = inner.instance.clone();
+                inner
+                    .emitting(async |c, out| ops::cancel(c, &instance, out, &id, &actor, now).await)
+                    .await
             },
             one,
         )
@@ -510,8 +583,10 @@ impl Store for PostgresStore {
         write(
             self,
             move |inner| async move {
-                let mut conn = inner.pool.get().await?;
-                ops::apply_sla(&mut conn, &inner.instance, &id, now).await
+                let instance = inner.instance.clone();
+                inner
+                    .emitting(async |c, out| ops::apply_sla(c, &instance, out, &id, now).await)
+                    .await
             },
             |record: &Option<ActionRecord>| record.iter().cloned().collect(),
         )
@@ -525,8 +600,10 @@ impl Store for PostgresStore {
         write(
             self,
             move |inner| async move {
-                let mut conn = inner.pool.get().await?;
-                ops::sweep_sla(&mut conn, &inner.instance, now, limit).await
+                let instance = inner.instance.clone();
+                inner
+                    .emitting(async |c, out| ops::sweep_sla(c, &instance, out, now, limit).await)
+                    .await
             },
             |records: &Vec<ActionRecord>| records.clone(),
         )
@@ -957,5 +1034,137 @@ impl Store for PostgresStore {
             }
             self.inner.pool.close();
         })
+    }
+}
+
+impl Notifications for PostgresStore {
+    fn set_router(&self, router: Arc<dyn EventRouter>) {
+        *self
+            .inner
+            .router
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(router);
+    }
+
+    fn outbox_signal(&self) -> Arc<OutboxSignal> {
+        self.inner.outbox.clone()
+    }
+
+    fn pending_lanes(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(self.read(async |c| outbox_ops::pending_lanes(c).await))
+    }
+
+    /// Claims the due deliveries for this instance (see `outbox_ops::due`).
+    fn due_deliveries(
+        &self,
+        lane: String,
+        now: DateTime<Utc>,
+        limit: u32,
+        skip: Vec<u64>,
+    ) -> BoxFuture<'_, StoreResult<Vec<Delivery>>> {
+        write(
+            self,
+            move |inner| async move {
+                let mut conn = inner.pool.get().await?;
+                outbox_ops::due(&mut conn, &lane, now, limit, &skip).await
+            },
+            none,
+        )
+    }
+
+    fn lane_state(
+        &self,
+        lane: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<(bool, Option<DateTime<Utc>>)>> {
+        Box::pin(self.read(async move |c| outbox_ops::lane_state(c, &lane, now).await))
+    }
+
+    fn finish_deliveries(
+        &self,
+        tried: Vec<Tried>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        write(
+            self,
+            move |inner| async move {
+                let conn = &mut *inner.pool.get().await?;
+                ops::transaction!(conn, outbox_ops::finish(conn, tried, now))
+            },
+            none,
+        )
+    }
+
+    fn deliveries(&self, query: DeliveryQuery) -> BoxFuture<'_, StoreResult<Page<Delivery>>> {
+        Box::pin(self.read(async move |c| outbox_ops::list(c, &query).await))
+    }
+
+    fn retry_delivery(
+        &self,
+        id: u64,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Delivery>> {
+        write(
+            self,
+            move |inner| async move {
+                let conn = &mut *inner.pool.get().await?;
+                let delivery: Delivery =
+                    ops::transaction!(conn, outbox_ops::retry(conn, id, &actor, now))?;
+                inner.outbox.publish([delivery.lane.clone()]);
+                Ok(delivery)
+            },
+            none,
+        )
+    }
+
+    fn link_slack(
+        &self,
+        slack_user: String,
+        name: Name,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<SlackLink>> {
+        write(
+            self,
+            move |inner| async move {
+                let conn = &mut *inner.pool.get().await?;
+                ops::transaction!(
+                    conn,
+                    outbox_ops::link_slack(conn, &slack_user, &name, &actor, now)
+                )
+            },
+            none,
+        )
+    }
+
+    fn unlink_slack(
+        &self,
+        slack_user: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<SlackLink>> {
+        write(
+            self,
+            move |inner| async move {
+                let conn = &mut *inner.pool.get().await?;
+                ops::transaction!(
+                    conn,
+                    outbox_ops::unlink_slack(conn, &slack_user, &actor, now)
+                )
+            },
+            none,
+        )
+    }
+
+    fn slack_links(&self) -> BoxFuture<'_, StoreResult<Vec<SlackLink>>> {
+        Box::pin(self.read(async |c| outbox_ops::slack_links(c).await))
+    }
+
+    fn slack_person<'a>(
+        &'a self,
+        slack_user: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<Person>>> {
+        Box::pin(self.read(async |c| outbox_ops::slack_person(c, slack_user).await))
     }
 }

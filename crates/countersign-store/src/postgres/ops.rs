@@ -7,14 +7,17 @@
 //! one round trip; the idempotency key's primary key resolves concurrent duplicates.
 
 use chrono::{DateTime, Utc};
+use countersign_core::Status;
 use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, Transition};
 use countersign_core::name::Name;
+use countersign_core::notify::EventKind;
 use countersign_core::sla::{self, SlaStep};
 
 use super::chain;
 use super::errors::is_unique_violation;
 use super::grant_ops;
 use super::listen::CHANNEL;
+use super::outbox_ops::{self, Emitter};
 use super::pool::Conn;
 use super::rows::{ACTION_COLUMNS, action_from_row};
 use crate::audit_log::{SYSTEM_ACTOR, kind};
@@ -106,7 +109,8 @@ async fn update_action(conn: &mut Conn, record: &ActionRecord) -> Result<(), Sto
         "UPDATE actions SET tier = $1, status = $2, args = $3, original_args = $4, \
          approvers = $5, escalated_to = $6, escalated = $7, approvals_required = $8, \
          decisions = $9, deadline = $10, timeout_plan = $11, review_state = $12, review = $13, \
-         outcome = $14, decided_at = $15, version = $16, changed_at = now() WHERE id = $17",
+         outcome = $14, decided_at = $15, version = $16, reminders = $17, escalated_at = $18, \
+         next_step_at = $19, changed_at = now() WHERE id = $20",
         &[
             &gate.tier.as_str(),
             &gate.status.as_str(),
@@ -124,6 +128,9 @@ async fn update_action(conn: &mut Conn, record: &ActionRecord) -> Result<(), Sto
             &gate.outcome.as_ref().map(rows::outcome_json),
             &gate.decided_at.map(millis),
             &(record.version as i64),
+            &to_json(&rows::moments(&gate.reminders)),
+            &gate.escalated_at.map(millis),
+            &gate.next_step_at().map(millis),
             &record.id,
         ],
     )
@@ -199,11 +206,20 @@ pub(crate) async fn find_replay(
 ///
 /// With grants to try (`NewAction::grants`), the first one still live is used in the same
 /// transaction as the insert ([`grant_ops::use_grant`]), and the use's entry goes with it.
-pub(crate) async fn submit(conn: &mut Conn, new: NewAction) -> Result<Submitted, StoreError> {
+///
+/// An action that will wait for people (its `pending` event, its callback) takes a
+/// transaction too, so that its event and deliveries commit with it or not at all.
+pub(crate) async fn submit(
+    conn: &mut Conn,
+    out: &Emitter,
+    new: NewAction,
+) -> Result<Submitted, StoreError> {
     let agent = new.proposal.agent.as_str().to_owned();
     let idempotency = new.idempotency.clone();
-    let inserted = if new.grants.is_empty() {
-        insert_submission(conn, new, None).await?
+    let may_wait =
+        new.tier.is_human_gated() && (out.router.is_some() || new.callback_url.is_some());
+    let inserted = if new.grants.is_empty() && !may_wait {
+        insert_submission(conn, out, new, None).await?
     } else {
         conn.begin().await?;
         let attempt = async {
@@ -214,7 +230,7 @@ pub(crate) async fn submit(conn: &mut Conn, new: NewAction) -> Result<Submitted,
                     break;
                 }
             }
-            insert_submission(conn, new, used).await
+            insert_submission(conn, out, new, used).await
         }
         .await;
         match attempt {
@@ -250,16 +266,24 @@ pub(crate) async fn submit(conn: &mut Conn, new: NewAction) -> Result<Submitted,
 /// refused the statement (a duplicate idempotency key, say).
 async fn insert_submission(
     conn: &mut Conn,
+    out: &Emitter,
     new: NewAction,
     used: Option<GrantRecord>,
 ) -> Result<Result<Submitted, tokio_postgres::Error>, StoreError> {
     let agent = new.proposal.agent.as_str().to_owned();
     let idempotency = new.idempotency.clone();
     let at = millis(new.at);
+    let now = new.at;
     let token_id = new.token_id.clone();
+    let callback_url = new.callback_url.clone();
     let record = new_record(new, used.as_ref())?;
     let gate = &record.gate;
-    let drafts = entries::submission(&record, token_id.as_deref(), used.as_ref());
+    let drafts = entries::submission(
+        &record,
+        token_id.as_deref(),
+        used.as_ref(),
+        callback_url.as_deref(),
+    );
     let first = idempotency
         .as_ref()
         .map(|_| first_answer_json(&gate.first_answer()).to_string());
@@ -269,9 +293,10 @@ async fn insert_submission(
              rule, reason, args, original_args, reasoning, context, confidence, hints, \
              idempotency_key, approvers, escalated_to, escalated, approvals_required, \
              decisions, deadline, timeout_plan, policy_hash, review_sample, review_state, \
-             review, outcome, created_at, decided_at, version, grant_id) VALUES ($1, $2, $3, $4, \
+             review, outcome, created_at, decided_at, version, grant_id, reminders, \
+             escalated_at, next_step_at) VALUES ($1, $2, $3, $4, \
              $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-             $21, $22, $23, $24, NULL, NULL, $25, $26, 1, $37)), \
+             $21, $22, $23, $24, NULL, NULL, $25, $26, 1, $37, $38, $39, $40)), \
              key AS (INSERT INTO idempotency (agent, key, body_hash, action_id, response, \
              created_at) SELECT $27, $28, $29, $1, $30, $25 WHERE $28::text IS NOT NULL) \
              INSERT INTO audit (at, kind, actor, action_id, body) \
@@ -314,6 +339,9 @@ async fn insert_submission(
                 &drafts[1].actor,
                 &drafts[1].body,
                 &record.grant,
+                &to_json(&rows::moments(&gate.reminders)),
+                &gate.escalated_at.map(millis),
+                &gate.next_step_at().map(millis),
             ],
         )
         .await?;
@@ -322,6 +350,12 @@ async fn insert_submission(
     }
     if drafts.len() > 2 {
         chain::insert(conn, at, &record.id, &drafts[2..]).await?;
+    }
+    if record.gate.status == Status::Pending {
+        if let Some(url) = &callback_url {
+            outbox_ops::save_callback(conn, &record.id, url).await?;
+        }
+        out.emit(conn, &record, EventKind::Pending, now).await?;
     }
     Ok(Ok(Submitted {
         record,
@@ -332,6 +366,7 @@ async fn insert_submission(
 pub(crate) async fn decide(
     conn: &mut Conn,
     instance: &str,
+    out: &Emitter,
     id: &str,
     reviewer: &Actor,
     request: DecisionRequest,
@@ -343,7 +378,7 @@ pub(crate) async fn decide(
         // deadline and adds deciders. Any other due step (expiry) makes the core refuse the
         // decision, and the SLA worker applies it.
         if let Some(step @ SlaStep::Escalate { .. }) = sla::due(&record.gate, now) {
-            apply_step(conn, &mut record, step, now).await?;
+            apply_step(conn, out, &mut record, step, now).await?;
         }
         let before = record.gate.clone();
         let transition = lifecycle::decide(
@@ -365,10 +400,13 @@ pub(crate) async fn decide(
             kind: kind::DECIDED,
             actor: reviewer.name.as_str(),
             token_id: reviewer.token_id.as_deref(),
-            body: entries::decision_body(&before, &after, decided),
+            body: entries::decision_body(&before, &after, decided, reviewer.channel()),
             at: now,
         };
         commit_change(conn, &mut record, &transition, entry).await?;
+        if record.gate.status.is_final() {
+            out.emit(conn, &record, EventKind::Decided, now).await?;
+        }
         notify(conn, instance, &[&record.id]).await?;
         Ok(record)
     })
@@ -377,6 +415,7 @@ pub(crate) async fn decide(
 pub(crate) async fn cancel(
     conn: &mut Conn,
     instance: &str,
+    out: &Emitter,
     id: &str,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -392,6 +431,7 @@ pub(crate) async fn cancel(
             at: now,
         };
         commit_change(conn, &mut record, &transition, entry).await?;
+        out.emit(conn, &record, EventKind::Cancelled, now).await?;
         notify(conn, instance, &[&record.id]).await?;
         Ok(record)
     })
@@ -460,13 +500,22 @@ pub(crate) async fn review(
 }
 
 /// Applies an SLA step to a locked record, in the caller's transaction.
+/// Applies an SLA step to a locked record, in the caller's transaction, with the event it
+/// notifies (a reminder, an escalation, an expiry).
 async fn apply_step(
     conn: &mut Conn,
+    out: &Emitter,
     record: &mut ActionRecord,
     step: SlaStep,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (kind, body) = entries::sla_entry(&step, record.gate.deadline);
+    let transition = Transition::Sla {
+        step: step.clone(),
+        at: now,
+    };
+    let mut after = record.gate.clone();
+    after.apply(&transition);
+    let (kind, body, event) = entries::sla_entry(&step, record, &after);
     let entry = Entry {
         kind,
         actor: SYSTEM_ACTOR,
@@ -474,12 +523,17 @@ async fn apply_step(
         body,
         at: now,
     };
-    commit_change(conn, record, &Transition::Sla { step, at: now }, entry).await
+    commit_change(conn, record, &transition, entry).await?;
+    if let Some(event) = event {
+        out.emit(conn, record, event, now).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn apply_sla(
     conn: &mut Conn,
     instance: &str,
+    out: &Emitter,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ActionRecord>, StoreError> {
@@ -488,7 +542,7 @@ pub(crate) async fn apply_sla(
         let Some(step) = sla::due(&record.gate, now) else {
             return Ok(None);
         };
-        apply_step(conn, &mut record, step, now).await?;
+        apply_step(conn, out, &mut record, step, now).await?;
         notify(conn, instance, &[&record.id]).await?;
         Ok(Some(record))
     })
@@ -503,6 +557,7 @@ pub(crate) async fn apply_sla(
 pub(crate) async fn sweep_sla(
     conn: &mut Conn,
     instance: &str,
+    out: &Emitter,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<ActionRecord>, StoreError> {
@@ -512,7 +567,8 @@ pub(crate) async fn sweep_sla(
             .query(
                 &format!(
                     "SELECT {ACTION_COLUMNS} FROM actions WHERE status = 'pending' \
-                     AND deadline <= $1 ORDER BY deadline, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+                     AND next_step_at <= $1 ORDER BY next_step_at, id LIMIT $2 \
+                     FOR UPDATE SKIP LOCKED"
                 ),
                 &[&millis(now), &limit],
             )
@@ -521,7 +577,7 @@ pub(crate) async fn sweep_sla(
         for row in &rows {
             let mut record = action_from_row(row)?;
             if let Some(step) = sla::due(&record.gate, now) {
-                apply_step(conn, &mut record, step, now).await?;
+                apply_step(conn, out, &mut record, step, now).await?;
                 changed.push(record);
             }
         }

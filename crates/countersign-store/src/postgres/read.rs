@@ -156,7 +156,8 @@ async fn action_page(
 pub(crate) async fn next_deadline(conn: &mut Conn) -> Result<Option<DateTime<Utc>>, StoreError> {
     let row = conn
         .query_opt(
-            "SELECT deadline FROM actions WHERE status = 'pending' ORDER BY deadline, id LIMIT 1",
+            "SELECT next_step_at FROM actions WHERE status = 'pending' \
+             ORDER BY next_step_at, id LIMIT 1",
             &[],
         )
         .await?;
@@ -172,8 +173,8 @@ pub(crate) async fn due_deadlines(
 ) -> Result<Vec<DueDeadline>, StoreError> {
     let rows = conn
         .query(
-            "SELECT id, deadline FROM actions WHERE status = 'pending' AND deadline <= $1 \
-             ORDER BY deadline, id LIMIT $2",
+            "SELECT id, next_step_at FROM actions WHERE status = 'pending' \
+             AND next_step_at <= $1 ORDER BY next_step_at, id LIMIT $2",
             &[&millis(now), &i64::from(page_limit(limit))],
         )
         .await?;

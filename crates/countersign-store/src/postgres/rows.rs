@@ -11,8 +11,8 @@ use crate::audit_log::AuditEntry;
 use crate::error::StoreError;
 use crate::record::ActionRecord;
 use crate::sqlite::rows::{
-    approvers_from, decisions_from, from_json, from_millis, name, names_from, object, opt_time,
-    outcome_from, review_from, timeout_from,
+    approvers_from, decisions_from, from_json, from_millis, moments_from, name, names_from, object,
+    opt_time, outcome_from, review_from, timeout_from,
 };
 use crate::token::{Role, Token};
 
@@ -54,7 +54,9 @@ pub(crate) fn action_from_row(row: &Row) -> Result<ActionRecord, StoreError> {
             .map_err(|_| corrupt("approvals_required"))?,
         decisions: decisions_from(&text(19)?)?,
         deadline: opt_time(get::<Option<i64>>(row, 20)?)?,
+        reminders: moments_from(&text(31)?)?,
         timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
+        escalated_at: opt_time(get::<Option<i64>>(row, 32)?)?,
         review: review_from(review_state.as_deref(), review.as_deref())?,
         outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
         decided_at: opt_time(get::<Option<i64>>(row, 28)?)?,

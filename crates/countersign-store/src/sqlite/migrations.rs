@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 6] = [
+const MIGRATIONS: [(u32, &str); 7] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -22,7 +22,8 @@ const MIGRATIONS: [(u32, &str); 6] = [
         include_str!("../../migrations/sqlite/0004_people_and_review_ui.sql"),
     ),
     (5, include_str!("../../migrations/sqlite/0005_grants.sql")),
-    // 6 and 7 are other branches' (outbox, approval metrics); versions may skip a number.
+    (6, include_str!("../../migrations/sqlite/0006_outbox.sql")),
+    // 7 is another branch's (approval metrics); versions may skip a number.
     (
         8,
         include_str!("../../migrations/sqlite/0008_graduation.sql"),

@@ -16,6 +16,7 @@ pub(crate) mod health;
 mod history_ops;
 mod migrations;
 mod ops;
+mod outbox_ops;
 mod people_ops;
 mod read;
 pub(crate) mod rows;
@@ -25,7 +26,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,6 +37,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use self::chain::Head;
 use self::health::Health;
+use self::outbox_ops::Emitter;
 use self::writer::{Command, Counters, Job, Writer};
 use crate::audit_log::{
     AuditEntry, AuditHead, AuditReport, CheckpointClaim, CommitStats, NewAuditEntry, NewCheckpoint,
@@ -44,6 +46,9 @@ use crate::audit_log::{
 use crate::error::StoreError;
 use crate::grants::{GrantQuery, GrantRecord, NewGrant};
 use crate::history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
+use crate::outbox::{
+    Delivery, DeliveryQuery, EventRouter, Notifications, OutboxSignal, Person, SlackLink, Tried,
+};
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
@@ -94,6 +99,20 @@ pub struct SqliteStore {
     revocations: broadcast::Sender<String>,
     counters: Arc<Counters>,
     health: Arc<Health>,
+    /// Where events go (installed by the server; none: nowhere).
+    router: RwLock<Option<Router>>,
+    /// Raised after commits that wrote deliveries.
+    outbox: Arc<OutboxSignal>,
+}
+
+/// The installed router (a newtype so that the store stays `Debug`).
+#[derive(Clone)]
+struct Router(Arc<dyn EventRouter>);
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Router")
+    }
 }
 
 /// Revocations a slow listener may fall behind on before it lags (and re-checks instead).
@@ -337,7 +356,9 @@ impl SqliteStore {
         let counters = Arc::new(Counters::default());
         let health = Arc::new(Health::default());
         health.wrote();
+        let outbox = Arc::new(OutboxSignal::default());
         let writer = Writer {
+            outbox: outbox.clone(),
             conn,
             commands: receiver,
             changes: changes.clone(),
@@ -362,7 +383,22 @@ impl SqliteStore {
             revocations: broadcast::channel(REVOCATION_CAPACITY).0,
             counters,
             health,
+            router: RwLock::new(None),
+            outbox,
         })
+    }
+
+    /// What a write job emits events through: the router in force now.
+    fn emitter(&self) -> Emitter {
+        Emitter {
+            router: self
+                .router
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .as_ref()
+                .map(|r| r.0.clone()),
+            signal: self.outbox.clone(),
+        }
     }
 
     /// Finishes queued writes and closes the database. Later calls fail with
@@ -481,8 +517,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store for SqliteStore {
     fn submit(&self, action: NewAction) -> BoxFuture<'_, StoreResult<Submitted>> {
+        let out = self.emitter();
         Box::pin(self.write(
-            move |conn, head| ops::submit(conn, head, action),
+            move |conn, head| ops::submit(conn, head, &out, action),
             |submitted: &Submitted| {
                 if submitted.replayed {
                     Vec::new()
@@ -523,11 +560,10 @@ impl Store for SqliteStore {
         request: DecisionRequest,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
-        Box::pin(
-            self.write_action(move |conn, head| {
-                ops::decide(conn, head, &id, &reviewer, request, now)
-            }),
-        )
+        let out = self.emitter();
+        Box::pin(self.write_action(move |conn, head| {
+            ops::decide(conn, head, &out, &id, &reviewer, request, now)
+        }))
     }
 
     fn cancel(
@@ -536,7 +572,10 @@ impl Store for SqliteStore {
         actor: Actor,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<ActionRecord>> {
-        Box::pin(self.write_action(move |conn, head| ops::cancel(conn, head, &id, &actor, now)))
+        let out = self.emitter();
+        Box::pin(
+            self.write_action(move |conn, head| ops::cancel(conn, head, &out, &id, &actor, now)),
+        )
     }
 
     fn record_outcome(
@@ -568,8 +607,9 @@ impl Store for SqliteStore {
         id: String,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Option<ActionRecord>>> {
+        let out = self.emitter();
         Box::pin(self.write(
-            move |conn, head| ops::apply_sla(conn, head, &id, now),
+            move |conn, head| ops::apply_sla(conn, head, &out, &id, now),
             |record: &Option<ActionRecord>| record.iter().cloned().collect(),
         ))
     }
@@ -579,8 +619,9 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> BoxFuture<'_, StoreResult<Vec<ActionRecord>>> {
+        let out = self.emitter();
         Box::pin(self.write(
-            move |conn, head| ops::sweep_sla(conn, head, now, limit),
+            move |conn, head| ops::sweep_sla(conn, head, &out, now, limit),
             |records: &Vec<ActionRecord>| records.clone(),
         ))
     }
@@ -930,5 +971,110 @@ impl Store for SqliteStore {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(SqliteStore::close(self))
+    }
+}
+
+impl Notifications for SqliteStore {
+    fn set_router(&self, router: Arc<dyn EventRouter>) {
+        *self
+            .router
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Router(router));
+    }
+
+    fn outbox_signal(&self) -> Arc<OutboxSignal> {
+        self.outbox.clone()
+    }
+
+    fn pending_lanes(&self) -> BoxFuture<'_, StoreResult<Vec<String>>> {
+        Box::pin(async move { self.readers.with(|c| outbox_ops::pending_lanes(c)) })
+    }
+
+    fn due_deliveries(
+        &self,
+        lane: String,
+        now: DateTime<Utc>,
+        limit: u32,
+        skip: Vec<u64>,
+    ) -> BoxFuture<'_, StoreResult<Vec<Delivery>>> {
+        Box::pin(async move {
+            self.readers
+                .with(|c| outbox_ops::due(c, &lane, now, limit, &skip))
+        })
+    }
+
+    fn lane_state(
+        &self,
+        lane: String,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<(bool, Option<DateTime<Utc>>)>> {
+        Box::pin(async move { self.readers.with(|c| outbox_ops::lane_state(c, &lane, now)) })
+    }
+
+    fn finish_deliveries(
+        &self,
+        tried: Vec<Tried>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.write(
+            move |conn, head| outbox_ops::finish(conn, head, tried, now),
+            no_action,
+        ))
+    }
+
+    fn deliveries(&self, query: DeliveryQuery) -> BoxFuture<'_, StoreResult<Page<Delivery>>> {
+        Box::pin(async move { self.readers.with(|c| outbox_ops::list(c, &query)) })
+    }
+
+    fn retry_delivery(
+        &self,
+        id: u64,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<Delivery>> {
+        let signal = self.outbox.clone();
+        Box::pin(self.write(
+            move |conn, head| outbox_ops::retry(conn, head, &signal, id, &actor, now),
+            no_action,
+        ))
+    }
+
+    fn link_slack(
+        &self,
+        slack_user: String,
+        name: Name,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<SlackLink>> {
+        Box::pin(self.write(
+            move |conn, head| outbox_ops::link_slack(conn, head, &slack_user, &name, &actor, now),
+            no_action,
+        ))
+    }
+
+    fn unlink_slack(
+        &self,
+        slack_user: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<SlackLink>> {
+        Box::pin(self.write(
+            move |conn, head| outbox_ops::unlink_slack(conn, head, &slack_user, &actor, now),
+            no_action,
+        ))
+    }
+
+    fn slack_links(&self) -> BoxFuture<'_, StoreResult<Vec<SlackLink>>> {
+        Box::pin(async move { self.readers.with(|c| outbox_ops::slack_links(c)) })
+    }
+
+    fn slack_person<'a>(
+        &'a self,
+        slack_user: &'a str,
+    ) -> BoxFuture<'a, StoreResult<Option<Person>>> {
+        Box::pin(async move {
+            self.readers
+                .with(|c| outbox_ops::slack_person(c, slack_user))
+        })
     }
 }

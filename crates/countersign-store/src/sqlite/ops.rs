@@ -3,13 +3,16 @@
 //! and stores, and records every change in the audit chain in the same transaction.
 
 use chrono::{DateTime, Utc};
+use countersign_core::Status;
 use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, Transition};
 use countersign_core::name::Name;
+use countersign_core::notify::EventKind;
 use countersign_core::sla::{self, SlaStep};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::chain::{self, Head};
+use super::outbox_ops::{self, Emitter};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
 use crate::audit_log::{SYSTEM_ACTOR, kind};
 use crate::entries::{self, first_answer_from, first_answer_json, new_record, with_token};
@@ -37,7 +40,7 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
         "UPDATE actions SET tier = ?, status = ?, args = ?, original_args = ?, approvers = ?, \
          escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
          timeout_plan = ?, review_state = ?, review = ?, outcome = ?, decided_at = ?, \
-         version = ? WHERE id = ?",
+         version = ?, reminders = ?, escalated_at = ?, next_step_at = ? WHERE id = ?",
     )?
     .execute(params![
         gate.tier.as_str(),
@@ -59,6 +62,9 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
         gate.outcome.as_ref().map(rows::outcome_json),
         gate.decided_at.map(millis),
         record.version as i64,
+        to_json(&rows::moments(&gate.reminders)),
+        gate.escalated_at.map(millis),
+        gate.next_step_at().map(millis),
         &record.id,
     ])?;
     Ok(())
@@ -137,6 +143,7 @@ pub(crate) fn find_replay(
 pub(crate) fn submit(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     new: NewAction,
 ) -> Result<Submitted, StoreError> {
     let agent = new.proposal.agent.as_str().to_owned();
@@ -157,11 +164,13 @@ pub(crate) fn submit(
             break;
         }
     }
+    let callback_url = new.callback_url.clone();
     let record = new_record(new, used.as_ref())?;
     let gate = &record.gate;
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?, ?, ?)"
     );
     conn.prepare_cached(&sql)?.execute(params![
         &record.id,
@@ -195,6 +204,9 @@ pub(crate) fn submit(
         gate.decided_at.map(millis),
         record.version as i64,
         &record.grant,
+        to_json(&rows::moments(&gate.reminders)),
+        gate.escalated_at.map(millis),
+        gate.next_step_at().map(millis),
     ])?;
     if let Some(idempotency) = &idempotency {
         conn.prepare_cached(
@@ -210,8 +222,19 @@ pub(crate) fn submit(
             millis(at),
         ])?;
     }
-    let drafts = entries::submission(&record, token_id.as_deref(), used.as_ref());
+    let drafts = entries::submission(
+        &record,
+        token_id.as_deref(),
+        used.as_ref(),
+        callback_url.as_deref(),
+    );
     chain::append_all(conn, head, at, &record.id, drafts)?;
+    if record.gate.status == Status::Pending {
+        if let Some(url) = &callback_url {
+            outbox_ops::save_callback(conn, &record.id, url)?;
+        }
+        out.emit(conn, &record, EventKind::Pending, at)?;
+    }
     Ok(Submitted {
         record,
         replayed: false,
@@ -221,6 +244,7 @@ pub(crate) fn submit(
 pub(crate) fn decide(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     id: &str,
     reviewer: &Actor,
     request: DecisionRequest,
@@ -231,7 +255,7 @@ pub(crate) fn decide(
     // deadline and adds deciders. Any other due step (expiry) makes the core refuse the
     // decision, and the SLA worker applies it.
     if let Some(SlaStep::Escalate { .. }) = sla::due(&record.gate, now)
-        && let Some(escalated) = apply_sla(conn, head, id, now)?
+        && let Some(escalated) = apply_sla(conn, head, out, id, now)?
     {
         record = escalated;
     }
@@ -251,7 +275,7 @@ pub(crate) fn decide(
     };
     let mut after = before.clone();
     after.apply(&transition);
-    let body = entries::decision_body(&before, &after, decided);
+    let body = entries::decision_body(&before, &after, decided, reviewer.channel());
     let entry = Entry {
         kind: kind::DECIDED,
         actor: reviewer.name.as_str(),
@@ -260,12 +284,16 @@ pub(crate) fn decide(
         at: now,
     };
     commit(conn, head, &mut record, &transition, entry)?;
+    if record.gate.status.is_final() {
+        out.emit(conn, &record, EventKind::Decided, now)?;
+    }
     Ok(record)
 }
 
 pub(crate) fn cancel(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     id: &str,
     actor: &Actor,
     now: DateTime<Utc>,
@@ -280,6 +308,7 @@ pub(crate) fn cancel(
         at: now,
     };
     commit(conn, head, &mut record, &transition, entry)?;
+    out.emit(conn, &record, EventKind::Cancelled, now)?;
     Ok(record)
 }
 
@@ -314,6 +343,7 @@ pub(crate) fn record_outcome(
 pub(crate) fn apply_sla(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ActionRecord>, StoreError> {
@@ -321,7 +351,13 @@ pub(crate) fn apply_sla(
     let Some(step) = sla::due(&record.gate, now) else {
         return Ok(None);
     };
-    let (kind, body) = entries::sla_entry(&step, record.gate.deadline);
+    let transition = Transition::Sla {
+        step: step.clone(),
+        at: now,
+    };
+    let mut after = record.gate.clone();
+    after.apply(&transition);
+    let (kind, body, event) = entries::sla_entry(&step, &record, &after);
     let entry = Entry {
         kind,
         actor: SYSTEM_ACTOR,
@@ -329,26 +365,24 @@ pub(crate) fn apply_sla(
         body,
         at: now,
     };
-    commit(
-        conn,
-        head,
-        &mut record,
-        &Transition::Sla { step, at: now },
-        entry,
-    )?;
+    commit(conn, head, &mut record, &transition, entry)?;
+    if let Some(event) = event {
+        out.emit(conn, &record, event, now)?;
+    }
     Ok(Some(record))
 }
 
 pub(crate) fn sweep_sla(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<ActionRecord>, StoreError> {
     let due = super::read::due_deadlines(conn, now, limit)?;
     let mut changed = Vec::with_capacity(due.len());
     for item in due {
-        if let Some(record) = apply_sla(conn, head, &item.id, now)? {
+        if let Some(record) = apply_sla(conn, head, out, &item.id, now)? {
             changed.push(record);
         }
     }

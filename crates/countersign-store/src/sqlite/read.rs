@@ -161,7 +161,8 @@ fn row_bytes(row: &Row<'_>) -> usize {
 pub(crate) fn next_deadline(conn: &Conn) -> Result<Option<DateTime<Utc>>, StoreError> {
     let deadline: Option<Option<i64>> = conn
         .prepare_cached(
-            "SELECT deadline FROM actions WHERE status = 'pending' ORDER BY deadline, id LIMIT 1",
+            "SELECT next_step_at FROM actions WHERE status = 'pending' \
+             ORDER BY next_step_at, id LIMIT 1",
         )?
         .query_row([], |row| row.get(0))
         .optional()?;
@@ -174,8 +175,8 @@ pub(crate) fn due_deadlines(
     limit: u32,
 ) -> Result<Vec<DueDeadline>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, deadline FROM actions WHERE status = 'pending' AND deadline <= ? \
-         ORDER BY deadline, id LIMIT ?",
+        "SELECT id, next_step_at FROM actions WHERE status = 'pending' AND next_step_at <= ? \
+         ORDER BY next_step_at, id LIMIT ?",
     )?;
     let found = statement
         .query_map(params![millis(now), i64::from(page_limit(limit))], |row| {

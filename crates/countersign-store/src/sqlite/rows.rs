@@ -10,6 +10,7 @@ use countersign_core::lifecycle::{
 };
 use countersign_core::name::Name;
 use countersign_core::policy::OnTimeout;
+use countersign_core::sla::RemindAt;
 use countersign_core::{Approvers, Status, Tier};
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ pub(crate) const ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier,
      original_args, reasoning, context, confidence, hints, idempotency_key, approvers, \
      escalated_to, escalated, approvals_required, decisions, deadline, timeout_plan, \
      policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version, \
-     grant_id";
+     grant_id, reminders, escalated_at, next_step_at";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -120,6 +121,9 @@ struct TimeoutJson {
     on_timeout: String,
     escalate_to: Vec<String>,
     escalation_sla_seconds: u64,
+    /// Absent in plans written before reminders existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    remind_at: Vec<String>,
 }
 
 pub(crate) fn timeout_json(plan: &TimeoutPlan) -> String {
@@ -130,6 +134,7 @@ pub(crate) fn timeout_json(plan: &TimeoutPlan) -> String {
             .map(str::to_owned)
             .collect(),
         escalation_sla_seconds: plan.escalation_sla.seconds(),
+        remind_at: plan.remind_at.iter().map(ToString::to_string).collect(),
     })
 }
 
@@ -140,7 +145,25 @@ pub(crate) fn timeout_from(text: &str) -> Result<TimeoutPlan, StoreError> {
         escalate_to: names_from(t.escalate_to, "escalation group")?,
         escalation_sla: ReviewDuration::from_seconds(t.escalation_sla_seconds)
             .ok_or_else(|| corrupt("escalation sla"))?,
+        remind_at: t
+            .remind_at
+            .iter()
+            .map(|r| r.parse::<RemindAt>().map_err(corrupt))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+/// Reminder moments as stored in the `reminders` column and shown in audit bodies: unix
+/// milliseconds.
+pub(crate) fn moments(list: &[DateTime<Utc>]) -> Vec<i64> {
+    list.iter().map(|m| millis(*m)).collect()
+}
+
+pub(crate) fn moments_from(text: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    from_json::<Vec<i64>>(text, "reminders")?
+        .into_iter()
+        .map(from_millis)
+        .collect()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -267,7 +290,9 @@ pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError>
             .map_err(|_| corrupt("approvals_required"))?,
         decisions: decisions_from(&text(19)?)?,
         deadline: opt_time(row.get::<_, Option<i64>>(20)?)?,
+        reminders: moments_from(&text(31)?)?,
         timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
+        escalated_at: opt_time(row.get::<_, Option<i64>>(32)?)?,
         review: review_from(review_state.as_deref(), review.as_deref())?,
         outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
         decided_at: opt_time(row.get::<_, Option<i64>>(28)?)?,

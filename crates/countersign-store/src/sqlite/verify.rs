@@ -365,6 +365,14 @@ pub(crate) fn stored_state(record: &ActionRecord) -> ActionState {
         ),
         created_at: Some(json!(millis(record.created_at))),
         decided_at: Some(json!(gate.decided_at.map(millis))),
+        remind_at: Some(json!(timeout.map(|t| {
+            t.remind_at
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        }))),
+        reminders: Some(json!(rows::moments(&gate.reminders))),
+        escalated_at: Some(json!(gate.escalated_at.map(millis))),
         grant: Some(json!(record.grant)),
     }
 }

@@ -129,6 +129,8 @@ impl Counters {
 
 pub(crate) struct Writer {
     pub conn: Connection,
+    /// Publishes the lanes a committed batch wrote deliveries to.
+    pub outbox: Arc<crate::outbox::OutboxSignal>,
     pub commands: mpsc::Receiver<Command>,
     pub changes: broadcast::Sender<Arc<ActionRecord>>,
     pub counters: Arc<Counters>,
@@ -203,6 +205,8 @@ impl Writer {
                         }
                     }
                 }
+                // Before the answers: a caller that wrote an event finds its lane published.
+                self.outbox.committed();
                 for job in ran {
                     (job.answer)(None);
                 }
@@ -211,6 +215,7 @@ impl Writer {
                 // Nothing of the batch is on disk: every caller hears so, including those
                 // whose job itself went fine and those whose job never started.
                 self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                self.outbox.rolled_back();
                 if !self.conn.is_autocommit() {
                     let _ = self.exec("ROLLBACK");
                 }

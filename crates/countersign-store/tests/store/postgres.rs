@@ -1,7 +1,9 @@
 //! The PostgreSQL backend against a real cluster (`COUNTERSIGN_TEST_POSTGRES`, an admin URL:
 //! `scripts/test.sh` starts a throw-away cluster and sets it), one fresh database per test:
 //! the conformance story, and what several instances on one database must get right —
-//! idempotency and decision races between instances, an SLA step applied once, a killed
+//! idempotency and decision races between instances, an SLA step applied once (reminders
+//! included), each notification delivery claimed by one instance and a killed instance's
+//! claim retried by another after its lease, a killed
 //! instance's step taken over, wake-ups across instances (also after the listener lost its
 //! connection), the audit chain written concurrently by two instances, a policy load and a
 //! graduation regression recorded once when two instances see them at once, and clear
@@ -17,8 +19,8 @@ use countersign_core::Status;
 use countersign_core::lifecycle::DecideError;
 use countersign_store::conformance::{self, new_action, policy, t0};
 use countersign_store::{
-    Idempotency, NewRegression, PolicyLoad, PostgresOptions, PostgresStore, QueueQuery, Store,
-    StoreError, request_hash,
+    Idempotency, NewRegression, Notifications, PolicyLoad, PostgresOptions, PostgresStore,
+    QueueQuery, Store, StoreError, request_hash,
 };
 use serde_json::json;
 
@@ -589,4 +591,125 @@ async fn bad_urls_say_what_is_wrong() {
     );
     assert!(countersign_store::open_existing(&db.url).await.is_ok());
     drop(admin_url);
+}
+
+/// Sends every event to one webhook lane, `hook`.
+struct HookRouter;
+
+impl countersign_store::EventRouter for HookRouter {
+    fn route(&self, event: &countersign_store::Event<'_>) -> Option<countersign_store::Routed> {
+        Some(countersign_store::Routed {
+            body: json!({"type": event.kind.as_str(), "action": event.record.id}).to_string(),
+            destinations: vec![countersign_store::Destination {
+                target: "hook".into(),
+                lane: "hook".into(),
+                url: None,
+            }],
+        })
+    }
+}
+
+/// Claims what `store` finds due on the lane `hook` at `now`, and records every claimed
+/// delivery as delivered; returns the ids it claimed.
+async fn deliver_hook(store: &PostgresStore, now: chrono::DateTime<chrono::Utc>) -> Vec<u64> {
+    let mut claimed = Vec::new();
+    loop {
+        let found = store
+            .due_deliveries("hook".into(), now, 7, Vec::new())
+            .await
+            .unwrap();
+        if found.is_empty() {
+            return claimed;
+        }
+        let tried = found
+            .iter()
+            .map(|d| countersign_store::Tried {
+                id: d.id,
+                attempt: countersign_store::Attempt::Delivered,
+            })
+            .collect();
+        claimed.extend(found.iter().map(|d| d.id));
+        store.finish_deliveries(tried, now).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_reminder_and_each_delivery_happens_once_across_two_instances() {
+    let Some(db) = PgDb::new().await else { return };
+    let (a, b) = (db.open().await, db.open().await);
+    a.set_router(Arc::new(HookRouter));
+    b.set_router(Arc::new(HookRouter));
+    let p = countersign_core::Policy::parse(
+        "version = 1\n[defaults]\ntier = \"approve\"\nsla = \"30m\"\nremind_at = [\"50%\", \"90%\"]\n",
+    )
+    .unwrap();
+    let count = 12;
+    for n in 0..count {
+        let at_b = n % 2 == 1;
+        let store = if at_b { &b } else { &a };
+        store
+            .submit(new_action(&p, "bot", "email.send", json!({ "n": n }), t0()))
+            .await
+            .unwrap();
+    }
+    // Both instances run the ladder at the same moments: each step is taken by one.
+    for (minutes, expected) in [(16, "reminded"), (28, "reminded"), (31, "expired")] {
+        let now = t0() + TimeDelta::minutes(minutes);
+        let (from_a, from_b) = tokio::join!(a.sweep_sla(now, 256), b.sweep_sla(now, 256));
+        let stepped = from_a.unwrap().len() + from_b.unwrap().len();
+        assert_eq!(stepped, count as usize, "{expected} at +{minutes}m");
+    }
+    let entries = a.audit(0, 1000, 0).await.unwrap();
+    let of_kind = |kind: &str| entries.iter().filter(|e| e.kind == kind).count();
+    assert_eq!(of_kind("reminded"), 2 * count as usize);
+    assert_eq!(of_kind("expired"), count as usize);
+    // One event per submission, reminder and expiry, each with one delivery; both
+    // instances deliver at once, and each delivery is claimed by exactly one of them.
+    let now = t0() + TimeDelta::minutes(32);
+    let (by_a, by_b) = tokio::join!(deliver_hook(&a, now), deliver_hook(&b, now));
+    let mut all: Vec<u64> = by_a.iter().chain(&by_b).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        by_a.len() + by_b.len(),
+        "a delivery was claimed twice"
+    );
+    assert_eq!(all.len(), 4 * count as usize);
+    let delivered = a
+        .deliveries(countersign_store::DeliveryQuery {
+            status: Some(countersign_store::DeliveryStatus::Delivered),
+            limit: 1000,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivered.items.len(), all.len());
+    assert!(delivered.items.iter().all(|d| d.attempts == 1));
+
+    // An instance killed mid-delivery: A claims a delivery and never reports the try. B
+    // leaves it alone while A's lease lasts, and tries it once the lease is over.
+    let id = a
+        .submit(new_action(&p, "bot", "email.send", json!({}), now))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let claimed = a
+        .due_deliveries("hook".into(), now, 10, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].action_id, id);
+    a.close().await;
+    drop(a);
+    assert!(deliver_hook(&b, now).await.is_empty(), "claimed by A");
+    let after_lease = now
+        + TimeDelta::from_std(countersign_store::postgres::DELIVERY_LEASE).unwrap()
+        + TimeDelta::seconds(1);
+    assert_eq!(deliver_hook(&b, after_lease).await, vec![claimed[0].id]);
+    assert!(deliver_hook(&b, after_lease).await.is_empty());
+    let report = b.verify_audit().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problems());
+    b.close().await;
 }

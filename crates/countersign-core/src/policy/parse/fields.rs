@@ -9,6 +9,7 @@ use toml::de::{DeTable, DeValue};
 use crate::duration::ReviewDuration;
 use crate::policy::diagnostic::{Reporter, did_you_mean};
 use crate::policy::{OnTimeout, Severity};
+use crate::sla::RemindAt;
 use crate::tier::Tier;
 
 /// Typed access to the keys of one table, reporting wrong types.
@@ -199,6 +200,24 @@ impl<'t, 'i> Fields<'t, 'i> {
                 None
             }
         }
+    }
+
+    /// `remind_at`: percentages of a stage or durations before its deadline.
+    pub fn remind_at(&self, report: &mut Reporter<'_>) -> Option<Vec<RemindAt>> {
+        let mut out = Vec::new();
+        for (text, span) in self.strings(report, "remind_at")? {
+            match text.parse::<RemindAt>() {
+                Ok(point) => out.push(point),
+                Err(e) => report.error(
+                    "bad-reminder",
+                    span,
+                    format!("`remind_at` {}: {e}", self.place),
+                ),
+            }
+        }
+        out.sort();
+        out.dedup();
+        Some(out)
     }
 
     /// Approver group names.

@@ -30,6 +30,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "escalate_to",
     "escalation_sla",
     "review_sample",
+    "remind_at",
 ];
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -47,6 +48,7 @@ const RULE_KEYS: &[&str] = &[
     "escalate_to",
     "escalation_sla",
     "review_sample",
+    "remind_at",
 ];
 
 /// Where the parts of a rule are written, for the cross-rule checks.

@@ -48,6 +48,7 @@ pub(super) fn parse_defaults(
     defaults.escalate_to = fields.groups(report, "escalate_to");
     defaults.escalation_sla = fields.duration(report, "escalation_sla");
     defaults.review_sample = fields.fraction(report, "review_sample").unwrap_or(0.0);
+    defaults.remind_at = fields.remind_at(report).unwrap_or_default();
     (defaults, spans)
 }
 
@@ -84,6 +85,7 @@ pub(super) fn parse_rule(
     let escalate_to = fields.groups(report, "escalate_to");
     let escalation_sla = fields.duration(report, "escalation_sla");
     let review_sample = fields.fraction(report, "review_sample");
+    let remind_at = fields.remind_at(report);
 
     let (name, name_span) = name?;
     let tier_unknown = tier.is_none();
@@ -106,6 +108,7 @@ pub(super) fn parse_rule(
         escalate_to,
         escalation_sla,
         review_sample,
+        remind_at,
     };
     let spans = RuleSpans {
         header,
