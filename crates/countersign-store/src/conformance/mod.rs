@@ -6,6 +6,7 @@ mod identity;
 mod lifecycle;
 mod people;
 mod records;
+mod stats;
 
 use chrono::{DateTime, Utc};
 use countersign_core::Policy;
@@ -143,4 +144,5 @@ pub async fn story(store: &dyn Store) {
     records::checkpoints(store).await;
     people::people(store).await;
     people::reviewer_reads(store).await;
+    stats::statistics(store).await;
 }

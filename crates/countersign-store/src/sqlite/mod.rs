@@ -11,12 +11,14 @@ mod admin_ops;
 mod chain;
 mod checkpoints;
 mod errors;
+mod export;
 mod health;
 mod migrations;
 mod ops;
 mod people_ops;
 mod read;
 mod rows;
+mod stats;
 mod ui_read;
 mod verify;
 mod writer;
@@ -44,12 +46,14 @@ use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
     Page, QueueQuery, ReviewQuery, Submitted,
 };
+use crate::stats_query::{ExportQuery, SeriesPoint, SeriesQuery, StatsTotals};
 use crate::token::{CreatedToken, NewToken, Token};
 use crate::ui_query::{
     AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, TierCounts,
 };
 use crate::{BoxFuture, Store, StoreResult};
 use countersign_core::name::Name;
+use countersign_core::stats::{StatsData, Window};
 
 /// Tuning of a SQLite store.
 #[derive(Clone, Debug)]
@@ -407,6 +411,18 @@ fn no_action<T>(_: &T) -> Vec<ActionRecord> {
 }
 
 impl SqliteStore {
+    /// A read too long for the caller's task (statistics, export pages): on the blocking
+    /// pool, with a reused read connection.
+    async fn read_blocking<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(query))
+            .await
+            .map_err(|e| StoreError::Stopped(format!("a read stopped: {e}")))?
+    }
+
     fn is_open(&self) -> bool {
         !self.commands.is_closed() && !self.readers.closed.load(Ordering::Acquire)
     }
@@ -794,6 +810,22 @@ impl Store for SqliteStore {
 
     fn audit_window(&self, filter: AuditFilter) -> BoxFuture<'_, StoreResult<AuditWindow>> {
         Box::pin(async move { self.readers.with(|c| ui_read::audit_window(c, &filter)) })
+    }
+
+    fn stats(&self, window: Window, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<StatsData>> {
+        Box::pin(self.read_blocking(move |c| stats::window(c, &window, now)))
+    }
+
+    fn stats_series(&self, query: SeriesQuery) -> BoxFuture<'_, StoreResult<Vec<SeriesPoint>>> {
+        Box::pin(self.read_blocking(move |c| stats::series(c, &query)))
+    }
+
+    fn stats_totals(&self) -> BoxFuture<'_, StoreResult<StatsTotals>> {
+        Box::pin(self.read_blocking(stats::totals))
+    }
+
+    fn export(&self, query: ExportQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>> {
+        Box::pin(self.read_blocking(move |c| export::export(c, &query)))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
