@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub integrity_check: bool,
     /// The web UI's sessions: cookie security, idle and absolute expiry, re-authentication.
     pub web: crate::web::WebSettings,
+    /// Thresholds of the statistics' signals and fatigue figures, `/metrics` label caps.
+    pub stats: crate::stats_config::StatsConfig,
 }
 
 /// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
@@ -104,6 +106,9 @@ struct FileConfig {
     session_idle_timeout: Option<String>,
     session_max_age: Option<String>,
     reauth_window: Option<String>,
+    /// `[stats]`: signal and fatigue thresholds, `/metrics` label caps.
+    #[serde(default)]
+    stats: crate::stats_config::StatsFile,
     /// Reviewer notifications; accepted so that SPEC-shaped files load, not acted on yet.
     #[serde(default)]
     notify: Vec<toml::Table>,
@@ -155,6 +160,10 @@ pub fn resolve(
     }
     let limits = limits(&file_config, descriptors)?;
     let web = web_settings(&file_config)?;
+    let stats = file_config
+        .stats
+        .resolve()
+        .map_err(|(name, message)| ConfigError::Value { name, message })?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -195,6 +204,7 @@ pub fn resolve(
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     Ok(ServerConfig {
         web,
+        stats,
         listen,
         database,
         policy: flags.policy.or(env.policy).or(file_policy),

@@ -21,6 +21,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "reviews", description = "Post-hoc review of sampled logged actions"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "tokens", description = "API tokens"),
+        (name = "stats", description = "Approval metrics and training data"),
         (name = "operations", description = "Health, metrics and this document"),
     ),
 )]

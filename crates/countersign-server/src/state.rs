@@ -13,6 +13,7 @@ use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
+use crate::stats_config::StatsConfig;
 use crate::wait_caps::WaitCaps;
 use crate::watch::Watchers;
 use crate::web::{WebSettings, WebShared};
@@ -45,6 +46,8 @@ struct Inner {
     web_settings: WebSettings,
     /// The web UI's in-memory state: the sign-in throttle, the last verification.
     web: Arc<WebShared>,
+    /// Statistics' thresholds and `/metrics` label caps.
+    stats: StatsConfig,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
                 stop_sender,
                 web_settings: WebSettings::default(),
                 web: Arc::default(),
+                stats: StatsConfig::default(),
             }),
         }
     }
@@ -108,6 +112,18 @@ impl AppState {
                 ..inner
             }),
         }
+    }
+
+    /// Sets the statistics' thresholds and `/metrics` label caps (`[stats]`).
+    pub fn with_stats_config(self, stats: StatsConfig) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner { stats, ..inner }),
+        }
+    }
+
+    pub fn stats_config(&self) -> StatsConfig {
+        self.inner.stats
     }
 
     pub fn web_settings(&self) -> WebSettings {

@@ -79,7 +79,8 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
         config.limits,
     )
     .with_checkpoints(Checkpoints::from_config(key.signer, &config.checkpoints))
-    .with_web_settings(config.web);
+    .with_web_settings(config.web)
+    .with_stats_config(config.stats);
     if !config.metrics_public {
         state = state.with_private_metrics();
     }

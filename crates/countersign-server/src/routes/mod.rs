@@ -7,6 +7,7 @@ mod checkpoints;
 pub mod decisions;
 mod ops;
 mod reviews;
+mod stats;
 pub mod tokens;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -34,6 +35,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(checkpoints::sign))
         .routes(routes!(tokens::create, tokens::list))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(stats::show))
+        .routes(routes!(stats::export))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

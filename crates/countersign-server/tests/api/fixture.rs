@@ -84,6 +84,8 @@ pub struct Options {
     /// A store opened by the test (e.g. with other options); default: the dir's file.
     pub store: Option<Arc<dyn Store>>,
     pub checkpoints: Option<countersign_server::Checkpoints>,
+    /// Statistics' thresholds and `/metrics` label caps (`[stats]`).
+    pub stats: Option<countersign_server::stats_config::StatsConfig>,
 }
 
 impl Default for Options {
@@ -95,6 +97,7 @@ impl Default for Options {
             policy: None,
             store: None,
             checkpoints: None,
+            stats: None,
         }
     }
 }
@@ -127,6 +130,9 @@ pub async fn spawn_with(options: Options) -> Server {
     let mut state = AppState::new(store.clone(), policy, options.clock, options.limits);
     if let Some(checkpoints) = options.checkpoints {
         state = state.with_checkpoints(checkpoints);
+    }
+    if let Some(stats) = options.stats {
+        state = state.with_stats_config(stats);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
