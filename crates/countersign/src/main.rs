@@ -4,9 +4,11 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
+mod export_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
+mod stats_cmd;
 mod token_cmd;
 mod user_cmd;
 
@@ -50,6 +52,10 @@ enum Command {
     /// Manage the people who sign in to the web UI.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// Approval metrics: rates, review latency, SLA outcomes, signals, reviewers' fatigue.
+    Stats(stats_cmd::StatsArgs),
+    /// Rejected, modified and flagged actions as training and evaluation data (admins).
+    Export(export_cmd::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,8 @@ fn main() -> ExitCode {
         Command::Modify(args) => action_cmd::modify(args),
         Command::Audit(command) => audit_cmd::run(command),
         Command::User(command) => user_cmd::run(command),
+        Command::Stats(args) => stats_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
     };
     match result {
         Ok(code) => code,
