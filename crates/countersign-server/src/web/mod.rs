@@ -9,6 +9,8 @@
 
 mod action_page;
 mod audit_page;
+mod chart;
+mod dashboard;
 mod decide;
 mod error;
 mod events;
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/actions/{id}/decide", post(decide::decide))
         .route("/actions/{id}/review", post(decide::review))
         .route("/reviews", get(reviews::page))
+        .route("/dashboard", get(dashboard::page))
         .route("/audit", get(audit_page::page))
         .route("/audit/verify", post(audit_page::verify))
         .route(
