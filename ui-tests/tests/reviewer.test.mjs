@@ -198,6 +198,9 @@ test("post-hoc review and the audit page", async () => {
   assert.equal(logged.status, "allowed");
   await page.goto(server.base + "/reviews");
   await page.locator(`.row[data-id="${logged.id}"] a`).click();
+  // The shortcut belongs to the action page: press it once that page is loaded.
+  await page.waitForURL(new RegExp(`/actions/${logged.id}`));
+  await page.locator("#ok-form").waitFor();
   await page.keyboard.press("l");
   await page.waitForURL(/\/reviews\?decided=/);
   await page.goto(server.base + "/audit");
@@ -205,6 +208,29 @@ test("post-hoc review and the audit page", async () => {
   await page.locator(".verify .notice.ok").getByText("Verified").waitFor();
   await noSeriousViolations(page, "the audit page");
   await screenshot(page, "audit-desktop");
+  await context.close();
+});
+
+test("approve and allow similar for an hour; the grants page revokes it", async () => {
+  const { context, page } = await newPage();
+  await signIn(page, server.base, "rita");
+  // An action no other test submits: the grant must not change their stories.
+  const first = await server.submit({ action: "invoice.send", args: { invoice: "INV-1" } });
+  await page.goto(`${server.base}/actions/${first.id}`);
+  await Promise.all([page.waitForURL(/grant=/), page.click("#approve-and-grant")]);
+  await page.getByText("without asking for an hour").waitFor();
+  const second = await server.submit({ action: "invoice.send", args: { invoice: "INV-2" } });
+  assert.equal(second.status, "allowed");
+  assert.ok(second.grant, "the action names the grant that allowed it");
+  await page.goto(server.base + "/grants");
+  const grant = page.locator(`#grant-${second.grant}`);
+  await grant.waitFor();
+  await noSeriousViolations(page, "the grants page");
+  await screenshot(page, "grants-desktop");
+  await Promise.all([page.waitForURL(/revoked=/), grant.getByRole("button", { name: /Revoke/ }).click()]);
+  await page.getByText("You revoked grant").waitFor();
+  const third = await server.submit({ action: "invoice.send", args: { invoice: "INV-3" } });
+  assert.equal(third.status, "pending");
   await context.close();
 });
 

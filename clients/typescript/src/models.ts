@@ -68,6 +68,8 @@ export interface Action {
   reasoning?: string | null;
   review?: ReviewState | null;
   outcome?: Outcome | null;
+  /** The grant that let the action run without asking, if one did. */
+  grant?: string | null;
 }
 
 /** Every key of `T`, listed: the compiler refuses a list that misses or invents one. */
@@ -80,7 +82,7 @@ function keys<T>() {
 export const ACTION_FIELDS = keys<Action>()([
   "id", "action", "agent", "status", "tier", "reason", "args", "approvals_required", "decisions",
   "created_at", "context", "approvers", "admins_only", "policy_hash", "rule", "original_args",
-  "deadline", "decided_at", "confidence", "reasoning", "review", "outcome",
+  "deadline", "decided_at", "confidence", "reasoning", "review", "outcome", "grant",
 ]);
 /** The fields the client relies on being present (the rest may be absent or null). */
 export const ACTION_REQUIRED = [

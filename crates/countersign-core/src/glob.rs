@@ -161,6 +161,43 @@ impl Glob {
         })
     }
 
+    /// Is there a name that both `self` and `other` match? Exact: a breadth-first search of
+    /// the two patterns read side by side, at most `(n + 1) · (m + 1)` states.
+    pub fn overlaps(&self, other: &Glob) -> bool {
+        if self.matches_everything() || other.matches_everything() {
+            return true;
+        }
+        let (a, b) = (self.tokens(), other.tokens());
+        let width = b.len() + 1;
+        let mut seen = vec![false; (a.len() + 1) * width];
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((i, j)) = stack.pop() {
+            if std::mem::replace(&mut seen[i * width + j], true) {
+                continue;
+            }
+            if i == a.len() && j == b.len() {
+                return true;
+            }
+            let (x, y) = (a.get(i), b.get(j));
+            // A run may match nothing.
+            if x == Some(&Token::AnyRun) {
+                stack.push((i + 1, j));
+            }
+            if y == Some(&Token::AnyRun) {
+                stack.push((i, j + 1));
+            }
+            // Or both read one character they can agree on; a run stays where it is.
+            if let (Some(x), Some(y)) = (x, y) {
+                let agree = !matches!((x, y), (Token::Char(c), Token::Char(d)) if c != d);
+                if agree {
+                    let next = |t: &Token, k: usize| if *t == Token::AnyRun { k } else { k + 1 };
+                    stack.push((next(x, i), next(y, j)));
+                }
+            }
+        }
+        false
+    }
+
     fn tokens(&self) -> Vec<Token> {
         self.source
             .chars()
@@ -212,6 +249,29 @@ mod tests {
 
     fn glob(p: &str) -> Glob {
         Glob::parse(p, |c| c.is_ascii_alphanumeric() || "._-:/".contains(c), "x").unwrap()
+    }
+
+    #[test]
+    fn overlapping() {
+        let cases = [
+            ("refund.*", "refund.create", true),
+            ("refund.*", "*.create", true),
+            ("refund.*", "email.*", false),
+            ("a?c", "ab*", true),
+            ("a?c", "abd", false),
+            ("*x", "y*", true),
+            ("a*b", "a*c", false),
+            ("a*b*", "*c", true),
+            ("ab", "a", false),
+            ("a", "a*", true),
+            ("?", "ab", false),
+            ("??*", "a", false),
+            ("*", "anything", true),
+        ];
+        for (a, b, expected) in cases {
+            assert_eq!(glob(a).overlaps(&glob(b)), expected, "{a} and {b}");
+            assert_eq!(glob(b).overlaps(&glob(a)), expected, "{b} and {a}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod approvers;
 pub mod audit;
 pub mod duration;
 pub mod glob;
+pub mod grant;
 pub mod identity;
 pub mod learning;
 pub mod lifecycle;

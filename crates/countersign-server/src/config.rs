@@ -41,6 +41,31 @@ pub struct ServerConfig {
     pub web: crate::web::WebSettings,
     /// Thresholds of the statistics' signals and fatigue figures, `/metrics` label caps.
     pub stats: crate::stats_config::StatsConfig,
+    /// Connections to PostgreSQL (unused with SQLite).
+    pub database_settings: DatabaseSettings,
+}
+
+/// How `serve` uses a PostgreSQL database: the file's `database_pool_size`,
+/// `database_statement_timeout` and `database_migrate`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// The most connections this instance opens.
+    pub pool_size: usize,
+    /// The longest a statement may run (and a request wait for a connection).
+    pub statement_timeout: Duration,
+    /// Migrate the schema at start; off: refuse to start on an older schema, for
+    /// deployments that migrate explicitly (`countersign migrate`).
+    pub migrate: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
 }
 
 /// Where the checkpoint key lives, how often checkpoints are signed, and where each new one
@@ -103,6 +128,9 @@ struct FileConfig {
     checkpoint_file: Option<PathBuf>,
     checkpoint_webhook: Option<String>,
     integrity_check: Option<bool>,
+    database_pool_size: Option<usize>,
+    database_statement_timeout: Option<String>,
+    database_migrate: Option<bool>,
     session_idle_timeout: Option<String>,
     session_max_age: Option<String>,
     reauth_window: Option<String>,
@@ -164,6 +192,7 @@ pub fn resolve(
         .stats
         .resolve()
         .map_err(|(name, message)| ConfigError::Value { name, message })?;
+    let database_settings = database_settings(&file_config)?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -205,6 +234,7 @@ pub fn resolve(
     Ok(ServerConfig {
         web,
         stats,
+        database_settings,
         listen,
         database,
         policy: flags.policy.or(env.policy).or(file_policy),
@@ -308,6 +338,32 @@ fn web_settings(file: &FileConfig) -> Result<crate::web::WebSettings, ConfigErro
     })
 }
 
+fn database_settings(file: &FileConfig) -> Result<DatabaseSettings, ConfigError> {
+    let defaults = DatabaseSettings::default();
+    let pool_size = file.database_pool_size.unwrap_or(defaults.pool_size);
+    if !(1..=1000).contains(&pool_size) {
+        return Err(ConfigError::Value {
+            name: "database_pool_size",
+            message: format!("expected 1 to 1000 connections, found {pool_size}"),
+        });
+    }
+    let statement_timeout = match &file.database_statement_timeout {
+        None => defaults.statement_timeout,
+        Some(text) => {
+            let duration: ReviewDuration = text.parse().map_err(|error| ConfigError::Value {
+                name: "database_statement_timeout",
+                message: format!("{error}"),
+            })?;
+            Duration::from_secs(duration.seconds())
+        }
+    };
+    Ok(DatabaseSettings {
+        pool_size,
+        statement_timeout,
+        migrate: file.database_migrate.unwrap_or(defaults.migrate),
+    })
+}
+
 fn checkpoint_interval(text: Option<&str>) -> Result<Duration, ConfigError> {
     let text = text.unwrap_or(DEFAULT_CHECKPOINT_INTERVAL);
     let duration: ReviewDuration = text.parse().map_err(|error| ConfigError::Value {
@@ -352,6 +408,34 @@ mod tests {
         let error = parse_file("listen = \"x\"\nbogus = 1\n").unwrap_err();
         assert!(error.to_string().contains("line 2"), "{error}");
         assert!(parse_file("[[notify]]\nkind = \"webhook\"\n").is_ok());
+    }
+
+    #[test]
+    fn database_settings_from_the_file() {
+        let settings_of =
+            |text: &str| database_settings(&parse_file(text).unwrap()).map_err(|e| e.to_string());
+        assert_eq!(settings_of("").unwrap(), DatabaseSettings::default());
+        let set = settings_of(
+            "database_pool_size = 32\ndatabase_statement_timeout = \"30s\"\ndatabase_migrate = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            set,
+            DatabaseSettings {
+                pool_size: 32,
+                statement_timeout: Duration::from_secs(30),
+                migrate: false,
+            }
+        );
+        assert_eq!(
+            settings_of("database_pool_size = 0").unwrap_err(),
+            "invalid database_pool_size: expected 1 to 1000 connections, found 0"
+        );
+        assert!(
+            settings_of("database_statement_timeout = \"soon\"")
+                .unwrap_err()
+                .starts_with("invalid database_statement_timeout")
+        );
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl From<countersign_store::StoreError> for AppError {
             E::Review(e) => e.into(),
             E::Identity(e) => e.into(),
             E::IdempotencyMismatch { .. } => AppError::invalid("idempotency_mismatch", message),
-            E::TokenNotFound(_) => AppError::not_found(message),
+            E::TokenNotFound(_) | E::GrantNotFound(_) => AppError::not_found(message),
             E::UserNotFound(_) | E::SessionNotFound(_) => AppError::not_found(message),
             E::UserExists(_) => AppError::conflict("user_exists", message),
             E::UserDisabled(_) => AppError::forbidden("user_disabled", message),

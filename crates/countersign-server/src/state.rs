@@ -10,6 +10,7 @@ use tokio::sync::{Notify, watch};
 use crate::checkpoints::Checkpoints;
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::grants::LiveGrants;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
@@ -48,6 +49,8 @@ struct Inner {
     web: Arc<WebShared>,
     /// Statistics' thresholds and `/metrics` label caps.
     stats: StatsConfig,
+    /// The live grants per agent.
+    grants: LiveGrants,
 }
 
 impl AppState {
@@ -77,6 +80,7 @@ impl AppState {
                 web_settings: WebSettings::default(),
                 web: Arc::default(),
                 stats: StatsConfig::default(),
+                grants: LiveGrants::default(),
             }),
         }
     }
@@ -128,6 +132,11 @@ impl AppState {
 
     pub fn web_settings(&self) -> WebSettings {
         self.inner.web_settings
+    }
+
+    /// The live grants per agent.
+    pub(crate) fn grants(&self) -> &LiveGrants {
+        &self.inner.grants
     }
 
     pub(crate) fn web(&self) -> &WebShared {

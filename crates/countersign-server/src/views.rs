@@ -81,7 +81,9 @@ pub struct HintsBody {
 
 /// `hints` from a JSON object only: serde would also read the struct from an array, by
 /// position, so `[true]` would claim `read_only`.
-fn hints_object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<HintsBody>, D::Error> {
+pub(crate) fn hints_object<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<HintsBody>, D::Error> {
     let Some(map) = Option::<Map<String, Value>>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -297,6 +299,9 @@ pub struct ActionView {
     /// Post-hoc review: `null` when not sampled.
     pub review: Option<ReviewStateView>,
     pub outcome: Option<OutcomeView>,
+    /// The grant that let the action run without asking (`null`: none did; the policy's
+    /// classification stands).
+    pub grant: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -373,6 +378,7 @@ impl From<&ActionRecord> for ActionView {
                 ReviewState::Reviewed(review) => Some(review.verdict.into()),
             },
             outcome: r.gate.outcome.as_ref().map(OutcomeView::from),
+            grant: r.grant.clone(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum StoreError {
     /// No token with this id.
     #[error("no token with id {0:?}")]
     TokenNotFound(String),
+    /// No grant with this id.
+    #[error("no grant with id {0:?}")]
+    GrantNotFound(String),
     /// No person with a web login of this name.
     #[error("no user named {0:?}")]
     UserNotFound(String),
@@ -57,7 +60,9 @@ pub enum StoreError {
     #[error("cannot open the database {path:?}: {reason}")]
     Open { path: String, reason: String },
     /// A database URL this build cannot open.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH or a file path")]
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH, a file path, or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
     UnsupportedUrl(String),
     /// A stored row that does not decode (the file was edited by hand, or a bug).
     #[error("stored data is corrupt: {0}")]

@@ -1,5 +1,6 @@
-//! The one crate that knows SQL: a [`Store`] named by domain operations, with SQLite as the
-//! first backend.
+//! The one crate that knows SQL: a [`Store`] named by domain operations, with two backends:
+//! SQLite (one process, [`SqliteStore`]) and PostgreSQL (several instances on one database,
+//! [`PostgresStore`]).
 //!
 //! Every write goes through one writer thread per store that batches concurrent commands into
 //! one transaction (group commit): one fsync acknowledges many requests, and an answer is
@@ -7,17 +8,21 @@
 //! inside the writer's transaction so that no two writers can act on a stale state. The
 //! audit chain is linked in the same transaction as the change it records.
 //!
-//! The server holds an `Arc<dyn Store>`; a PostgreSQL backend will implement the same trait
-//! and run the same conformance story (`conformance::story`, behind the `conformance`
-//! feature).
+//! That is the SQLite backend; the PostgreSQL backend reaches the same guarantees with
+//! concurrent transactions and row locks, and links the audit chain after the commit
+//! (`postgres` module). The server holds an `Arc<dyn Store>`; both backends run the same
+//! conformance story (`conformance::story`, behind the `conformance` feature).
 
 mod audit_log;
 mod canonical;
 mod cursor;
+mod entries;
 mod error;
+mod grants;
 mod ids;
 mod new_token;
 mod people;
+pub mod postgres;
 mod record;
 pub mod sqlite;
 mod stats_query;
@@ -45,8 +50,10 @@ pub use audit_log::{
 pub use canonical::request_hash;
 pub use cursor::CURSOR_PATTERN;
 pub use error::StoreError;
+pub use grants::{GrantQuery, GrantRecord, NewGrant, grant_kind};
 pub use new_token::NewTokenError;
 pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
+pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};
 pub use record::{
     ActionQuery, ActionRecord, Actor, DEFAULT_PAGE_BYTES, DueDeadline, Idempotency, NewAction,
     NewOutcome, NewReview, Outcome, OutcomeStatus, Page, QueueQuery, Review, ReviewQuery,
@@ -253,7 +260,27 @@ pub trait Store: Send + Sync + 'static {
     /// or one that has space again, shows).
     fn health(&self) -> BoxFuture<'_, StoreHealth>;
 
-    // ---- people (the web UI's sign-in) ----------------------------------------------------
+    // ---- grants ----------------------------------------------------------------------------
+
+    /// Stores a grant (checked by the caller: the policy, the giver's rights).
+    fn create_grant(&self, grant: NewGrant) -> BoxFuture<'_, StoreResult<GrantRecord>>;
+
+    /// The grants `query` selects, newest first.
+    fn grants(&self, query: GrantQuery) -> BoxFuture<'_, StoreResult<Vec<GrantRecord>>>;
+
+    /// One grant.
+    fn grant<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<GrantRecord>>>;
+
+    /// Revokes a grant: from the next submission on, it covers nothing. Revoking a revoked
+    /// grant answers it as it is.
+    fn revoke_grant(
+        &self,
+        id: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<GrantRecord>>;
+
+    // ---- people ----------------------------------------------------------------------------
 
     /// Creates a person's web login if `countersign_core::identity::admit` lets a person take
     /// the name (decided inside the write transaction); [`StoreError::UserExists`] if the
@@ -348,22 +375,45 @@ pub trait Store: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, ()>;
 }
 
-/// Opens the store a database URL names: `sqlite://PATH`, `sqlite:PATH` or a plain path
-/// (created if missing, migrated).
+/// Opens the store a database URL names: `postgres://...` (or `postgresql://`) for
+/// PostgreSQL, shared with other instances (migrated); `sqlite://PATH`, `sqlite:PATH` or a
+/// plain path for SQLite (created if missing, migrated).
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     open_with(url, SqliteOptions::default()).await
 }
 
-/// [`open`] with options.
+/// [`open`] with SQLite's options (a PostgreSQL URL opens with the default
+/// [`PostgresOptions`]).
 pub async fn open_with(url: &str, options: SqliteOptions) -> StoreResult<Arc<dyn Store>> {
-    let store = SqliteStore::open(sqlite_path(url)?, options).await?;
+    open_configured(url, options, PostgresOptions::default()).await
+}
+
+/// [`open`] with both backends' options: the URL picks which apply.
+pub async fn open_configured(
+    url: &str,
+    sqlite: SqliteOptions,
+    postgres: PostgresOptions,
+) -> StoreResult<Arc<dyn Store>> {
+    if is_postgres_url(url) {
+        return Ok(Arc::new(PostgresStore::open(url, postgres).await?));
+    }
+    let store = SqliteStore::open(sqlite_path(url)?, sqlite).await?;
     Ok(Arc::new(store))
 }
 
 /// Like [`open`], for commands that work on a database someone already uses (`token list
 /// --db`, `token revoke --db`): a missing file is an error, not a new empty database that
-/// would answer a typo'd path with "no tokens".
+/// would answer a typo'd path with "no tokens"; a PostgreSQL database must have been
+/// migrated already.
 pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if is_postgres_url(url) {
+        let options = PostgresOptions {
+            migrate: false,
+            pool_size: 2,
+            ..PostgresOptions::default()
+        };
+        return Ok(Arc::new(PostgresStore::open(url, options).await?));
+    }
     let path = sqlite_path(url)?;
     if !std::path::Path::new(path).is_file() {
         return Err(StoreError::NoDatabase(path.to_owned()));
@@ -371,27 +421,46 @@ pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
     open_for_command(url).await
 }
 
-/// Like [`open`], for one-shot commands on the file (`token create --db` and the others):
-/// without the start-up integrity scan, which `serve` runs and which takes tens of seconds
-/// on a large file whose pages are not cached (BENCHMARKS.md). A damaged page the command
-/// touches is still reported.
+/// Like [`open`], for one-shot commands on the database (`token create --db` and the
+/// others): on SQLite without the start-up integrity scan, which `serve` runs and which
+/// takes tens of seconds on a large file whose pages are not cached (BENCHMARKS.md). A
+/// damaged page the command touches is still reported.
 pub async fn open_for_command(url: &str) -> StoreResult<Arc<dyn Store>> {
     let options = SqliteOptions {
         check_integrity: false,
         ..SqliteOptions::default()
     };
-    open_with(url, options).await
+    let postgres = PostgresOptions {
+        pool_size: 2,
+        ..PostgresOptions::default()
+    };
+    open_configured(url, options, postgres).await
+}
+
+/// Brings the schema of the database a URL names up to date (`countersign migrate`):
+/// returns the versions applied now and the version the database is at.
+pub async fn migrate(url: &str) -> StoreResult<(Vec<i32>, i32)> {
+    if is_postgres_url(url) {
+        return postgres::migrate_database(url).await;
+    }
+    sqlite::migrate_file(sqlite_path(url)?).await
 }
 
 /// Verifies the audit log of the database a URL names against `claims`, read-only: the
-/// file is neither created nor migrated nor written (`countersign audit verify --db`).
+/// database is neither created nor migrated nor written (`countersign audit verify --db`).
 pub async fn verify_database(url: &str, claims: Vec<CheckpointClaim>) -> StoreResult<AuditReport> {
+    if is_postgres_url(url) {
+        return postgres::verify_postgres(url, claims).await;
+    }
     verify_file(existing_file(url)?, claims).await
 }
 
 /// The latest checkpoint stored in the database a URL names, read-only (`countersign audit
 /// checkpoint --db`).
 pub async fn latest_checkpoint_in_database(url: &str) -> StoreResult<Option<StoredCheckpoint>> {
+    if is_postgres_url(url) {
+        return postgres::latest_checkpoint_postgres(url).await;
+    }
     latest_checkpoint_in_file(existing_file(url)?).await
 }
 

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use countersign_core::action::{Hints, ProposedAction};
+use countersign_core::grant::Grant;
 use countersign_core::lifecycle::{Gate, Reclassified};
 pub use countersign_core::lifecycle::{Outcome, OutcomeStatus, Review, ReviewState, ReviewVerdict};
 use countersign_core::name::Name;
@@ -32,6 +33,8 @@ pub struct ActionRecord {
     /// The rule's `review_sample` rate at submission.
     pub review_sample: f64,
     pub created_at: DateTime<Utc>,
+    /// The grant that let it run without asking, if any.
+    pub grant: Option<String>,
     /// Starts at 1 and grows by one with every change: lets a watcher tell whether a record
     /// it holds is older than one it is shown.
     pub version: u64,
@@ -96,24 +99,54 @@ pub struct NewAction {
     pub settings: ReviewSettings,
     pub policy_hash: String,
     pub at: DateTime<Utc>,
+    /// Grants the caller found to cover the action (`countersign_core::grant`), best first:
+    /// the store uses the first that is still live when it writes, and counts the use.
+    pub grants: Vec<String>,
 }
 
 impl NewAction {
     /// Classifies `proposal` with `policy` at `now`. The owner, the token and the
     /// idempotency record are left empty for the caller to fill in.
     pub fn classify(policy: &Policy, proposal: ProposedAction, now: DateTime<Utc>) -> NewAction {
+        NewAction::classify_granted(policy, proposal, None, &[], now)
+    }
+
+    /// Classifies `proposal`, submitted by an agent owned by `owner`, and notes which of
+    /// `grants` cover it (`countersign_core::grant::Grant::covers`): only an `approve`-tier
+    /// action can be covered, so the grants cost nothing for any other.
+    pub fn classify_granted(
+        policy: &Policy,
+        proposal: ProposedAction,
+        owner: Option<Name>,
+        grants: &[std::sync::Arc<Grant>],
+        now: DateTime<Utc>,
+    ) -> NewAction {
         let classification = policy.classify(&proposal, now);
+        let settings = policy.review_settings(&classification);
+        let grants = if classification.tier == Tier::Approve {
+            grants
+                .iter()
+                .filter(|g| {
+                    g.covers(&proposal, owner.as_ref(), &classification, &settings, now)
+                        .is_ok()
+                })
+                .map(|g| g.id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         NewAction {
             tier: classification.tier,
             rule: policy.rule_name(&classification).map(str::to_owned),
             reason: policy.reason(&classification),
-            settings: policy.review_settings(&classification),
+            settings,
             policy_hash: policy.hash().to_owned(),
             proposal,
-            owner: None,
+            owner,
             token_id: None,
             idempotency: None,
             at: now,
+            grants,
         }
     }
 }

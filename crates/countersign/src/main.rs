@@ -5,6 +5,10 @@ mod action_cmd;
 mod audit_cmd;
 mod client;
 mod export_cmd;
+mod grant_cmd;
+mod hook_cmd;
+mod mcp_cmd;
+mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
@@ -49,6 +53,9 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Let an agent run matching actions without asking, for a while: grants.
+    #[command(subcommand)]
+    Grant(grant_cmd::GrantCommand),
     /// Manage the people who sign in to the web UI.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
@@ -56,6 +63,13 @@ enum Command {
     Stats(stats_cmd::StatsArgs),
     /// Rejected, modified and flagged actions as training and evaluation data (admins).
     Export(export_cmd::ExportArgs),
+    /// Gate an MCP server's tool calls (the MCP gating proxy).
+    Mcp(mcp_cmd::McpArgs),
+    /// Hooks for coding agents' own tools.
+    #[command(subcommand)]
+    Hook(hook_cmd::HookCommand),
+    /// Bring the database's schema up to date (SQLite or PostgreSQL).
+    Migrate(migrate_cmd::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +100,10 @@ fn main() -> ExitCode {
         Command::User(command) => user_cmd::run(command),
         Command::Stats(args) => stats_cmd::run(args),
         Command::Export(args) => export_cmd::run(args),
+        Command::Grant(command) => grant_cmd::run(command),
+        Command::Mcp(args) => mcp_cmd::run(args),
+        Command::Hook(command) => hook_cmd::run(command),
+        Command::Migrate(args) => migrate_cmd::run(args),
     };
     match result {
         Ok(code) => code,

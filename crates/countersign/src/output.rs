@@ -31,6 +31,9 @@ pub fn action(action: &ActionView, json: bool) -> anyhow::Result<()> {
         ("reason", action.reason.clone()),
         ("args", serde_json::to_string(&action.args)?),
     ];
+    if let Some(grant) = &action.grant {
+        lines.push(("grant", format!("{grant} (allowed without asking)")));
+    }
     if let Some(original) = &action.original_args {
         lines.push(("original args", serde_json::to_string(original)?));
     }

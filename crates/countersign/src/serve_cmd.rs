@@ -61,9 +61,18 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
         check_integrity: config.integrity_check,
         ..countersign_store::SqliteOptions::default()
     };
-    let store = countersign_store::open_with(&config.database, options)
+    let settings = &config.database_settings;
+    let postgres = countersign_store::PostgresOptions {
+        pool_size: settings.pool_size,
+        statement_timeout: settings.statement_timeout,
+        acquire_timeout: settings.statement_timeout,
+        migrate: settings.migrate,
+        ..countersign_store::PostgresOptions::default()
+    };
+    let shown = countersign_store::postgres::redact_url(&config.database);
+    let store = countersign_store::open_configured(&config.database, options, postgres)
         .await
-        .with_context(|| format!("cannot open the database {}", config.database))?;
+        .with_context(|| format!("cannot open the database {shown}"))?;
     let key = checkpoint_key::load_or_create(&config.checkpoints.key)?;
     let verifier = key.signer.verifier().encode();
     if key.created {
@@ -88,7 +97,7 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, database = %config.database, "countersign is serving");
+    tracing::info!(%address, database = %shown, "countersign is serving");
     countersign_server::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `countersign user add|list|passwd|disable`: people who sign in to the web UI, managed
-//! directly on the database (`--db`, as `token create --db` bootstraps the first admin).
+//! through the server with an admin token, or directly on the database with `--db` (as
+//! `token create --db` bootstraps the first admin).
 //! A person's login and their reviewer tokens are one identity: same name, same groups.
 //! Passwords are read from stdin (one line; `--password-stdin` for scripts, otherwise typed
 //! at a prompt without echo) and stored only as Argon2id hashes.
@@ -11,10 +12,12 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 use countersign_core::name::Name;
 use countersign_server::web::NewPassword;
-use countersign_store::{Actor, CLI_ACTOR, NewUser, User};
+use countersign_store::{Actor, CLI_ACTOR, NewUser};
 use serde_json::json;
 
-use crate::client::block_on;
+use countersign_server::user_views::{PasswordBody, UserBody, UserList, UserView};
+
+use crate::client::{Client, ServerArgs, block_on};
 use crate::output;
 
 #[derive(Subcommand)]
@@ -31,9 +34,27 @@ pub enum UserCommand {
 
 #[derive(Args)]
 pub struct Db {
-    /// The database to work on, e.g. sqlite://countersign.db.
+    /// Work directly on this database (e.g. sqlite://countersign.db) instead of asking the
+    /// server.
     #[arg(long, value_name = "URL", env = "COUNTERSIGN_DB")]
-    db: String,
+    db: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Runs `direct` on the database when `--db` names one, else `remote` with a client.
+fn on<T>(
+    db: &Db,
+    direct: impl AsyncFnOnce(&str) -> anyhow::Result<T>,
+    remote: impl AsyncFnOnce(Client) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match &db.db {
+        Some(url) => block_on(direct(url))?,
+        None => {
+            let client = Client::new(&db.server)?;
+            block_on(remote(client))?
+        }
+    }
 }
 
 #[derive(Args)]
@@ -85,17 +106,6 @@ pub fn run(command: UserCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn view(user: &User) -> serde_json::Value {
-    json!({
-        "name": user.name.as_str(),
-        "groups": user.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        "admin": user.admin,
-        "disabled": user.disabled,
-        "created_at": user.created_at,
-        "password_changed_at": user.password_changed_at,
-    })
-}
-
 fn parse_name(text: &str) -> anyhow::Result<Name> {
     Name::parse(text).map_err(|e| anyhow!("invalid name {text:?}: {e}"))
 }
@@ -140,22 +150,34 @@ fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
         .map(|g| Name::parse(g).map_err(|e| anyhow!("invalid group {g:?}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let password = read_password(args.password_stdin)?;
-    let new = NewUser {
-        name,
-        groups,
-        admin: args.admin,
-        password_hash: hash(&password)?,
-        created_by: Actor::named(CLI_ACTOR),
-        at: chrono::Utc::now(),
-    };
-    let user = block_on(async {
-        let store = countersign_store::open_for_command(&args.db.db).await?;
-        let created = store.create_user(new).await;
-        store.close().await;
-        anyhow::Ok(created?)
-    })??;
+    let user: UserView = on(
+        &args.db,
+        async |url| {
+            let new = NewUser {
+                name: name.clone(),
+                groups: groups.clone(),
+                admin: args.admin,
+                password_hash: hash(&password)?,
+                created_by: Actor::named(CLI_ACTOR),
+                at: chrono::Utc::now(),
+            };
+            let store = countersign_store::open_for_command(url).await?;
+            let created = store.create_user(new).await;
+            store.close().await;
+            Ok(UserView::from(&created?))
+        },
+        async |client| {
+            let body = UserBody {
+                name: name.to_string(),
+                groups: groups.iter().map(ToString::to_string).collect(),
+                admin: args.admin,
+                password: password.expose().to_owned(),
+            };
+            client.post(&["v1", "users"], &body).await
+        },
+    )?;
     if args.json {
-        output::print_json(&view(&user))?;
+        output::print_json(&user)?;
     } else {
         println!(
             "created {}{}; sign in at the server's address",
@@ -167,22 +189,28 @@ fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let users = block_on(async {
-        let store = countersign_store::open_existing(&args.db.db).await?;
-        let users = store.users().await;
-        store.close().await;
-        anyhow::Ok(users?)
-    })??;
+    let list: UserList = on(
+        &args.db,
+        async |url| {
+            let store = countersign_store::open_existing(url).await?;
+            let users = store.users().await;
+            store.close().await;
+            Ok(UserList {
+                items: users?.iter().map(UserView::from).collect(),
+            })
+        },
+        async |client| client.get(&["v1", "users"], &[]).await,
+    )?;
+    let users = &list.items;
     if args.json {
-        let items: Vec<_> = users.iter().map(view).collect();
-        return output::print_json(&json!({"items": items})).map(|()| ExitCode::SUCCESS);
+        return output::print_json(&list).map(|()| ExitCode::SUCCESS);
     }
     let rows: Vec<[String; 4]> = users
         .iter()
         .map(|u| {
-            let groups: Vec<&str> = u.groups.iter().map(|g| g.as_str()).collect();
+            let groups = &u.groups;
             [
-                u.name.to_string(),
+                u.name.clone(),
                 if groups.is_empty() {
                     "-".into()
                 } else {
@@ -204,17 +232,33 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 fn passwd(args: NameArgs) -> anyhow::Result<ExitCode> {
     let name = parse_name(&args.name)?;
     let password = read_password(args.password_stdin)?;
-    let hash = hash(&password)?;
-    let user = block_on(async {
-        let store = countersign_store::open_existing(&args.db.db).await?;
-        let changed = store
-            .change_password(name, hash, Actor::named(CLI_ACTOR), chrono::Utc::now())
-            .await;
-        store.close().await;
-        anyhow::Ok(changed?)
-    })??;
+    let user: UserView = on(
+        &args.db,
+        async |url| {
+            let hash = hash(&password)?;
+            let store = countersign_store::open_existing(url).await?;
+            let changed = store
+                .change_password(
+                    name.clone(),
+                    hash,
+                    Actor::named(CLI_ACTOR),
+                    chrono::Utc::now(),
+                )
+                .await;
+            store.close().await;
+            Ok(UserView::from(&changed?))
+        },
+        async |client| {
+            let body = PasswordBody {
+                password: password.expose().to_owned(),
+            };
+            client
+                .post(&["v1", "users", name.as_str(), "password"], &body)
+                .await
+        },
+    )?;
     if args.json {
-        output::print_json(&view(&user))?;
+        output::print_json(&user)?;
     } else {
         println!(
             "changed the password of {}; their sessions ended",
@@ -226,16 +270,24 @@ fn passwd(args: NameArgs) -> anyhow::Result<ExitCode> {
 
 fn disable(args: NameArgs) -> anyhow::Result<ExitCode> {
     let name = parse_name(&args.name)?;
-    let user = block_on(async {
-        let store = countersign_store::open_existing(&args.db.db).await?;
-        let disabled = store
-            .disable_user(name, Actor::named(CLI_ACTOR), chrono::Utc::now())
-            .await;
-        store.close().await;
-        anyhow::Ok(disabled?)
-    })??;
+    let user: UserView = on(
+        &args.db,
+        async |url| {
+            let store = countersign_store::open_existing(url).await?;
+            let disabled = store
+                .disable_user(name.clone(), Actor::named(CLI_ACTOR), chrono::Utc::now())
+                .await;
+            store.close().await;
+            Ok(UserView::from(&disabled?))
+        },
+        async |client| {
+            client
+                .post(&["v1", "users", name.as_str(), "disable"], &json!({}))
+                .await
+        },
+    )?;
     if args.json {
-        output::print_json(&view(&user))?;
+        output::print_json(&user)?;
     } else {
         println!("disabled {}: sessions ended, tokens revoked", user.name);
     }

@@ -125,6 +125,8 @@ class Action:
     reasoning: str | None = None
     review: ReviewState | None = None
     outcome: Outcome | None = None
+    grant: str | None = None
+    """The grant that let the action run without asking, if one did."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -153,6 +155,7 @@ class Action:
             reasoning=value.get("reasoning"),
             review=ReviewState(value["review"]) if value.get("review") is not None else None,
             outcome=Outcome.from_json(outcome) if outcome is not None else None,
+            grant=value.get("grant"),
             raw=value,
         )
 

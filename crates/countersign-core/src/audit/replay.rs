@@ -45,11 +45,13 @@ pub struct ActionState {
     pub outcome: Option<Value>,
     pub created_at: Option<Value>,
     pub decided_at: Option<Value>,
+    /// The grant that let the action run without asking.
+    pub grant: Option<Value>,
 }
 
 impl ActionState {
     /// Every field with its name, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, &Option<Value>); 29] {
+    pub fn fields(&self) -> [(&'static str, &Option<Value>); 30] {
         [
             ("action", &self.action),
             ("agent", &self.agent),
@@ -80,6 +82,7 @@ impl ActionState {
             ("outcome", &self.outcome),
             ("created_at", &self.created_at),
             ("decided_at", &self.decided_at),
+            ("grant", &self.grant),
         ]
     }
 }
@@ -223,6 +226,7 @@ impl Replay {
                 state.escalate_to = optional(&body, "escalate_to");
                 state.escalation_sla = optional(&body, "escalation_sla");
                 state.review_sample = optional(&body, "review_sample");
+                state.grant = optional(&body, "grant");
                 if body.get("review_sampled") == Some(&Value::Bool(true)) {
                     state.review = Some(json!("open"));
                 }

@@ -147,6 +147,9 @@ pub struct NewGate<'a> {
     /// A number in `[0, 1)` fixed for this action (derived from its id by the store): the
     /// action is sampled for post-hoc review when it falls below the review sample rate.
     pub sample_draw: f64,
+    /// A live grant covers the action (see [`crate::grant`]): it is allowed without asking,
+    /// whatever its tier says, and sampled for post-hoc review like a `logged` action.
+    pub granted: bool,
 }
 
 /// A change to an action, checked by this module before it is applied.
@@ -182,10 +185,14 @@ impl Gate {
     /// action gets its approvers, quorum, deadline and timeout plan from `settings`; an
     /// allowed `logged` action is sampled for post-hoc review at the settings' rate.
     pub fn new(new: NewGate<'_>) -> Gate {
-        let status = new.tier.initial_status();
-        let gated = new.tier.is_human_gated();
+        let status = if new.granted {
+            Status::Allowed
+        } else {
+            new.tier.initial_status()
+        };
+        let gated = status == Status::Pending;
         let settings = new.settings;
-        let sampled = new.tier == Tier::Logged
+        let sampled = (new.tier == Tier::Logged || new.granted)
             && status == Status::Allowed
             && new.sample_draw < settings.review_sample;
         Gate {

@@ -112,6 +112,23 @@ pub enum ConditionError {
     UnknownVariable { name: String },
 }
 
+impl std::fmt::Display for ConditionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConditionError::Syntax {
+                message,
+                line,
+                column,
+            } => write!(f, "syntax error at line {line}, column {column}: {message}"),
+            ConditionError::UnknownVariable { name } => write!(
+                f,
+                "`{name}` is not a variable (the variables are: {})",
+                Variable::NAMES.join(", ")
+            ),
+        }
+    }
+}
+
 impl Condition {
     pub fn compile(source: &str) -> Result<Condition, Vec<ConditionError>> {
         let program = ENVIRONMENT.compile(source).map_err(|errors| {
@@ -162,6 +179,17 @@ impl Condition {
     /// CEL (the native evaluator, `policy/native.rs`); `None`: evaluate with CEL.
     pub fn evaluate_natively(&self, request: &ProposedAction) -> Option<bool> {
         self.native.as_ref()?.evaluate(request)
+    }
+
+    /// The condition's value on `request` at `now`, on its own (natively where it can, else
+    /// with CEL): for conditions outside a policy, such as a grant's.
+    pub fn holds(&self, request: &ProposedAction, now: DateTime<Utc>) -> Result<bool, String> {
+        if let Some(value) = self.evaluate_natively(request) {
+            return Ok(value);
+        }
+        let mut bindings = Bindings::new(request, now);
+        bindings.bind(self.uses);
+        self.evaluate(&bindings)
     }
 
     /// Is this condition the constant `true`? (The checker uses it to find shadowed rules.)

@@ -93,12 +93,28 @@ pub async fn submit(
     };
     let now = state.clock().now();
     let policy = state.policy().current();
-    let mut new_action = NewAction::classify(&policy, proposal, now);
-    new_action.owner = caller.token.owner.clone();
+    let grants = state
+        .grants()
+        .for_agent(state.store(), &agent_name, now)
+        .await?;
+    let mut new_action =
+        NewAction::classify_granted(&policy, proposal, caller.token.owner.clone(), &grants, now);
     new_action.token_id = Some(caller.token.id.clone());
     new_action.idempotency = idempotency;
+    let candidates = new_action.grants.clone();
     let submitted = state.store().submit(new_action).await?;
     let record = &submitted.record;
+    // Candidates tried before the one used (or all, if none was) cover nothing any more.
+    let dead = match &record.grant {
+        Some(used) => candidates
+            .iter()
+            .take_while(|id| *id != used)
+            .cloned()
+            .collect(),
+        None if !submitted.replayed => candidates,
+        None => Vec::new(),
+    };
+    state.grants().forget(&agent_name, &dead);
     if submitted.replayed {
         state.metrics().replayed();
         return Ok((StatusCode::OK, Json(ActionView::from(record))));

@@ -5,10 +5,13 @@ pub mod actions;
 mod audit;
 mod checkpoints;
 pub mod decisions;
+mod grants;
 mod ops;
+mod policy;
 mod reviews;
 mod stats;
 pub mod tokens;
+mod users;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -24,6 +27,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(actions::submit, actions::list))
         .routes(routes!(actions::show))
         .routes(routes!(actions::events))
+        .routes(routes!(policy::classify))
         .routes(routes!(decisions::decide))
         .routes(routes!(decisions::cancel))
         .routes(routes!(decisions::outcome))
@@ -37,6 +41,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(stats::show))
         .routes(routes!(stats::export))
+        .routes(routes!(grants::create, grants::list))
+        .routes(routes!(grants::show))
+        .routes(routes!(grants::revoke))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::password))
+        .routes(routes!(users::disable))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))

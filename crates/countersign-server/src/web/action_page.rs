@@ -44,6 +44,8 @@ pub struct ActionFacts {
     pub created_iso: String,
     pub modified: bool,
     pub size_warning: String,
+    /// The grant that let it run without asking (empty: none).
+    pub grant: String,
 }
 
 pub struct DecisionRow {
@@ -122,6 +124,7 @@ pub struct Extras {
 pub struct ActionQuery {
     decided: Option<String>,
     verdict: Option<String>,
+    grant: Option<String>,
     modify: Option<String>,
 }
 
@@ -132,7 +135,11 @@ pub async fn page(
     WebQuery(query): WebQuery<ActionQuery>,
 ) -> Result<Response, WebError> {
     let extras = Extras {
-        flash: flash(query.decided.as_deref(), query.verdict.as_deref()),
+        flash: flash(
+            query.decided.as_deref(),
+            query.verdict.as_deref(),
+            query.grant.as_deref(),
+        ),
         modify_open: query.modify.is_some(),
         ..Extras::default()
     };
@@ -275,6 +282,7 @@ fn facts(record: &ActionRecord, now: chrono::DateTime<chrono::Utc>) -> ActionFac
         created_iso: iso(record.created_at),
         modified: gate.original_args.is_some(),
         size_warning: size_warning(&gate.args),
+        grant: record.grant.clone().unwrap_or_default(),
     }
 }
 

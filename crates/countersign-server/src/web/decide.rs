@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign_core::Tier;
 use countersign_core::lifecycle::{ReviewVerdict, Verdict};
-use countersign_store::{ActionRecord, NewReview, PendingQuery, QueuePosition};
+use countersign_store::{ActionRecord, NewReview, PendingQuery, QueuePosition, Role};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -26,6 +26,7 @@ use super::queue::decidable;
 use super::session::{ClientAddress, Person, check_same_origin};
 use crate::decision::{self, VerdictRequest};
 use crate::extract::ApiPath;
+use crate::grants::{self, GrantRequest};
 use crate::state::AppState;
 
 /// Longest reason or note accepted, in characters.
@@ -46,6 +47,9 @@ pub struct DecideForm {
     password: Option<String>,
     /// For modify: `preview` (show the differences) or `submit`.
     step: Option<String>,
+    /// With an approval: `1h` also lets the agent run the same action without asking for an
+    /// hour (a grant).
+    grant: Option<String>,
 }
 
 fn error_page(message: impl Into<String>, status: StatusCode) -> (Extras, StatusCode) {
@@ -109,6 +113,15 @@ async fn attempt(
         );
         return Ok(Done::Page(extras, status));
     }
+    let grant = match form.grant.as_deref() {
+        None | Some("") => false,
+        Some("1h") if verdict == Verdict::Approve => true,
+        Some(other) => {
+            return Err(WebError::invalid(format!(
+                "grant: only \"1h\", with an approval, found {other:?}"
+            )));
+        }
+    };
     let reason = form.reason.trim();
     if reason.chars().count() > MAX_REASON_CHARS {
         let (extras, status) = error_page(
@@ -200,14 +213,70 @@ async fn attempt(
     };
     let position = queue_position(&record);
     match decision::decide(state, person.actor(), id.to_owned(), request).await {
-        Ok(_) => Ok(Done::Redirect(
-            next_location(state, person, position, id, verdict.as_str()).await?,
-        )),
+        Ok(_) => {
+            let given = if grant {
+                match allow_similar(state, person, &record).await {
+                    Ok(given) => Some(given),
+                    Err(refusal) => {
+                        let (extras, status) = error_page(
+                            format!(
+                                "You approved the action, but no grant was given: {}",
+                                refusal.message
+                            ),
+                            refusal.status,
+                        );
+                        return Ok(Done::Page(extras, status));
+                    }
+                }
+            } else {
+                None
+            };
+            Ok(Done::Redirect(
+                next_location(
+                    state,
+                    person,
+                    position,
+                    id,
+                    verdict.as_str(),
+                    given.as_deref(),
+                )
+                .await?,
+            ))
+        }
         Err(refusal) => {
             let (extras, status) = error_page(refusal.message, refusal.status);
             Ok(Done::Page(extras, status))
         }
     }
+}
+
+/// "Approve and allow similar for 1 h": a grant to the action's agent for the same action
+/// name, for an hour, given by the person under the same rules as over the API. Its id.
+async fn allow_similar(
+    state: &AppState,
+    person: &Person,
+    record: &ActionRecord,
+) -> Result<String, crate::error::AppError> {
+    let role = if person.user.admin {
+        Role::Admin
+    } else {
+        Role::Reviewer
+    };
+    let (given, _) = grants::give(
+        state,
+        person.actor(),
+        role,
+        GrantRequest {
+            agent: record.gate.agent.to_string(),
+            actions: record.gate.action.to_string(),
+            when: None,
+            duration: "1h".to_owned(),
+            max_uses: None,
+            reason: Some(format!("allowed with the approval of action {}", record.id)),
+        },
+    )
+    .await?;
+    Ok(given.id)
 }
 
 /// Checks the password typed for an irreversible approval; `Some(page)` when it is missing,
@@ -283,11 +352,16 @@ async fn next_location(
     position: Option<QueuePosition>,
     decided: &str,
     verdict: &str,
+    grant: Option<&str>,
 ) -> Result<String, WebError> {
-    let flash = encode_query(&[
+    let mut flash = vec![
         ("decided", decided.to_owned()),
         ("verdict", verdict.to_owned()),
-    ]);
+    ];
+    if let Some(grant) = grant {
+        flash.push(("grant", grant.to_owned()));
+    }
+    let flash = encode_query(&flash);
     let page = state
         .store()
         .pending(PendingQuery {

@@ -15,6 +15,7 @@ mod decide;
 mod error;
 mod events;
 mod forms;
+mod grants_page;
 mod password;
 mod present;
 mod queue;
@@ -89,6 +90,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/actions/{id}/review", post(decide::review))
         .route("/reviews", get(reviews::page))
         .route("/dashboard", get(dashboard::page))
+        .route("/grants", get(grants_page::page))
+        .route("/grants/{id}/revoke", post(grants_page::revoke))
         .route("/audit", get(audit_page::page))
         .route("/audit/verify", post(audit_page::verify))
         .route(
@@ -157,10 +160,11 @@ async fn security_headers(
 
 /// The message after a decision, from the redirect's query: only known verdicts and plain
 /// ids, so a link cannot put words of its own on the page.
-pub fn flash(decided: Option<&str>, verdict: Option<&str>) -> Option<String> {
-    let id = decided.filter(|id| {
+pub fn flash(decided: Option<&str>, verdict: Option<&str>, grant: Option<&str>) -> Option<String> {
+    let plain = |id: &&str| {
         !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-    })?;
+    };
+    let id = decided.filter(plain)?;
     let what = match verdict? {
         "approve" => "approved",
         "reject" => "rejected",
@@ -169,5 +173,10 @@ pub fn flash(decided: Option<&str>, verdict: Option<&str>) -> Option<String> {
         "flag" => "flagged",
         _ => return None,
     };
-    Some(format!("You {what} action {id}."))
+    Some(match grant.filter(plain) {
+        Some(grant) => format!(
+            "You {what} action {id} and let its agent run the same action without asking for an hour (grant {grant}; revoke it under Grants)."
+        ),
+        None => format!("You {what} action {id}."),
+    })
 }

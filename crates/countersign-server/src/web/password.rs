@@ -41,6 +41,11 @@ impl NewPassword {
         Ok(NewPassword(text.to_owned()))
     }
 
+    /// The password itself, to send to the server that hashes it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// The Argon2id PHC string of this password, with a fresh random salt.
     pub fn hash(&self) -> Result<String, String> {
         hash(self.0.as_bytes())

@@ -219,7 +219,7 @@ pub fn time_left(deadline: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String 
     }
 }
 
-fn duration_words(seconds: u64) -> String {
+pub fn duration_words(seconds: u64) -> String {
     match seconds {
         0..60 => format!("{seconds} s"),
         60..3600 => format!("{} min", seconds / 60),

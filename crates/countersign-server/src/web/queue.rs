@@ -46,6 +46,7 @@ pub struct QueueQuery {
     before: Option<String>,
     decided: Option<String>,
     verdict: Option<String>,
+    grant: Option<String>,
 }
 
 /// The filters as the form shows them.
@@ -259,7 +260,11 @@ pub async fn page(
             confirm: counts.confirm,
         },
         links,
-        flash: flash(query.decided.as_deref(), query.verdict.as_deref()),
+        flash: flash(
+            query.decided.as_deref(),
+            query.verdict.as_deref(),
+            query.grant.as_deref(),
+        ),
     };
     let html = page
         .render()

@@ -65,7 +65,7 @@ pub async fn page(
         next: page
             .next_cursor
             .map(|c| format!("/reviews?{}", encode_query(&[("cursor", c)]))),
-        flash: flash(query.decided.as_deref(), query.verdict.as_deref()),
+        flash: flash(query.decided.as_deref(), query.verdict.as_deref(), None),
     }
     .render()
     .map_err(|e| crate::error::AppError::internal(&e))?;

@@ -7,6 +7,7 @@
 mod access;
 mod bad_input;
 mod fixture;
+mod grants;
 mod idempotency;
 mod operations;
 mod stats;
@@ -19,5 +20,6 @@ mod hardening_audit;
 mod hardening_identity;
 mod hardening_limits;
 mod hardening_policy;
+mod policy_classify;
 // The reviewer web UI, through the same server.
 mod web;

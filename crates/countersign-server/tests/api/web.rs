@@ -612,3 +612,74 @@ async fn the_ui_stays_out_of_the_api_document() {
         );
     }
 }
+
+#[tokio::test]
+async fn approve_and_allow_similar_then_revoke_from_the_grants_page() {
+    let server = spawn().await;
+    people(&server).await;
+    let refund = json!({"action": "refund.create", "args": {"amount": 700}, "confidence": 0.95});
+    let first = server.submit(refund.clone()).await;
+    let id = first["id"].as_str().unwrap();
+
+    let mut rita = Browser::sign_in(&server, "rita").await;
+    let page = rita.get(&format!("/actions/{id}")).await;
+    assert!(page.body.contains("Approve and allow similar for 1 h"));
+    // Only with an approval, and only for an hour.
+    for (verdict, grant) in [("approve", "7d"), ("reject", "1h")] {
+        let refused = rita
+            .decide(
+                id,
+                &[("verdict", verdict), ("grant", grant), ("reason", "no")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{grant}");
+    }
+    assert_eq!(action(&server, id).await["status"], "pending");
+
+    let approved = rita
+        .decide(id, &[("verdict", "approve"), ("grant", "1h")])
+        .await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.body);
+    assert!(
+        approved.location().contains("grant="),
+        "{}",
+        approved.location()
+    );
+    let after = rita.get(approved.location()).await;
+    assert!(
+        after.body.contains("without asking for an hour"),
+        "{}",
+        after.body
+    );
+    assert_eq!(action(&server, id).await["status"], "approved");
+
+    let second = server.submit(refund.clone()).await;
+    assert_eq!(second["status"], "allowed");
+    let grant_id = second["grant"].as_str().unwrap().to_owned();
+    let shown = rita
+        .get(&format!("/actions/{}", second["id"].as_str().unwrap()))
+        .await;
+    assert!(shown.body.contains("Allowed without asking by a grant"));
+    // Another action name, another agent: still asked.
+    let other = server
+        .submit(json!({"action": "refund.void", "args": {"amount": 700}}))
+        .await;
+    assert_eq!(other["status"], "pending");
+
+    let grants = rita.get("/grants").await;
+    assert_eq!(grants.status, StatusCode::OK);
+    assert!(grants.body.contains(&grant_id) && grants.body.contains("Revoke"));
+    assert!(grants.body.contains("1 (no limit)"), "{}", grants.body);
+    // A forged revoke (no CSRF token of this session) changes nothing.
+    let forged = rita
+        .post(&format!("/grants/{grant_id}/revoke"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(server.submit(refund.clone()).await["status"], "allowed");
+    let revoked = rita.post(&format!("/grants/{grant_id}/revoke"), &[]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let grants = rita.get(revoked.location()).await;
+    assert!(grants.body.contains("You revoked grant"), "{}", grants.body);
+    assert!(grants.body.contains("revoked by rita"));
+    assert_eq!(server.submit(refund).await["status"], "pending");
+}

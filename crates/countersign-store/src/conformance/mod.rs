@@ -2,6 +2,7 @@
 //! feature) so that each backend's tests run the very same story: a SQLite file today, a
 //! PostgreSQL database next.
 
+mod grants;
 mod identity;
 mod lifecycle;
 mod people;
@@ -145,4 +146,5 @@ pub async fn story(store: &dyn Store) {
     people::people(store).await;
     people::reviewer_reads(store).await;
     stats::statistics(store).await;
+    grants::grants(store).await;
 }

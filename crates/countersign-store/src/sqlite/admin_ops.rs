@@ -8,9 +8,9 @@ use rusqlite::{Connection, params};
 use serde_json::json;
 
 use super::chain::{self, Head};
-use super::ops::with_token;
 use super::rows::{self, millis, to_json};
 use crate::audit_log::{AuditEntry, NewAuditEntry, kind};
+use crate::entries::with_token;
 use crate::error::StoreError;
 use crate::ids;
 use crate::record::Actor;

@@ -44,12 +44,7 @@ pub(crate) fn load_head(conn: &Connection) -> Result<Head, StoreError> {
     })
 }
 
-/// One entry to append: what happened, who did it, and its body.
-pub(crate) struct Draft<'a> {
-    pub kind: &'a str,
-    pub actor: &'a str,
-    pub body: String,
-}
+pub(crate) use crate::entries::Draft;
 
 /// Appends one entry after `head` and moves `head` to it.
 pub(crate) fn append(

@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 5] = [
+const MIGRATIONS: [(u32, &str); 6] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -21,9 +21,10 @@ const MIGRATIONS: [(u32, &str); 5] = [
         4,
         include_str!("../../migrations/sqlite/0004_people_and_review_ui.sql"),
     ),
+    (5, include_str!("../../migrations/sqlite/0005_grants.sql")),
     (
-        5,
-        include_str!("../../migrations/sqlite/0005_approval_metrics.sql"),
+        7,
+        include_str!("../../migrations/sqlite/0007_approval_metrics.sql"),
     ),
 ];
 
@@ -31,7 +32,7 @@ const MIGRATIONS: [(u32, &str); 5] = [
 /// sums of the actions stored before they were kept.
 fn after(version: u32, tx: &Connection) -> Result<(), StoreError> {
     match version {
-        5 => super::stats::backfill(tx),
+        7 => super::stats::backfill(tx),
         _ => Ok(()),
     }
 }

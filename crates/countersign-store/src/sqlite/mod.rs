@@ -12,15 +12,16 @@ mod chain;
 mod checkpoints;
 mod errors;
 mod export;
-mod health;
+mod grant_ops;
+pub(crate) mod health;
 mod migrations;
 mod ops;
 mod people_ops;
 mod read;
-mod rows;
+pub(crate) mod rows;
 mod stats;
 mod ui_read;
-mod verify;
+pub(crate) mod verify;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ use crate::audit_log::{
     StoreHealth, StoredCheckpoint,
 };
 use crate::error::StoreError;
+use crate::grants::{GrantQuery, GrantRecord, NewGrant};
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User};
 use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
@@ -456,6 +458,25 @@ pub async fn latest_checkpoint_in_file(
     .map_err(|e| StoreError::Stopped(format!("reading the checkpoint stopped: {e}")))?
 }
 
+/// Creates or migrates the database file at `path` (`countersign migrate`); returns the
+/// versions applied now and the version it is at.
+pub async fn migrate_file(path: impl AsRef<Path>) -> StoreResult<(Vec<i32>, i32)> {
+    let path = path.as_ref().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let before = if path.is_file() {
+            migrations::user_version(&open_reader(&path)?)?
+        } else {
+            0
+        };
+        drop(open_writer(&path, false)?);
+        let latest = migrations::LATEST;
+        let applied = (before + 1..=latest).map(|v| v as i32).collect();
+        Ok((applied, latest as i32))
+    })
+    .await
+    .map_err(|e| StoreError::Stopped(format!("migrating the database stopped: {e}")))?
+}
+
 /// How long a health probe may wait for the writer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -707,6 +728,33 @@ impl Store for SqliteStore {
 
     fn is_writable(&self) -> bool {
         self.is_open() && self.health.current() == StoreHealth::Ok
+    }
+
+    fn create_grant(&self, grant: NewGrant) -> BoxFuture<'_, StoreResult<GrantRecord>> {
+        Box::pin(self.write(
+            move |conn, head| grant_ops::create_grant(conn, head, grant),
+            no_action,
+        ))
+    }
+
+    fn grants(&self, query: GrantQuery) -> BoxFuture<'_, StoreResult<Vec<GrantRecord>>> {
+        Box::pin(async move { self.readers.with(|c| grant_ops::grants(c, &query)) })
+    }
+
+    fn grant<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<GrantRecord>>> {
+        Box::pin(async move { self.readers.with(|c| grant_ops::grant(c, id)) })
+    }
+
+    fn revoke_grant(
+        &self,
+        id: String,
+        actor: Actor,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, StoreResult<GrantRecord>> {
+        Box::pin(self.write(
+            move |conn, head| grant_ops::revoke_grant(conn, head, &id, &actor, now),
+            no_action,
+        ))
     }
 
     fn create_user(&self, user: NewUser) -> BoxFuture<'_, StoreResult<User>> {

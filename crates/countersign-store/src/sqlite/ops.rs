@@ -3,34 +3,22 @@
 //! and stores, and records every change in the audit chain in the same transaction.
 
 use chrono::{DateTime, Utc};
-use countersign_core::lifecycle::{
-    self, DecisionRequest, FirstAnswer, Gate, NewGate, Reviewer, Transition,
-};
+use countersign_core::lifecycle::{self, DecisionRequest, Reviewer, Transition};
 use countersign_core::name::Name;
 use countersign_core::sla::{self, SlaStep};
-use countersign_core::{Status, Tier};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::chain::{self, Head};
 use super::rows::{self, ACTION_COLUMNS, millis, to_json};
-use crate::audit_log::{ACTOR_TOKEN_FIELD, SYSTEM_ACTOR, kind};
+use crate::audit_log::{SYSTEM_ACTOR, kind};
+use crate::entries::{self, first_answer_from, first_answer_json, new_record, with_token};
 use crate::error::StoreError;
-use crate::ids;
 use crate::record::{
     ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, ReviewState, Submitted,
 };
 
 type Conn = Connection;
-
-/// An entry's body with the token its actor presented next to the actor's name (entries by
-/// `system` and `cli`, which present none, carry no such field).
-pub(crate) fn with_token(mut body: Value, token_id: Option<&str>) -> String {
-    if let (Value::Object(fields), Some(token_id)) = (&mut body, token_id) {
-        fields.insert(ACTOR_TOKEN_FIELD.to_owned(), Value::from(token_id));
-    }
-    body.to_string()
-}
 
 pub(crate) fn load_action(conn: &Conn, id: &str) -> Result<ActionRecord, StoreError> {
     let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?");
@@ -112,50 +100,6 @@ struct Entry<'a> {
     at: DateTime<Utc>,
 }
 
-/// What the idempotency row keeps of a first answer, as JSON.
-fn first_answer_json(first: &FirstAnswer) -> Value {
-    json!({
-        "status": first.status.as_str(),
-        "deadline": first.deadline.map(millis),
-        "decided_at": first.decided_at.map(millis),
-        "tier": first.tier.map(Tier::as_str),
-        "approvals_required": first.approvals_required,
-        "approvers": first.approvers.as_ref().map(rows::approvers_value),
-    })
-}
-
-/// The first answer as the idempotency row kept it (rows written by earlier versions kept
-/// only status, deadline and decision time).
-fn first_answer_from(response: &str) -> Result<FirstAnswer, StoreError> {
-    let corrupt =
-        |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("idempotency response: {e}"));
-    let first: Value = serde_json::from_str(response).map_err(|e| corrupt(&e))?;
-    let time = |key: &str| first[key].as_i64().map(rows::from_millis).transpose();
-    Ok(FirstAnswer {
-        status: first["status"]
-            .as_str()
-            .unwrap_or_default()
-            .parse::<Status>()
-            .map_err(|e| corrupt(&e))?,
-        deadline: time("deadline")?,
-        decided_at: time("decided_at")?,
-        tier: first["tier"]
-            .as_str()
-            .map(str::parse::<Tier>)
-            .transpose()
-            .map_err(|e| corrupt(&e))?,
-        approvals_required: first["approvals_required"]
-            .as_u64()
-            .map(u32::try_from)
-            .transpose()
-            .map_err(|e| corrupt(&e))?,
-        approvers: match first.get("approvers") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(rows::approvers_from_value(value.clone())?),
-        },
-    })
-}
-
 /// Looks up an earlier submission under the same idempotency key.
 pub(crate) fn find_replay(
     conn: &Conn,
@@ -193,37 +137,6 @@ pub(crate) fn find_replay(
     }))
 }
 
-/// The record a submission creates: its lifecycle is the core's [`Gate::new`].
-fn new_record(new: NewAction) -> Result<ActionRecord, StoreError> {
-    let id = ids::new_id(new.at);
-    let agent = rows::name(new.proposal.agent.as_str(), "agent")?;
-    let gate = Gate::new(NewGate {
-        action: new.proposal.action.clone(),
-        agent,
-        owner: new.owner,
-        args: new.proposal.args,
-        tier: new.tier,
-        settings: &new.settings,
-        at: new.at,
-        sample_draw: ids::sample_draw(&id),
-    });
-    Ok(ActionRecord {
-        gate,
-        rule: new.rule,
-        reason: new.reason,
-        reasoning: new.proposal.reasoning,
-        context: new.proposal.context,
-        confidence: new.proposal.confidence.map(|c| c.value()),
-        hints: new.proposal.hints,
-        idempotency_key: new.idempotency.map(|i| i.key),
-        policy_hash: new.policy_hash,
-        review_sample: new.settings.review_sample,
-        created_at: new.at,
-        version: 1,
-        id,
-    })
-}
-
 pub(crate) fn submit(
     conn: &Conn,
     head: &mut Head,
@@ -238,11 +151,20 @@ pub(crate) fn submit(
     let idempotency = new.idempotency.clone();
     let at = new.at;
     let token_id = new.token_id.clone();
-    let record = new_record(new)?;
+    // The first grant the caller found that is still live now counts one use and lets the
+    // action run: checked and counted here, in the writer, so N uses are N uses.
+    let mut used = None;
+    for id in &new.grants {
+        if let Some(grant) = super::grant_ops::use_grant(conn, id, at)? {
+            used = Some(grant);
+            break;
+        }
+    }
+    let record = new_record(new, used.as_ref())?;
     let gate = &record.gate;
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     conn.prepare_cached(&sql)?.execute(params![
         &record.id,
@@ -275,6 +197,7 @@ pub(crate) fn submit(
         millis(record.created_at),
         gate.decided_at.map(millis),
         record.version as i64,
+        &record.grant,
     ])?;
     if let Some(idempotency) = &idempotency {
         conn.prepare_cached(
@@ -290,43 +213,7 @@ pub(crate) fn submit(
             millis(at),
         ])?;
     }
-    let submitted = json!({
-        "action": gate.action.as_str(),
-        "args": gate.args,
-        "reasoning": record.reasoning,
-        "context": record.context,
-        "confidence": record.confidence,
-        "hints": record.hints,
-        "idempotency_key": record.idempotency_key,
-        "owner": gate.owner.as_ref().map(Name::as_str),
-    });
-    let classified = json!({
-        "tier": gate.tier.as_str(),
-        "status": gate.status.as_str(),
-        "rule": record.rule,
-        "reason": record.reason,
-        "policy_hash": record.policy_hash,
-        "approvers": rows::approvers_value(&gate.approvers),
-        "approvals_required": gate.approvals_required,
-        "deadline": gate.deadline.map(millis),
-        "on_timeout": gate.timeout.as_ref().map(|t| t.on_timeout.as_str()),
-        "escalate_to": gate.timeout.as_ref().map(|t| rows::names(&t.escalate_to)),
-        "escalation_sla": gate.timeout.as_ref().map(|t| t.escalation_sla.seconds()),
-        "review_sampled": gate.review == ReviewState::Open,
-        "review_sample": record.review_sample,
-    });
-    let drafts = vec![
-        chain::Draft {
-            kind: kind::SUBMITTED,
-            actor: gate.agent.as_str(),
-            body: with_token(submitted, token_id.as_deref()),
-        },
-        chain::Draft {
-            kind: kind::CLASSIFIED,
-            actor: SYSTEM_ACTOR,
-            body: classified.to_string(),
-        },
-    ];
+    let drafts = entries::submission(&record, token_id.as_deref(), used.as_ref());
     chain::append_all(conn, head, at, &record.id, drafts)?;
     super::stats::record_new(conn, &record)?;
     Ok(Submitted {
@@ -368,39 +255,7 @@ pub(crate) fn decide(
     };
     let mut after = before.clone();
     after.apply(&transition);
-    let mut body = json!({
-        "verdict": decided.decision.verdict.as_str(),
-        "args": decided.decision.args,
-        "reason": decided.decision.reason,
-        "status": after.status.as_str(),
-    });
-    if let Some(reclassified) = &decided.reclassified {
-        // Both classifications, and what the action needs from now on.
-        let requirement = |gate: &Gate| {
-            json!({
-                "tier": gate.tier.as_str(),
-                "approvers": rows::approvers_value(&gate.approvers),
-                "approvals_required": gate.approvals_required,
-            })
-        };
-        // What the timeout plan is from now on (a modify never loosens it).
-        let timeout = after.timeout.as_ref();
-        let mut now_required = requirement(&after);
-        now_required["on_timeout"] = json!(timeout.map(|t| t.on_timeout.as_str()));
-        now_required["escalate_to"] = json!(timeout.map(|t| rows::names(&t.escalate_to)));
-        now_required["escalation_sla"] = json!(timeout.map(|t| t.escalation_sla.seconds()));
-        body["classification"] = json!({
-            "before": requirement(&before),
-            "modified_args": {
-                "tier": reclassified.tier.as_str(),
-                "rule": reclassified.rule,
-                "reason": reclassified.reason,
-                "approvers": rows::approvers_value(&reclassified.settings.approvers),
-                "approvals_required": reclassified.settings.approvals_required,
-            },
-            "now_required": now_required,
-        });
-    }
+    let body = entries::decision_body(&before, &after, decided);
     let entry = Entry {
         kind: kind::DECIDED,
         actor: reviewer.name.as_str(),
@@ -425,7 +280,7 @@ pub(crate) fn cancel(
         kind: kind::CANCELLED,
         actor: actor.name.as_str(),
         token_id: actor.token_id.as_deref(),
-        body: json!({"status": Status::Cancelled.as_str()}),
+        body: entries::cancel_body(),
         at: now,
     };
     commit(conn, head, &mut record, &transition, entry)?;
@@ -470,17 +325,7 @@ pub(crate) fn apply_sla(
     let Some(step) = sla::due(&record.gate, now) else {
         return Ok(None);
     };
-    let missed = record.gate.deadline.map(millis);
-    let (kind, mut body) = match &step {
-        SlaStep::Escalate { groups, deadline } => (
-            kind::ESCALATED,
-            json!({"groups": rows::names(groups), "missed_deadline": missed, "deadline": millis(*deadline)}),
-        ),
-        SlaStep::Expire => (kind::EXPIRED, json!({"missed_deadline": missed})),
-        SlaStep::AutoApprove => (kind::AUTO_APPROVED, json!({"missed_deadline": missed})),
-    };
-    // Every entry that moves an action says where to: verification re-derives the row.
-    body["status"] = json!(step.status().as_str());
+    let (kind, body) = entries::sla_entry(&step, record.gate.deadline);
     let entry = Entry {
         kind,
         actor: SYSTEM_ACTOR,

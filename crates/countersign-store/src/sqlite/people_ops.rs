@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
 use super::chain::{self, Head};
-use super::ops::with_token;
 use super::rows::{self, from_millis, millis, to_json};
+use crate::entries::with_token;
 use crate::error::StoreError;
 use crate::people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 use crate::record::Actor;

@@ -24,7 +24,8 @@ use crate::token::{Role, Token};
 pub(crate) const ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule, reason, args, \
      original_args, reasoning, context, confidence, hints, idempotency_key, approvers, \
      escalated_to, escalated, approvals_required, decisions, deadline, timeout_plan, \
-     policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version";
+     policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version, \
+     grant_id";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -38,7 +39,7 @@ pub(crate) fn from_millis(millis: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(millis).ok_or_else(|| corrupt(format!("time {millis}")))
 }
 
-fn opt_time(millis: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn opt_time(millis: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
     millis.map(from_millis).transpose()
 }
 
@@ -47,11 +48,14 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(text: &str, column: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(
+    text: &str,
+    column: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| corrupt(format!("column {column}: {e}")))
 }
 
-fn object(text: &str, column: &str) -> Result<Map<String, Value>, StoreError> {
+pub(crate) fn object(text: &str, column: &str) -> Result<Map<String, Value>, StoreError> {
     from_json(text, column)
 }
 
@@ -61,7 +65,7 @@ pub(crate) fn name(text: &str, what: &str) -> Result<Name, StoreError> {
     Name::parse(text).map_err(|e| corrupt(format!("{what} {text:?}: {e}")))
 }
 
-fn names_from(list: Vec<String>, what: &str) -> Result<Vec<Name>, StoreError> {
+pub(crate) fn names_from(list: Vec<String>, what: &str) -> Result<Vec<Name>, StoreError> {
     list.iter().map(|n| name(n, what)).collect()
 }
 
@@ -96,7 +100,7 @@ pub(crate) fn decisions_json(decisions: &[Decision]) -> String {
     to_json(&list)
 }
 
-fn decisions_from(text: &str) -> Result<Vec<Decision>, StoreError> {
+pub(crate) fn decisions_from(text: &str) -> Result<Vec<Decision>, StoreError> {
     let list: Vec<DecisionJson> = from_json(text, "decisions")?;
     list.into_iter()
         .map(|d| {
@@ -129,7 +133,7 @@ pub(crate) fn timeout_json(plan: &TimeoutPlan) -> String {
     })
 }
 
-fn timeout_from(text: &str) -> Result<TimeoutPlan, StoreError> {
+pub(crate) fn timeout_from(text: &str) -> Result<TimeoutPlan, StoreError> {
     let t: TimeoutJson = from_json(text, "timeout_plan")?;
     Ok(TimeoutPlan {
         on_timeout: t.on_timeout.parse::<OnTimeout>().map_err(corrupt)?,
@@ -166,7 +170,10 @@ pub(crate) fn review_state_column(state: &ReviewState) -> Option<&'static str> {
     }
 }
 
-fn review_from(state: Option<&str>, review: Option<&str>) -> Result<ReviewState, StoreError> {
+pub(crate) fn review_from(
+    state: Option<&str>,
+    review: Option<&str>,
+) -> Result<ReviewState, StoreError> {
     match (state, review) {
         (None, _) => Ok(ReviewState::NotSampled),
         (Some("open"), _) => Ok(ReviewState::Open),
@@ -201,7 +208,7 @@ pub(crate) fn outcome_json(outcome: &Outcome) -> String {
     })
 }
 
-fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
+pub(crate) fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
     let o: OutcomeJson = from_json(text, "outcome")?;
     Ok(Outcome {
         status: o.status.parse::<OutcomeStatus>().map_err(corrupt)?,
@@ -220,7 +227,7 @@ pub(crate) fn approvers_value(approvers: &Approvers) -> Value {
     }
 }
 
-fn approvers_from(text: &str) -> Result<Approvers, StoreError> {
+pub(crate) fn approvers_from(text: &str) -> Result<Approvers, StoreError> {
     approvers_from_value(from_json::<Value>(text, "approvers")?)
 }
 
@@ -279,6 +286,7 @@ pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError>
         review_sample: row.get::<_, f64>(23)?,
         created_at: from_millis(row.get::<_, i64>(27)?)?,
         version: u64::try_from(row.get::<_, i64>(29)?).map_err(|_| corrupt("version"))?,
+        grant: opt_text(30)?,
     })
 }
 

@@ -322,7 +322,7 @@ impl Mismatches<'_> {
 }
 
 /// A stored record in the encoding the log's bodies use (see `ops.rs`).
-fn stored_state(record: &ActionRecord) -> ActionState {
+pub(crate) fn stored_state(record: &ActionRecord) -> ActionState {
     let parse = |text: String| serde_json::from_str(&text).unwrap_or(Value::Null);
     let gate = &record.gate;
     let timeout = gate.timeout.as_ref();
@@ -365,5 +365,6 @@ fn stored_state(record: &ActionRecord) -> ActionState {
         ),
         created_at: Some(json!(millis(record.created_at))),
         decided_at: Some(json!(gate.decided_at.map(millis))),
+        grant: Some(json!(record.grant)),
     }
 }

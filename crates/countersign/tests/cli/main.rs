@@ -5,9 +5,11 @@
 //! `hardening_audit`) checkpoints, a read-only database and a full disk; (in `stats`)
 //! statistics and the training-data export. One test binary for the crate.
 
+mod grants;
 mod hardening_audit;
 mod limits;
 mod policy;
+mod postgres;
 mod stats;
 mod users;
 
@@ -56,9 +58,14 @@ impl Server {
 
     /// Like [`Server::start`], with `command` the binary or a wrapper that runs it (e.g.
     /// `prlimit ... -- BIN`), and `extra` arguments after `serve`'s own.
-    fn start_command(dir: &Path, mut command: Command, extra: &[&str]) -> Server {
+    fn start_command(dir: &Path, command: Command, extra: &[&str]) -> Server {
+        Server::start_on(dir, command, "countersign.db", extra)
+    }
+
+    /// Like [`Server::start_command`], on the database `db`.
+    fn start_on(dir: &Path, mut command: Command, db: &str, extra: &[&str]) -> Server {
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", "countersign.db"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(extra)
             .current_dir(dir)
             .env("RUST_LOG", "info")
