@@ -354,7 +354,7 @@ const LIGHT_ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule
      CASE WHEN original_args IS NULL THEN NULL ELSE '{}' END, NULL, '{}', confidence, hints, \
      idempotency_key, approvers, escalated_to, escalated, approvals_required, decisions, \
      deadline, timeout_plan, policy_hash, review_sample, review_state, review, NULL, \
-     created_at, decided_at, version";
+     created_at, decided_at, version, grant_id";
 
 /// Sums read from rows, keyed by the rows' own text until the end.
 #[derive(Default)]

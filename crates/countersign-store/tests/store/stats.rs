@@ -68,7 +68,7 @@ async fn statistics_survive_a_restart_and_are_summed_for_older_databases() {
         &[
             "DROP TABLE action_stats",
             "DROP TABLE reviewer_stats",
-            "PRAGMA user_version = 4",
+            "PRAGMA user_version = 5",
         ],
     )
     .await;
