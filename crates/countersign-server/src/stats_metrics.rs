@@ -114,12 +114,13 @@ pub fn render(
         out,
         "countersign_actions_total",
         "counter",
-        "Actions by how they ended (approved: by people, unmodified; auto_approved: by the SLA as the rule allows), by action, rule and tier. Kept in the database: survives restarts.",
+        "Actions by how they ended (approved: by people, unmodified; auto_approved: by the SLA as the rule allows; granted: allowed without asking by a reviewer's grant), by action, rule and tier. Kept in the database: survives restarts.",
     );
     for ((action, rule, tier), tally) in &by_labels {
         let c = &tally.counts;
         for (outcome, value) in [
-            ("allowed", c.allowed),
+            ("allowed", c.allowed - c.granted),
+            ("granted", c.granted),
             ("denied", c.denied),
             ("approved", c.approved - c.modified - c.auto_approved),
             ("modified", c.modified),

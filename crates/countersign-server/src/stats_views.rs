@@ -42,6 +42,9 @@ pub struct FiguresView {
     pub rejected: i64,
     pub expired: i64,
     pub cancelled: i64,
+    /// Allowed without asking because a reviewer's grant covered them (counted in
+    /// `allowed`, in no rate and no latency: nobody decided the action itself).
+    pub granted: i64,
     pub approval_rate: Option<f64>,
     pub rejection_rate: Option<f64>,
     pub modification_rate: Option<f64>,
@@ -196,6 +199,7 @@ impl From<&Figures> for FiguresView {
             rejected: c.rejected,
             expired: c.expired,
             cancelled: c.cancelled,
+            granted: c.granted,
             approval_rate: f.approval_rate,
             rejection_rate: f.rejection_rate,
             modification_rate: f.modification_rate,

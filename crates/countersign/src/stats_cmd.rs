@@ -192,13 +192,14 @@ pub fn print(view: &StatsView, by: By, out: &mut impl std::io::Write) -> std::io
         let o = &view.overall;
         writeln!(
             out,
-            "review latency p99 {}; SLA: {} escalated, {} expired, {} auto-approved; post-hoc: {} reviewed, {} flagged",
+            "review latency p99 {}; SLA: {} escalated, {} expired, {} auto-approved; post-hoc: {} reviewed, {} flagged; {} allowed by grants",
             duration(o.review_latency_seconds.p99),
             o.sla.escalated,
             o.sla.expired,
             o.sla.auto_approved,
             o.post_hoc.reviewed,
             o.post_hoc.flagged,
+            o.granted,
         )?;
     }
     for signal in &view.signals {

@@ -83,6 +83,10 @@ counts! {
     reviewed,
     /// Flagged by the post-hoc review: the policy let through what it should not have.
     flagged,
+    /// Allowed without asking because a reviewer's grant covered it (also in `allowed`):
+    /// an `approve`-tier action that ran on a person's earlier, bounded say-so, not on a
+    /// decision of its own, so it is in no approval rate and has no review latency.
+    granted,
 }
 
 /// What an action adds to its group: counts, and its review latency (submission to the
@@ -196,7 +200,11 @@ pub fn contribution(gate: &Gate, rule: Option<&str>, created_at: DateTime<Utc>) 
     };
     let by_people = approved_by_people(gate);
     match gate.status {
-        Status::Allowed => counts.allowed = 1,
+        Status::Allowed => {
+            counts.allowed = 1;
+            // Only a grant lets an action of a human-gated tier start allowed.
+            counts.granted = i64::from(gate.tier.initial_status() != Status::Allowed);
+        }
         Status::Denied => counts.denied = 1,
         Status::Pending => counts.pending = 1,
         Status::Approved => {

@@ -32,6 +32,7 @@ CREATE TABLE action_stats (
     reminded      INTEGER NOT NULL,
     reviewed      INTEGER NOT NULL,
     flagged       INTEGER NOT NULL,
+    granted       INTEGER NOT NULL,
     latency       BLOB NOT NULL,
     PRIMARY KEY (span_hours, start, action, agent, rule, tier)
 ) WITHOUT ROWID;

@@ -26,6 +26,7 @@ mod ops;
 mod pool;
 mod read;
 mod rows;
+mod stats;
 mod verify;
 
 use std::str::FromStr;
@@ -874,36 +875,20 @@ impl Store for PostgresStore {
         }))
     }
 
-    fn stats(&self, _window: Window, _now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<StatsData>> {
-        Box::pin(async {
-            Err(StoreError::Database(
-                "statistics are not on PostgreSQL yet".into(),
-            ))
-        })
+    fn stats(&self, window: Window, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<StatsData>> {
+        Box::pin(self.read(async move |c| stats::window(c, &window, now).await))
     }
 
-    fn stats_series(&self, _query: SeriesQuery) -> BoxFuture<'_, StoreResult<Vec<SeriesPoint>>> {
-        Box::pin(async {
-            Err(StoreError::Database(
-                "statistics are not on PostgreSQL yet".into(),
-            ))
-        })
+    fn stats_series(&self, query: SeriesQuery) -> BoxFuture<'_, StoreResult<Vec<SeriesPoint>>> {
+        Box::pin(self.read(async move |c| stats::series(c, &query).await))
     }
 
     fn stats_totals(&self) -> BoxFuture<'_, StoreResult<StatsTotals>> {
-        Box::pin(async {
-            Err(StoreError::Database(
-                "statistics are not on PostgreSQL yet".into(),
-            ))
-        })
+        Box::pin(self.read(async move |c| stats::totals(c).await))
     }
 
-    fn export(&self, _query: ExportQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>> {
-        Box::pin(async {
-            Err(StoreError::Database(
-                "the export is not on PostgreSQL yet".into(),
-            ))
-        })
+    fn export(&self, query: ExportQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>> {
+        Box::pin(self.read(async move |c| stats::export(c, &query).await))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -350,7 +350,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram, StoreError> {
 /// The columns of `actions` in [`rows::ACTION_COLUMNS`] order, without the arguments,
 /// reasoning, context and outcome, which statistics never read: a light copy of the record
 /// for windows' ends.
-const LIGHT_ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule, reason, '{}', \
+pub(crate) const LIGHT_ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule, reason, '{}', \
      CASE WHEN original_args IS NULL THEN NULL ELSE '{}' END, NULL, '{}', confidence, hints, \
      idempotency_key, approvers, escalated_to, escalated, approvals_required, decisions, \
      deadline, timeout_plan, policy_hash, review_sample, review_state, review, NULL, \

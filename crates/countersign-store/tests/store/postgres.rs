@@ -512,7 +512,11 @@ async fn bad_urls_say_what_is_wrong() {
     let error = error.to_string();
     assert!(error.contains("countersign migrate"), "{error}");
     let (applied, latest) = countersign_store::migrate(&db.url).await.unwrap();
-    assert_eq!(applied, (1..=latest).collect::<Vec<_>>());
+    // Every version, in order, up to this build's (numbers are assigned per feature, so the
+    // list may skip one that a branch merged later fills).
+    assert_eq!(applied.first(), Some(&1));
+    assert_eq!(applied.last(), Some(&latest));
+    assert!(applied.windows(2).all(|w| w[0] < w[1]), "{applied:?}");
     assert!(
         countersign_store::migrate(&db.url)
             .await

@@ -1,5 +1,6 @@
-//! Kept statistics on a real file: the same after a restart, and the same again when the
-//! migration that introduced them sums an older database's actions.
+//! Kept statistics on a real database, SQLite and PostgreSQL alike: the same after a
+//! restart, and the same again when the migration that introduced them sums an older
+//! database's actions.
 
 use chrono::TimeDelta;
 use countersign_core::lifecycle::Verdict;
@@ -20,10 +21,8 @@ async fn reports(store: &dyn Store) -> Vec<Report> {
         .to_vec()
 }
 
-#[tokio::test]
-async fn statistics_survive_a_restart_and_are_summed_for_older_databases() {
-    let db = TempDb::new("stats-restart");
-    let store = db.open().await;
+/// Three decided actions hours apart and one allowed at once.
+async fn seed(store: &dyn Store) {
     let p = policy();
     for (n, verdict) in [Verdict::Approve, Verdict::Reject, Verdict::Approve]
         .into_iter()
@@ -50,6 +49,13 @@ async fn statistics_survive_a_restart_and_are_summed_for_older_databases() {
         .submit(new_action(&p, "bot", "order.get", json!({}), t0()))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn statistics_survive_a_restart_and_are_summed_for_older_databases() {
+    let db = TempDb::new("stats-restart");
+    let store = db.open().await;
+    seed(store.as_ref()).await;
     let before = reports(store.as_ref()).await;
     assert_eq!(before[0].overall.counts.total, 4);
     assert_eq!(before[0].overall.counts.approved, 2);
@@ -78,4 +84,41 @@ async fn statistics_survive_a_restart_and_are_summed_for_older_databases() {
         before,
         "summed by the migration"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_survive_a_restart_and_are_summed_for_older_databases_on_postgres() {
+    let Some(db) = super::postgres::PgDb::new().await else {
+        return;
+    };
+    let store = db.open().await;
+    seed(store.as_ref()).await;
+    let before = reports(store.as_ref()).await;
+    assert_eq!(before[0].overall.counts.total, 4);
+    assert_eq!(before[0].overall.counts.approved, 2);
+    assert_eq!(before[1].groups.len(), 1, "rita");
+    store.close().await;
+    drop(store);
+
+    let store = db.open().await;
+    assert_eq!(reports(store.as_ref()).await, before, "after a restart");
+    store.close().await;
+    drop(store);
+
+    // A database from before the sums were kept: the migration sums what it holds.
+    db.client()
+        .await
+        .batch_execute(
+            "DROP TABLE action_stats; DROP TABLE reviewer_stats; \
+             DELETE FROM countersign_schema WHERE version = 4",
+        )
+        .await
+        .unwrap();
+    let store = db.open().await;
+    assert_eq!(
+        reports(store.as_ref()).await,
+        before,
+        "summed by the migration"
+    );
+    store.close().await;
 }
