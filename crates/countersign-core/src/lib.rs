@@ -1,6 +1,6 @@
 //! The pure domain of Countersign: proposed actions, names and identities, tiers and
-//! statuses, the policy engine, the approval lifecycle, the SLA ladder and the audit chain's
-//! hashing.
+//! statuses, the policy engine, the approval lifecycle, the SLA ladder, the audit chain's
+//! hashing, approval statistics and the cases that become training data.
 //!
 //! Nothing here does IO: no clock (time is passed in), no network, no database, no
 //! randomness. The server stores and transports what this crate decides, and tests run here
@@ -14,11 +14,13 @@ pub mod glob;
 pub mod graduation;
 pub mod grant;
 pub mod identity;
+pub mod learning;
 pub mod lifecycle;
 pub mod name;
 pub mod notify;
 pub mod policy;
 pub mod sla;
+pub mod stats;
 pub mod summary;
 pub mod tier;
 pub mod vocabulary;

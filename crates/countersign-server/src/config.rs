@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub web: crate::web::WebSettings,
     /// Graduation's thresholds, the regression check's interval, the replay time limit.
     pub graduation: crate::graduation::GraduationSettings,
+    /// Thresholds of the statistics' signals and fatigue figures, `/metrics` label caps.
+    pub stats: crate::stats_config::StatsConfig,
     /// Connections to PostgreSQL (unused with SQLite).
     pub database_settings: DatabaseSettings,
 }
@@ -139,6 +141,9 @@ struct FileConfig {
     session_max_age: Option<String>,
     reauth_window: Option<String>,
     graduation: Option<GraduationFile>,
+    /// `[stats]`: signal and fatigue thresholds, `/metrics` label caps.
+    #[serde(default)]
+    stats: crate::stats_config::StatsFile,
     /// Reviewer notifications (`[[notify]]`), checked by `notify::config`.
     #[serde(default)]
     notify: Vec<toml::Spanned<TargetFile>>,
@@ -212,6 +217,10 @@ pub fn resolve(
     let limits = limits(&file_config, descriptors)?;
     let web = web_settings(&file_config)?;
     let graduation = graduation_settings(file_config.graduation.as_ref())?;
+    let stats = file_config
+        .stats
+        .resolve()
+        .map_err(|(name, message)| ConfigError::Value { name, message })?;
     let database_settings = database_settings(&file_config)?;
     // Paths in the file are relative to the file, as users of config files expect.
     let relative = |p: PathBuf| match &base_dir {
@@ -253,6 +262,7 @@ pub fn resolve(
         .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     Ok(ServerConfig {
         web,
+        stats,
         database_settings,
         listen,
         database,

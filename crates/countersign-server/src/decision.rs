@@ -60,7 +60,6 @@ pub async fn decide(
         reclassified,
     };
     let record = state.store().decide(id, actor, request, now).await?;
-    state.metrics().decided(verdict);
     tracing::info!(id = %record.id, reviewer = %reviewer, verdict = verdict.as_str(),
         status = %record.gate.status, "decision recorded");
     Ok(record)

@@ -1,11 +1,11 @@
-//! Hand-written Prometheus counters: few enough that a metrics library would cost more
-//! build time than it saves.
+//! Hand-written Prometheus counters of this process: few enough that a metrics library
+//! would cost more build time than it saves. The approval metrics, kept in the database so
+//! that they survive restarts, are `stats_metrics.rs`'s.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use countersign_core::Tier;
-use countersign_core::lifecycle::Verdict;
 use countersign_store::CommitStats;
 
 #[derive(Default)]
@@ -13,8 +13,6 @@ pub struct Metrics {
     /// New submissions by tier (index: `Tier::ALL` order).
     submitted: [AtomicU64; 5],
     replayed: AtomicU64,
-    /// Decisions by verdict: approve, reject, modify.
-    decisions: [AtomicU64; 3],
     sla_steps: AtomicU64,
     rejected_requests: AtomicU64,
     connections_open: AtomicU64,
@@ -37,15 +35,6 @@ impl Metrics {
 
     pub fn replayed(&self) {
         self.replayed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn decided(&self, verdict: Verdict) {
-        let index = match verdict {
-            Verdict::Approve => 0,
-            Verdict::Reject => 1,
-            Verdict::Modify => 2,
-        };
-        self.decisions[index].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn sla_steps(&self, count: usize) {
@@ -100,18 +89,6 @@ impl Metrics {
             "countersign_idempotent_replays_total {}",
             self.replayed.load(Ordering::Relaxed)
         );
-        counter(
-            &mut out,
-            "countersign_decisions_total",
-            "Reviewer verdicts recorded, by verdict.",
-        );
-        for (verdict, count) in ["approve", "reject", "modify"].iter().zip(&self.decisions) {
-            let _ = writeln!(
-                out,
-                "countersign_decisions_total{{verdict=\"{verdict}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
         counter(
             &mut out,
             "countersign_sla_steps_total",

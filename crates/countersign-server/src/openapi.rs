@@ -24,6 +24,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "graduation", description = "Earned autonomy: policy changes the history supports, and candidate policies replayed over it"),
         (name = "deliveries", description = "Notification and callback deliveries (admins)"),
         (name = "integrations", description = "Slack approvals, verified by Slack's request signature"),
+        (name = "stats", description = "Approval metrics and training data"),
         (name = "grants", description = "Time-boxed, bounded autonomy a reviewer gives an agent"),
         (name = "users", description = "People who sign in to the web UI"),
         (name = "operations", description = "Health, metrics and this document"),

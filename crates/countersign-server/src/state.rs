@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifications;
 use crate::policy_source::PolicySource;
 use crate::revocation::Revocations;
+use crate::stats_config::StatsConfig;
 use crate::wait_caps::WaitCaps;
 use crate::watch::Watchers;
 use crate::web::{WebSettings, WebShared};
@@ -59,6 +60,8 @@ struct Inner {
     web_settings: WebSettings,
     /// The web UI's in-memory state: the sign-in throttle, the last verification.
     web: Arc<WebShared>,
+    /// Statistics' thresholds and `/metrics` label caps.
+    stats: StatsConfig,
     /// The live grants per agent.
     grants: LiveGrants,
 }
@@ -94,6 +97,7 @@ impl AppState {
                 stop_sender,
                 web_settings: WebSettings::default(),
                 web: Arc::default(),
+                stats: StatsConfig::default(),
                 grants: LiveGrants::default(),
             }),
         }
@@ -192,6 +196,18 @@ impl AppState {
 
     pub fn notifications(&self) -> Option<&Arc<Notifications>> {
         self.inner.notifications.as_ref()
+    }
+
+    /// Sets the statistics' thresholds and `/metrics` label caps (`[stats]`).
+    pub fn with_stats_config(self, stats: StatsConfig) -> AppState {
+        let inner = Arc::into_inner(self.inner).expect("configure state before sharing it");
+        AppState {
+            inner: Arc::new(Inner { stats, ..inner }),
+        }
+    }
+
+    pub fn stats_config(&self) -> StatsConfig {
+        self.inner.stats
     }
 
     pub fn web_settings(&self) -> WebSettings {

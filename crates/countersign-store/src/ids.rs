@@ -23,6 +23,14 @@ pub(crate) fn new_id(now: DateTime<Utc>) -> String {
     id_from_parts(now, random_bytes::<10>())
 }
 
+/// The smallest id of an action created at `millis` or later: ids sort by creation time,
+/// so the actions created in `[a, b)` are those whose ids are in `[floor_id(a),
+/// floor_id(b))`, a range of the primary key.
+pub(crate) fn floor_id(millis: i64) -> String {
+    let millis = millis.clamp(0, (1 << 48) - 1) as u64;
+    Ulid::from_parts(millis, 0).to_string().to_ascii_lowercase()
+}
+
 fn id_from_parts(at: DateTime<Utc>, random: [u8; 10]) -> String {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let random = u128::from_be_bytes({
@@ -60,6 +68,16 @@ mod tests {
         assert_eq!(a.len(), 26);
         assert!(a < b);
         assert_eq!(a, a.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn floor_ids_bound_the_ids_of_their_millisecond() {
+        let at = DateTime::from_timestamp_millis(1_764_000_000_000).unwrap();
+        let id = new_id(at);
+        assert!(floor_id(at.timestamp_millis()) <= id);
+        assert!(id < floor_id(at.timestamp_millis() + 1));
+        assert_eq!(floor_id(-5), floor_id(0));
+        assert_eq!(floor_id(0), "00000000000000000000000000");
     }
 
     #[test]

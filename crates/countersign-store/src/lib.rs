@@ -27,6 +27,7 @@ mod people;
 pub mod postgres;
 mod record;
 pub mod sqlite;
+mod stats_query;
 mod token;
 mod ui_query;
 
@@ -41,6 +42,7 @@ use chrono::{DateTime, Utc};
 use countersign_core::graduation::{Evidence, GroupKey};
 use countersign_core::lifecycle::DecisionRequest;
 use countersign_core::name::Name;
+use countersign_core::stats::{StatsData, Window};
 use tokio::sync::broadcast;
 
 pub use audit_log::{
@@ -66,6 +68,7 @@ pub use record::{
     ReviewState, ReviewVerdict, Submitted,
 };
 pub use sqlite::{SqliteOptions, SqliteStore, latest_checkpoint_in_file, verify_file};
+pub use stats_query::{ExportQuery, KeptSum, SeriesPoint, SeriesQuery, SeriesStep, StatsTotals};
 pub use token::{CreatedToken, NewToken, Role, TOKEN_PREFIX, Token};
 pub use ui_query::{
     AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, QueuePosition, TierCounts,
@@ -409,6 +412,25 @@ pub trait Store: Notifications + Send + Sync + 'static {
 
     /// The regressions told of and not cleared, newest first.
     fn active_regressions(&self) -> BoxFuture<'_, StoreResult<Vec<ActiveRegression>>>;
+    // ---- statistics and training data ---------------------------------------------------
+
+    /// The statistics of the actions submitted within `window`, as of `now` (nothing was
+    /// submitted after it), summed by the finest keys. From sums kept as actions change
+    /// (`countersign_core::stats::change`, added in the transaction of each change) and, at
+    /// each unaligned end, at most half an hour of actions read one by one
+    /// (`countersign_core::stats::plan`): never a scan of the history. One snapshot.
+    fn stats(&self, window: Window, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<StatsData>>;
+
+    /// Every group summed per hour or per day of submission (the dashboard's charts).
+    fn stats_series(&self, query: SeriesQuery) -> BoxFuture<'_, StoreResult<Vec<SeriesPoint>>>;
+
+    /// The all-time sums, with the day each group first had actions (for `/metrics`).
+    fn stats_totals(&self) -> BoxFuture<'_, StoreResult<StatsTotals>>;
+
+    /// A page of training cases: actions submitted within the query's window whose label
+    /// (`countersign_core::learning::case`) may be one asked for, oldest first. The caller
+    /// keeps those whose case has one of the labels.
+    fn export(&self, query: ExportQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>>;
 
     /// Finishes queued writes and closes the database; later calls fail with
     /// [`StoreError::Closed`]. Dropping the store without closing loses nothing

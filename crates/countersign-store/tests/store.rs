@@ -1,7 +1,7 @@
 //! The store's integration tests, on real SQLite files: the conformance story, group commit
 //! under concurrency, idempotency and decision races, audit tamper detection, and restarts;
 //! and (in `audit`) the hardening of the audit log against truncation, state edits and
-//! damaged or read-only files.
+//! damaged or read-only files; (in `stats`) kept statistics across restarts and migration.
 
 // In `store/` beside this file rather than a sibling `audit.rs`, which cargo would take for
 // a test binary of its own.
@@ -9,6 +9,8 @@
 mod audit;
 #[path = "store/postgres.rs"]
 mod postgres;
+#[path = "store/stats.rs"]
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

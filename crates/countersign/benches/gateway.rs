@@ -6,7 +6,13 @@
 //! cargo bench -p countersign --bench gateway -- scale        # 1,000,000 pending actions
 //! cargo bench -p countersign --bench gateway -- roundtrip    # an approval round trip vs its floor
 //! cargo bench -p countersign --bench gateway -- all
+//! BENCH_BASELINE=/path/to/other/countersign cargo bench -p countersign --bench gateway -- compare
 //! ```
+//!
+//! `compare` measures submission throughput of this build and of another `countersign`
+//! binary (an earlier commit's, say) back to back, alternating `BENCH_ROUNDS` times (default
+//! 3) with a fresh database each round, and prints every round, so the spread between rounds
+//! of one build shows how noisy the machine is next to the difference between builds.
 //!
 //! Environment: `BENCH_SECONDS` (throughput window, default 10), `BENCH_AGENTS` (default 64),
 //! `BENCH_PENDING` (scale, default 1000000), `BENCH_DIR` (where the database goes, default a
@@ -69,6 +75,9 @@ fn main() {
     }
     if mode == "roundtrip" || mode == "all" {
         runtime.block_on(roundtrip(&dir, &fsync));
+    }
+    if mode == "compare" {
+        runtime.block_on(compare(&dir));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -176,7 +185,16 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// This build's binary.
+fn this_build() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_countersign"))
+}
+
 async fn start_server(dir: &Path, db_name: &str) -> Server {
+    start_server_of(this_build(), dir, db_name).await
+}
+
+async fn start_server_of(binary: &Path, dir: &Path, db_name: &str) -> Server {
     let policy = dir.join("bench-policy.toml");
     std::fs::write(&policy, POLICY).expect("write policy");
     let db = format!("sqlite://{}", dir.join(db_name).display());
@@ -188,10 +206,10 @@ async fn start_server(dir: &Path, db_name: &str) -> Server {
     let mut command = match words.next() {
         Some(program) => {
             let mut command = Command::new(program);
-            command.args(words).arg(env!("CARGO_BIN_EXE_countersign"));
+            command.args(words).arg(binary);
             command
         }
-        None => Command::new(env!("CARGO_BIN_EXE_countersign")),
+        None => Command::new(binary),
     };
     let child = command
         .current_dir(dir)
@@ -226,7 +244,11 @@ async fn start_server(dir: &Path, db_name: &str) -> Server {
 }
 
 fn create_token(db: &str, role: &str, name: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_countersign"))
+    create_token_with(this_build(), db, role, name)
+}
+
+fn create_token_with(binary: &Path, db: &str, role: &str, name: &str) -> String {
+    let out = Command::new(binary)
         .args([
             "token", "create", "--role", role, "--name", name, "--db", db,
         ])
@@ -356,6 +378,114 @@ async fn throughput_and_latency(dir: &Path, fsync: &Fsync) {
         rate / fsync.rate,
         if per_commit >= 10.0 { "met" } else { "NOT met" },
         if rate >= 5000.0 { "met" } else { "NOT met" },
+    );
+}
+
+/// CPU time a process has used (user + system), from /proc: less sensitive than throughput
+/// to what else runs on the machine.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces), from its closing paren.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the paren; the
+    // kernel counts them in USER_HZ, 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Submissions per second (auto/logged tier, 64 agents) against `binary`'s server, and the
+/// server's CPU time per submission in microseconds.
+async fn throughput_of(binary: &Path, dir: &Path, db_name: &str) -> (f64, f64) {
+    let server = start_server_of(binary, dir, db_name).await;
+    let token = create_token_with(binary, &server.db, "agent", "bench-agent");
+    let agents = env_number("BENCH_AGENTS", 64);
+    let seconds = env_number("BENCH_SECONDS", 10);
+    let client = reqwest::Client::new();
+    // Warm-up: the first requests open connections and caches.
+    for n in 0..200 {
+        submit(&client, &server.url, &token, n).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let cpu_before = cpu_seconds(server.child.id());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for agent in 0..agents {
+        let (stop, done) = (stop.clone(), done.clone());
+        let (url, token) = (server.url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut n = agent * 1_000_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                if submit(&client, &url, &token, n).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let submitted = done.load(Ordering::Relaxed) as f64;
+    let rate = submitted / started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(server.child.id()) - cpu_before) / submitted.max(1.0) * 1e6;
+    drop(server);
+    let _ = std::fs::remove_file(dir.join(db_name));
+    let _ = std::fs::remove_file(dir.join(format!("{db_name}-wal")));
+    let _ = std::fs::remove_file(dir.join(format!("{db_name}-shm")));
+    (rate, cpu)
+}
+
+/// This build against `BENCH_BASELINE`, alternating.
+async fn compare(dir: &Path) {
+    let Some(baseline) = std::env::var_os("BENCH_BASELINE").map(PathBuf::from) else {
+        eprintln!("compare: set BENCH_BASELINE to the other countersign binary");
+        return;
+    };
+    let rounds = env_number("BENCH_ROUNDS", 3);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut our_cpu, mut their_cpu) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (base, base_cpu) = throughput_of(&baseline, dir, "baseline.db").await;
+        let (this, this_cpu) = throughput_of(this_build(), dir, "this.db").await;
+        println!(
+            "round {round}: baseline {base:.0}/s ({base_cpu:.0} µs CPU each), this build {this:.0}/s ({this_cpu:.0} µs CPU each): {:+.1}% throughput, {:+.1}% CPU",
+            (this / base - 1.0) * 100.0,
+            (this_cpu / base_cpu - 1.0) * 100.0
+        );
+        theirs.push(base);
+        ours.push(this);
+        their_cpu.push(base_cpu);
+        our_cpu.push(this_cpu);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let spread = |v: &[f64]| (v[v.len() - 1] / v[0] - 1.0) * 100.0;
+    let (b, t) = (median(&mut theirs), median(&mut ours));
+    let (bc, tc) = (median(&mut their_cpu), median(&mut our_cpu));
+    println!(
+        "compare ({rounds} rounds): throughput baseline median {b:.0}/s (spread {:.0}%), this build {t:.0}/s (spread {:.0}%): {:+.1}%; \
+         server CPU per submission baseline median {bc:.0} µs (spread {:.0}%), this build {tc:.0} µs (spread {:.0}%): {:+.1}%",
+        spread(&theirs),
+        spread(&ours),
+        (t / b - 1.0) * 100.0,
+        spread(&their_cpu),
+        spread(&our_cpu),
+        (tc / bc - 1.0) * 100.0,
     );
 }
 

@@ -79,6 +79,32 @@ impl Client {
             .await
     }
 
+    /// `GET` the API path `segments` with `query` pairs, answered with a stream the caller
+    /// reads in chunks (`Response::chunk`); an error answer is read whole into a message.
+    pub async fn get_streamed(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(self.url(segments))
+            .query(query)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .context("the server's answer was cut off")?;
+        Err(error_answer(status, &text))
+    }
+
     /// The server's URL with `segments` appended, each percent-encoded as one segment (an
     /// id with a `/` or `?` in it stays one segment, and the server answers 404 for it).
     fn url(&self, segments: &[&str]) -> Url {
@@ -107,15 +133,20 @@ impl Client {
             return serde_json::from_str(&text)
                 .context("the server's answer is not what this client expects");
         }
-        match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(ErrorBody { error }) => bail!(
-                "{} ({}, HTTP {})",
-                error.message,
-                error.code,
-                status.as_u16()
-            ),
-            Err(_) => bail!("the server answered HTTP {}: {text}", status.as_u16()),
-        }
+        Err(error_answer(status, &text))
+    }
+}
+
+/// An error answer as one line: the API's message and code, or the text.
+fn error_answer(status: reqwest::StatusCode, text: &str) -> anyhow::Error {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(ErrorBody { error }) => anyhow!(
+            "{} ({}, HTTP {})",
+            error.message,
+            error.code,
+            status.as_u16()
+        ),
+        Err(_) => anyhow!("the server answered HTTP {}: {text}", status.as_u16()),
     }
 }
 

@@ -4,8 +4,9 @@
 mod action_cmd;
 mod audit_cmd;
 mod client;
-mod graduation_cmd;
 mod deliveries_cmd;
+mod export_cmd;
+mod graduation_cmd;
 mod grant_cmd;
 mod hook_cmd;
 mod mcp_cmd;
@@ -13,6 +14,7 @@ mod migrate_cmd;
 mod output;
 mod policy_cmd;
 mod serve_cmd;
+mod stats_cmd;
 mod token_cmd;
 mod user_cmd;
 mod user_link_cmd;
@@ -63,6 +65,10 @@ enum Command {
     /// Manage the people who sign in to the web UI.
     #[command(subcommand)]
     User(user_cmd::UserCommand),
+    /// Approval metrics: rates, review latency, SLA outcomes, signals, reviewers' fatigue.
+    Stats(stats_cmd::StatsArgs),
+    /// Rejected, modified and flagged actions as training and evaluation data (admins).
+    Export(export_cmd::ExportArgs),
     /// Gate an MCP server's tool calls (the MCP gating proxy).
     Mcp(mcp_cmd::McpArgs),
     /// Hooks for coding agents' own tools.
@@ -99,6 +105,8 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit_cmd::run(command),
         Command::Deliveries(command) => deliveries_cmd::run(command),
         Command::User(command) => user_cmd::run(command),
+        Command::Stats(args) => stats_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
         Command::Grant(command) => grant_cmd::run(command),
         Command::Mcp(args) => mcp_cmd::run(args),
         Command::Hook(command) => hook_cmd::run(command),

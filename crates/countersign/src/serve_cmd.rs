@@ -89,7 +89,8 @@ async fn serve(config: countersign_server::ServerConfig) -> anyhow::Result<()> {
     )
     .with_checkpoints(Checkpoints::from_config(key.signer, &config.checkpoints))
     .with_web_settings(config.web)
-    .with_graduation(config.graduation);
+    .with_graduation(config.graduation)
+    .with_stats_config(config.stats);
     if !config.metrics_public {
         state = state.with_private_metrics();
     }

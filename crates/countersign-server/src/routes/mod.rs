@@ -5,13 +5,14 @@ pub mod actions;
 mod audit;
 mod checkpoints;
 pub mod decisions;
-mod graduation;
 pub mod deliveries;
+mod graduation;
 mod grants;
 mod ops;
 mod policy;
 mod reviews;
 mod slack;
+mod stats;
 pub mod tokens;
 mod users;
 
@@ -46,6 +47,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::retry))
         .routes(routes!(slack::interactions))
+        .routes(routes!(stats::show))
+        .routes(routes!(stats::export))
         .routes(routes!(grants::create, grants::list))
         .routes(routes!(grants::show))
         .routes(routes!(grants::revoke))

@@ -50,6 +50,25 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
         open_waits: state.wait_caps().total(),
     };
     let mut text = state.metrics().render(state.store().commit_stats(), gauges);
+    // The approval metrics come from the database's kept sums; without them the rest of
+    // the scrape still answers.
+    let store = state.store();
+    match tokio::try_join!(store.stats_totals(), store.pending_counts()) {
+        Ok((totals, pending)) => {
+            let config = state.stats_config();
+            crate::stats_metrics::render(
+                &mut text,
+                &totals,
+                &pending,
+                config.max_action_labels,
+                config.max_rule_labels,
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, "approval metrics left out of /metrics");
+            text.push_str(&format!("# approval metrics unavailable: {error}\n"));
+        }
+    }
     state.policy().render_metrics(&mut text);
     if let Some(checkpoints) = state.checkpoints() {
         text.push_str(&checkpoints.render_metrics());

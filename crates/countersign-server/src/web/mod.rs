@@ -9,6 +9,8 @@
 
 mod action_page;
 mod audit_page;
+mod chart;
+mod dashboard;
 mod decide;
 mod error;
 mod events;
@@ -87,6 +89,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/actions/{id}/decide", post(decide::decide))
         .route("/actions/{id}/review", post(decide::review))
         .route("/reviews", get(reviews::page))
+        .route("/dashboard", get(dashboard::page))
         .route("/grants", get(grants_page::page))
         .route("/grants/{id}/revoke", post(grants_page::revoke))
         .route("/audit", get(audit_page::page))

@@ -88,6 +88,8 @@ pub struct Options {
     pub graduation: Option<countersign_server::GraduationSettings>,
     /// Notification targets, callbacks and Slack approvals (default: none).
     pub notify: Option<countersign_server::Notifications>,
+    /// Statistics' thresholds and `/metrics` label caps (`[stats]`).
+    pub stats: Option<countersign_server::stats_config::StatsConfig>,
 }
 
 impl Default for Options {
@@ -101,6 +103,7 @@ impl Default for Options {
             checkpoints: None,
             graduation: None,
             notify: None,
+            stats: None,
         }
     }
 }
@@ -139,6 +142,9 @@ pub async fn spawn_with(options: Options) -> Server {
     }
     if let Some(notify) = options.notify {
         state = state.with_notifications(notify);
+    }
+    if let Some(stats) = options.stats {
+        state = state.with_stats_config(stats);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -1,6 +1,7 @@
 //! The API through the real server on 127.0.0.1 port 0 with a real SQLite file: the life of
 //! each tier, long-poll and SSE wake-ups, every access rule, idempotency, bad input at every
-//! endpoint, the SLA ladder on a virtual clock, hot reload and the OpenAPI document. One
+//! endpoint, the SLA ladder on a virtual clock, hot reload, the OpenAPI document, approval
+//! metrics and the training-data export. One
 //! file per area; they share the server fixture.
 
 mod access;
@@ -10,6 +11,7 @@ mod graduation;
 mod grants;
 mod idempotency;
 mod operations;
+mod stats;
 mod tiers;
 mod waiting;
 

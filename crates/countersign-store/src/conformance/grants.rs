@@ -1,7 +1,8 @@
 //! The story's grants chapter: a grant is stored with its giver's groups and audited; a
 //! submission that names it as a candidate uses it only while it is live, and twenty
 //! submissions racing for five uses get exactly five; revoking is immediate and idempotent;
-//! expiry is exact; every use is an audit entry naming the grant, and the log verifies.
+//! expiry is exact; every use is an audit entry naming the grant, and the log verifies. The
+//! approval metrics count a grant's uses as `granted` (and `allowed`), each exactly once.
 
 use std::sync::Arc;
 
@@ -70,6 +71,17 @@ async fn join_all<T>(mut futures: Vec<crate::BoxFuture<'_, T>>) -> Vec<T> {
     done.into_iter().flatten().collect()
 }
 
+/// The all-time counts of `support-bot`'s `refund.create` actions, as kept.
+async fn granted_refunds(store: &dyn Store) -> countersign_core::stats::Counts {
+    let mut counts = countersign_core::stats::Counts::default();
+    for kept in store.stats_totals().await.unwrap().actions {
+        if kept.key.agent.as_str() == "support-bot" && kept.key.action.as_str() == "refund.create" {
+            counts.add(&kept.tally.counts);
+        }
+    }
+    counts
+}
+
 pub(super) async fn grants(store: &dyn Store) {
     let start = store.audit_head().await.unwrap().size;
     let given = store.create_grant(refund_grant(Some(5))).await.unwrap();
@@ -102,7 +114,9 @@ pub(super) async fn grants(store: &dyn Store) {
         Status::Pending
     );
 
-    // Twenty racing submissions for five uses: exactly five are allowed.
+    // Twenty racing submissions for five uses: exactly five are allowed, and the approval
+    // metrics count each once: five `granted` (also `allowed`), fifteen `pending`.
+    let kept_before = granted_refunds(store).await;
     let racing = (0..20)
         .map(|i| store.submit(granted_refund(std::slice::from_ref(&grant), 200 + i, 2)))
         .collect();
@@ -121,6 +135,18 @@ pub(super) async fn grants(store: &dyn Store) {
         }
     }
     assert_eq!(allowed, 5);
+    let mut kept = granted_refunds(store).await;
+    kept.subtract(&kept_before);
+    assert_eq!(
+        (
+            kept.total,
+            kept.allowed,
+            kept.granted,
+            kept.pending,
+            kept.approved
+        ),
+        (20, 5, 5, 15, 0)
+    );
     let used_up = store.grant(&given.id).await.unwrap().unwrap();
     assert_eq!(used_up.uses, 5);
     assert_eq!(

@@ -9,6 +9,7 @@ mod lifecycle;
 mod outbox;
 mod people;
 mod records;
+mod stats;
 
 use chrono::{DateTime, Utc};
 use countersign_core::Policy;
@@ -149,5 +150,6 @@ pub async fn story(store: &dyn Store) {
     people::people(store).await;
     people::reviewer_reads(store).await;
     history::history(store).await;
+    stats::statistics(store).await;
     grants::grants(store).await;
 }

@@ -9,19 +9,31 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(i32, &str); 4] = [
+const MIGRATIONS: [(i32, &str); 5] = [
     (
         1,
         include_str!("../../migrations/postgres/0001_initial.sql"),
     ),
     (2, include_str!("../../migrations/postgres/0002_grants.sql")),
     (3, include_str!("../../migrations/postgres/0003_outbox.sql")),
-    // 4 is another branch's (approval metrics); versions may skip a number.
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_approval_metrics.sql"),
+    ),
     (
         5,
         include_str!("../../migrations/postgres/0005_graduation.sql"),
     ),
 ];
+
+/// What a migration needs beyond its SQL, in the same transaction: the approval metrics'
+/// sums of the actions stored before they were kept.
+async fn after(version: i32, conn: &mut Conn) -> Result<(), StoreError> {
+    match version {
+        4 => super::stats::backfill(conn).await,
+        _ => Ok(()),
+    }
+}
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -63,6 +75,9 @@ async fn apply(conn: &mut Conn) -> Result<Vec<i32>, StoreError> {
             continue;
         }
         conn.batch(sql)
+            .await
+            .map_err(|e| StoreError::Migrate(format!("version {version}: {e}")))?;
+        after(version, conn)
             .await
             .map_err(|e| StoreError::Migrate(format!("version {version}: {e}")))?;
         conn.execute(

@@ -28,6 +28,7 @@ mod outbox_ops;
 mod pool;
 mod read;
 mod rows;
+mod stats;
 mod verify;
 
 use std::str::FromStr;
@@ -58,11 +59,13 @@ use crate::record::{
     Page, QueueQuery, ReviewQuery, Submitted,
 };
 use crate::sqlite::health::Health;
+use crate::stats_query::{ExportQuery, SeriesPoint, SeriesQuery, StatsTotals};
 use crate::token::{CreatedToken, NewToken, Token};
 use crate::ui_query::{
     AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, TierCounts,
 };
 use crate::{BoxFuture, Store, StoreResult};
+use countersign_core::stats::{StatsData, Window};
 
 pub use self::errors::redact as redact_url;
 pub use self::outbox_ops::DELIVERY_LEASE;
@@ -1022,6 +1025,22 @@ impl Store for PostgresStore {
 
     fn active_regressions(&self) -> BoxFuture<'_, StoreResult<Vec<ActiveRegression>>> {
         Box::pin(self.read(async |c| history_ops::active(c).await))
+    }
+
+    fn stats(&self, window: Window, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<StatsData>> {
+        Box::pin(self.read(async move |c| stats::window(c, &window, now).await))
+    }
+
+    fn stats_series(&self, query: SeriesQuery) -> BoxFuture<'_, StoreResult<Vec<SeriesPoint>>> {
+        Box::pin(self.read(async move |c| stats::series(c, &query).await))
+    }
+
+    fn stats_totals(&self) -> BoxFuture<'_, StoreResult<StatsTotals>> {
+        Box::pin(self.read(async move |c| stats::totals(c).await))
+    }
+
+    fn export(&self, query: ExportQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>> {
+        Box::pin(self.read(async move |c| stats::export(c, &query).await))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -28,12 +28,22 @@ use crate::record::{
     ActionRecord, Actor, Idempotency, NewAction, NewOutcome, NewReview, ReviewState, Submitted,
 };
 use crate::sqlite::rows::{self, millis, to_json};
+use crate::sqlite::stats::contribution_of;
 
 /// Runs `work` inside a transaction on `conn`: committed if it succeeds, rolled back if not.
 macro_rules! transaction {
     ($conn:expr, $work:expr) => {{
         $conn.begin().await?;
-        match $work.await {
+        // The approval metrics the work added are written last, in key order (see
+        // `stats`), and commit with it.
+        let worked: Result<_, crate::error::StoreError> = $work.await;
+        let worked = match worked {
+            Ok(value) => crate::postgres::stats::flush(&mut *$conn)
+                .await
+                .map(|()| value),
+            Err(error) => Err(error),
+        };
+        match worked {
             Ok(value) => {
                 $conn.commit().await?;
                 Ok(value)
@@ -147,17 +157,20 @@ struct Entry<'a> {
     at: DateTime<Utc>,
 }
 
-/// Applies `transition` (which the core allowed) to `record`, stores it and inserts its
-/// entry, in the caller's transaction.
+/// Applies `transition` (which the core allowed) to `record`, stores it, adds what it
+/// changed to the transaction's approval metrics, and inserts its entry, in the caller's
+/// transaction.
 async fn commit_change(
     conn: &mut Conn,
     record: &mut ActionRecord,
     transition: &Transition,
     entry: Entry<'_>,
 ) -> Result<(), StoreError> {
+    let before = contribution_of(record);
     record.gate.apply(transition);
     record.version += 1;
     update_action(conn, record).await?;
+    super::stats::record_change(conn, &before, record);
     let draft = Draft {
         kind: entry.kind,
         actor: entry.actor,
@@ -287,9 +300,10 @@ async fn insert_submission(
     let first = idempotency
         .as_ref()
         .map(|_| first_answer_json(&gate.first_answer()).to_string());
-    let result = conn
-        .query_raw_error(
-            "WITH new_action AS (INSERT INTO actions (id, action, agent, owner, status, tier, \
+    // The statement also adds the action to the approval metrics' sums.
+    let stats_values = super::stats::submission_values(&record);
+    let sql = format!(
+        "WITH new_action AS (INSERT INTO actions (id, action, agent, owner, status, tier, \
              rule, reason, args, original_args, reasoning, context, confidence, hints, \
              idempotency_key, approvers, escalated_to, escalated, approvals_required, \
              decisions, deadline, timeout_plan, policy_hash, review_sample, review_state, \
@@ -298,53 +312,63 @@ async fn insert_submission(
              $5, $6, $7, $8, $9, NULL, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
              $21, $22, $23, $24, NULL, NULL, $25, $26, 1, $37, $38, $39, $40)), \
              key AS (INSERT INTO idempotency (agent, key, body_hash, action_id, response, \
-             created_at) SELECT $27, $28, $29, $1, $30, $25 WHERE $28::text IS NOT NULL) \
+             created_at) SELECT $27, $28, $29, $1, $30, $25 WHERE $28::text IS NOT NULL), \
+             {} \
              INSERT INTO audit (at, kind, actor, action_id, body) \
              VALUES ($25, $31, $32, $1, $33), ($25, $34, $35, $1, $36)",
-            &[
-                &record.id,
-                &gate.action.as_str(),
-                &gate.agent.as_str(),
-                &gate.owner.as_ref().map(Name::as_str),
-                &gate.status.as_str(),
-                &gate.tier.as_str(),
-                &record.rule,
-                &record.reason,
-                &to_json(&gate.args),
-                &record.reasoning,
-                &to_json(&record.context),
-                &record.confidence,
-                &to_json(&record.hints),
-                &record.idempotency_key,
-                &to_json(&rows::approvers_value(&gate.approvers)),
-                &to_json(&rows::names(&gate.escalated_to)),
-                &gate.escalated,
-                &i64::from(gate.approvals_required),
-                &rows::decisions_json(&gate.decisions),
-                &gate.deadline.map(millis),
-                &gate.timeout.as_ref().map(rows::timeout_json),
-                &record.policy_hash,
-                &record.review_sample,
-                &rows::review_state_column(&gate.review),
-                &at,
-                &gate.decided_at.map(millis),
-                &agent,
-                &idempotency.as_ref().map(|i| i.key.as_str()),
-                &idempotency.as_ref().map(|i| i.body_hash.as_str()),
-                &first,
-                &drafts[0].kind,
-                &drafts[0].actor,
-                &drafts[0].body,
-                &drafts[1].kind,
-                &drafts[1].actor,
-                &drafts[1].body,
-                &record.grant,
-                &to_json(&rows::moments(&gate.reminders)),
-                &gate.escalated_at.map(millis),
-                &gate.next_step_at().map(millis),
-            ],
+        super::stats::submission_stats()
+    );
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 40] = [
+        &record.id,
+        &gate.action.as_str(),
+        &gate.agent.as_str(),
+        &gate.owner.as_ref().map(Name::as_str),
+        &gate.status.as_str(),
+        &gate.tier.as_str(),
+        &record.rule,
+        &record.reason,
+        &to_json(&gate.args),
+        &record.reasoning,
+        &to_json(&record.context),
+        &record.confidence,
+        &to_json(&record.hints),
+        &record.idempotency_key,
+        &to_json(&rows::approvers_value(&gate.approvers)),
+        &to_json(&rows::names(&gate.escalated_to)),
+        &gate.escalated,
+        &i64::from(gate.approvals_required),
+        &rows::decisions_json(&gate.decisions),
+        &gate.deadline.map(millis),
+        &gate.timeout.as_ref().map(rows::timeout_json),
+        &record.policy_hash,
+        &record.review_sample,
+        &rows::review_state_column(&gate.review),
+        &at,
+        &gate.decided_at.map(millis),
+        &agent,
+        &idempotency.as_ref().map(|i| i.key.as_str()),
+        &idempotency.as_ref().map(|i| i.body_hash.as_str()),
+        &first,
+        &drafts[0].kind,
+        &drafts[0].actor,
+        &drafts[0].body,
+        &drafts[1].kind,
+        &drafts[1].actor,
+        &drafts[1].body,
+        &record.grant,
+        &to_json(&rows::moments(&gate.reminders)),
+        &gate.escalated_at.map(millis),
+        &gate.next_step_at().map(millis),
+    ];
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        .into_iter()
+        .chain(
+            stats_values
+                .iter()
+                .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
         )
-        .await?;
+        .collect();
+    let result = conn.query_raw_error(&sql, &params).await?;
     if let Err(error) = result {
         return Ok(Err(error));
     }

@@ -24,6 +24,9 @@ pub(crate) struct Conn {
     statements: HashMap<String, Statement>,
     /// Inside a transaction this code began and has not ended.
     in_transaction: bool,
+    /// The approval metrics the current transaction added, written just before its
+    /// commit (`stats::flush`, in `ops::transaction!`).
+    pub(crate) stats: super::stats::Pending,
 }
 
 impl Conn {
@@ -42,6 +45,7 @@ impl Conn {
             client,
             statements: HashMap::new(),
             in_transaction: false,
+            stats: Default::default(),
         })
     }
 
@@ -104,6 +108,7 @@ impl Conn {
     /// Begins a transaction (read committed: writes lock the rows they decide on).
     pub async fn begin(&mut self) -> Result<(), StoreError> {
         self.in_transaction = true;
+        self.stats.clear();
         self.batch("BEGIN").await
     }
 
@@ -123,6 +128,7 @@ impl Conn {
     }
 
     pub async fn rollback(&mut self) {
+        self.stats.clear();
         if self.batch("ROLLBACK").await.is_ok() {
             self.in_transaction = false;
         }

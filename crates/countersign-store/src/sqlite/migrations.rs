@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// Every migration, in order: `(version, sql)`. Add new files at the end; never edit an
 /// applied one.
-const MIGRATIONS: [(u32, &str); 7] = [
+const MIGRATIONS: [(u32, &str); 8] = [
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (
         2,
@@ -23,12 +23,24 @@ const MIGRATIONS: [(u32, &str); 7] = [
     ),
     (5, include_str!("../../migrations/sqlite/0005_grants.sql")),
     (6, include_str!("../../migrations/sqlite/0006_outbox.sql")),
-    // 7 is another branch's (approval metrics); versions may skip a number.
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_approval_metrics.sql"),
+    ),
     (
         8,
         include_str!("../../migrations/sqlite/0008_graduation.sql"),
     ),
 ];
+
+/// What a migration needs beyond its SQL, in the same transaction: the approval metrics'
+/// sums of the actions stored before they were kept.
+fn after(version: u32, tx: &Connection) -> Result<(), StoreError> {
+    match version {
+        7 => super::stats::backfill(tx),
+        _ => Ok(()),
+    }
+}
 
 /// The schema version this build writes.
 pub(crate) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -45,6 +57,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if user_version(&tx)? < version {
             tx.execute_batch(sql)
+                .map_err(|e| StoreError::Migrate(format!("version {version}: {e}")))?;
+            after(version, &tx)
                 .map_err(|e| StoreError::Migrate(format!("version {version}: {e}")))?;
             tx.pragma_update(None, "user_version", version)?;
         }

@@ -11,6 +11,7 @@ mod admin_ops;
 mod chain;
 mod checkpoints;
 mod errors;
+mod export;
 mod grant_ops;
 pub(crate) mod health;
 mod history_ops;
@@ -18,8 +19,9 @@ mod migrations;
 mod ops;
 mod outbox_ops;
 mod people_ops;
-mod read;
+pub(crate) mod read;
 pub(crate) mod rows;
+pub(crate) mod stats;
 mod ui_read;
 pub(crate) mod verify;
 mod writer;
@@ -54,12 +56,14 @@ use crate::record::{
     ActionQuery, ActionRecord, Actor, DueDeadline, Idempotency, NewAction, NewOutcome, NewReview,
     Page, QueueQuery, ReviewQuery, Submitted,
 };
+use crate::stats_query::{ExportQuery, SeriesPoint, SeriesQuery, StatsTotals};
 use crate::token::{CreatedToken, NewToken, Token};
 use crate::ui_query::{
     AuditFilter, AuditWindow, LastApproved, PendingPage, PendingQuery, TierCounts,
 };
 use crate::{BoxFuture, Store, StoreResult};
 use countersign_core::name::Name;
+use countersign_core::stats::{StatsData, Window};
 
 /// Tuning of a SQLite store.
 #[derive(Clone, Debug)]
@@ -448,8 +452,8 @@ fn no_action<T>(_: &T) -> Vec<ActionRecord> {
 }
 
 impl SqliteStore {
-    /// A read that may take a while (a scan or an aggregate over the history), on the
-    /// blocking pool, so that it never holds up the runtime's workers.
+    /// A read too long for the caller's task (statistics, export pages): on the blocking
+    /// pool, with a reused read connection.
     async fn read_blocking<T: Send + 'static>(
         &self,
         query: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -457,7 +461,7 @@ impl SqliteStore {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || readers.with(query))
             .await
-            .map_err(|e| StoreError::Stopped(format!("a history read stopped: {e}")))?
+            .map_err(|e| StoreError::Stopped(format!("a read stopped: {e}")))?
     }
 
     fn is_open(&self) -> bool {
@@ -967,6 +971,22 @@ impl Store for SqliteStore {
 
     fn active_regressions(&self) -> BoxFuture<'_, StoreResult<Vec<ActiveRegression>>> {
         Box::pin(async move { self.readers.with(|c| history_ops::active(c)) })
+    }
+
+    fn stats(&self, window: Window, now: DateTime<Utc>) -> BoxFuture<'_, StoreResult<StatsData>> {
+        Box::pin(self.read_blocking(move |c| stats::window(c, &window, now)))
+    }
+
+    fn stats_series(&self, query: SeriesQuery) -> BoxFuture<'_, StoreResult<Vec<SeriesPoint>>> {
+        Box::pin(self.read_blocking(move |c| stats::series(c, &query)))
+    }
+
+    fn stats_totals(&self) -> BoxFuture<'_, StoreResult<StatsTotals>> {
+        Box::pin(self.read_blocking(stats::totals))
+    }
+
+    fn export(&self, query: ExportQuery) -> BoxFuture<'_, StoreResult<Page<ActionRecord>>> {
+        Box::pin(self.read_blocking(move |c| export::export(c, &query)))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -70,8 +70,9 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Applies `transition` (which the core allowed) to `record`, stores it, and appends the
-/// entry that records it, all in the writer's transaction.
+/// Applies `transition` (which the core allowed) to `record`, stores it, adds what it
+/// changed to the kept statistics, and appends the entry that records it, all in the
+/// writer's transaction.
 fn commit(
     conn: &Conn,
     head: &mut Head,
@@ -79,9 +80,11 @@ fn commit(
     transition: &Transition,
     entry: Entry<'_>,
 ) -> Result<(), StoreError> {
+    let before = super::stats::contribution_of(record);
     record.gate.apply(transition);
     record.version += 1;
     update_action(conn, record)?;
+    super::stats::record_change(conn, &before, record)?;
     chain::append(
         conn,
         head,
@@ -235,6 +238,7 @@ pub(crate) fn submit(
         }
         out.emit(conn, &record, EventKind::Pending, at)?;
     }
+    super::stats::record_new(conn, &record)?;
     Ok(Submitted {
         record,
         replayed: false,

@@ -112,14 +112,14 @@ pub(crate) fn reviews(conn: &Conn, query: &ReviewQuery) -> Result<Page<ActionRec
 
 /// The cursor of a listing ordered by id: keyed by the creation time, which the id's time
 /// prefix repeats.
-fn by_id(r: &ActionRecord) -> String {
+pub(crate) fn by_id(r: &ActionRecord) -> String {
     Cursor::after(millis(r.created_at), &r.id)
 }
 
 /// Runs a query selecting [`ACTION_COLUMNS`] (with `LIMIT limit + 1`) and reads a page:
 /// `limit` rows, or fewer once they hold more than `max_bytes`. A row beyond the page means
 /// there is more, and the last item's `cursor` says where to go on.
-fn action_page(
+pub(crate) fn action_page(
     conn: &Conn,
     sql: &str,
     values: Vec<Box<dyn ToSql>>,

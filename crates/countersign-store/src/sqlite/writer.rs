@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::chain::{self, Head};
 use super::health::Health;
+use super::stats;
 use crate::StoreResult;
 use crate::audit_log::CommitStats;
 use crate::error::StoreError;
@@ -247,19 +248,24 @@ impl Writer {
     ) -> Result<(), StoreError> {
         self.exec("BEGIN IMMEDIATE")?;
         let mut head = chain::load_head(&self.conn)?;
+        // The statistics the jobs add, written once per row just before the commit.
+        let stats = stats::Batch::begin();
         for job in jobs {
             let saved = head;
+            let stats_mark = stats.mark();
             self.exec("SAVEPOINT command")?;
             let outcome = job.0.run(&self.conn, &mut head, &self.health);
             let refused = outcome.refused;
             ran.push(outcome);
             if refused {
                 head = saved;
+                stats.rollback_to(stats_mark);
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 self.exec("ROLLBACK TO command")?;
             }
             self.exec("RELEASE command")?;
         }
+        stats.flush(&self.conn)?;
         self.exec("COMMIT")
     }
 }

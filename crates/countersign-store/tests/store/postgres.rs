@@ -294,6 +294,26 @@ async fn reviewers_racing_on_two_instances_never_exceed_the_quorum() {
         (confirm.gate.status, confirm.gate.decisions.len()),
         (Status::Approved, 2)
     );
+    // The approval metrics, read on either instance, counted each winning verdict once:
+    // two actions, both approved, three reviewers' decisions.
+    for store in [&a, &b] {
+        let data = store
+            .stats(
+                countersign_core::stats::Window::all(),
+                t0() + TimeDelta::hours(1),
+            )
+            .await
+            .unwrap();
+        let report = countersign_core::stats::report(
+            &data,
+            countersign_core::stats::GroupBy::Reviewer,
+            &countersign_core::stats::StatsSettings::default(),
+        );
+        let c = &report.overall.counts;
+        assert_eq!((c.total, c.approved, c.pending), (2, 2, 0));
+        let decisions: i64 = data.reviewers.iter().map(|(_, t)| t.decisions).sum();
+        assert_eq!(decisions, 3);
+    }
     let report = a.verify_audit().await.unwrap();
     assert!(report.ok(), "{:?}", report.problems());
     a.close().await;

@@ -2,8 +2,8 @@
 //! SPEC exit codes, audit tamper detection with `audit verify`, and a crash test that
 //! `kill -9`s the server while agents submit and decide; (in `policy`) the policy commands;
 //! (in `limits`) the server out of descriptors and under a thousand waiters; and (in
-//! `hardening_audit`) checkpoints, a read-only database and a full disk. One test binary for
-//! the crate.
+//! `hardening_audit`) checkpoints, a read-only database and a full disk; (in `stats`)
+//! statistics and the training-data export. One test binary for the crate.
 
 mod graduation;
 mod grants;
@@ -11,6 +11,7 @@ mod hardening_audit;
 mod limits;
 mod policy;
 mod postgres;
+mod stats;
 mod users;
 
 use std::io::{BufRead, BufReader};

@@ -193,6 +193,22 @@ fn a_decision_on_b_wakes_the_agent_waiting_on_a() {
         }
         // Reported, not asserted (timing on a shared machine): BENCHMARKS.md has the figure.
         eprintln!("A's waiter returned after B's decision answered in: {waits:?}");
+        // The approval metrics B's decisions kept are A's figures too.
+        let stats: Value = client
+            .get(api(&a.url, &["v1", "stats"]))
+            .bearer_auth(&rita)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let overall = &stats["overall"];
+        assert_eq!(
+            (&overall["total"], &overall["approved"], &overall["pending"]),
+            (&json!(5), &json!(5), &json!(0)),
+            "{stats}"
+        );
     });
 }
 
