@@ -354,7 +354,7 @@ pub(crate) const LIGHT_ACTION_COLUMNS: &str = "id, action, agent, owner, status,
      CASE WHEN original_args IS NULL THEN NULL ELSE '{}' END, NULL, '{}', confidence, hints, \
      idempotency_key, approvers, escalated_to, escalated, approvals_required, decisions, \
      deadline, timeout_plan, policy_hash, review_sample, review_state, review, NULL, \
-     created_at, decided_at, version, grant_id";
+     created_at, decided_at, version, grant_id, reminders, escalated_at, next_step_at";
 
 /// Sums read from rows, keyed by the rows' own text until the end.
 #[derive(Default)]
