@@ -462,8 +462,18 @@ mod tests {
         let mut planned = classified("pending");
         planned.2["reminders"] = json!([2500, 4500]);
         planned.2["remind_at"] = json!(["50%", "90%"]);
-        let reminded = |reminders: Value| ("reminded", "system", json!({"status": "pending", "reminders": reminders}));
-        let skipped = ("reminders_skipped", "system", json!({"status": "pending", "reminders": []}));
+        let reminded = |reminders: Value| {
+            (
+                "reminded",
+                "system",
+                json!({"status": "pending", "reminders": reminders}),
+            )
+        };
+        let skipped = (
+            "reminders_skipped",
+            "system",
+            json!({"status": "pending", "reminders": []}),
+        );
         // (entries after the classification, reminders sent)
         let cases = [
             (vec![], 0),

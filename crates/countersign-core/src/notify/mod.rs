@@ -230,13 +230,33 @@ tier = "approve"
         // (audience, regressed action, hears): groups do not filter regressions.
         let regressions: &[(Audience, &str, bool)] = &[
             (audience(all, &[], &[]), "refund.create", true),
-            (audience(&[Pending, Decided], &[], &[]), "refund.create", false),
-            (audience(&[GraduationRegressed], &["refund.*"], &[]), "refund.create", true),
-            (audience(&[GraduationRegressed], &["ticket.*"], &[]), "refund.create", false),
-            (audience(&[GraduationRegressed], &[], &["sales"]), "refund.create", true),
+            (
+                audience(&[Pending, Decided], &[], &[]),
+                "refund.create",
+                false,
+            ),
+            (
+                audience(&[GraduationRegressed], &["refund.*"], &[]),
+                "refund.create",
+                true,
+            ),
+            (
+                audience(&[GraduationRegressed], &["ticket.*"], &[]),
+                "refund.create",
+                false,
+            ),
+            (
+                audience(&[GraduationRegressed], &[], &["sales"]),
+                "refund.create",
+                true,
+            ),
         ];
         for (i, (audience, action, hears)) in regressions.iter().enumerate() {
-            assert_eq!(audience.hears_regression(action), *hears, "regression case {i}");
+            assert_eq!(
+                audience.hears_regression(action),
+                *hears,
+                "regression case {i}"
+            );
         }
         let mut admins_only = refund.clone();
         admins_only.approvers = crate::Approvers::AdminsOnly;

@@ -137,7 +137,11 @@ fn run(case: &Case) -> Vec<String> {
     // The gate counts the reminders it was sent, stale ones skipped not included: the
     // approval metrics' `reminded` reads this count.
     let sent = log.iter().filter(|line| line.contains(" remind (")).count();
-    assert_eq!(gate.reminded as usize, sent, "{}: reminders counted", case.name);
+    assert_eq!(
+        gate.reminded as usize, sent,
+        "{}: reminders counted",
+        case.name
+    );
     log.push(status_detail(&gate, start()));
     log
 }

@@ -337,7 +337,11 @@ fn changes_sum_to_the_final_contribution() {
                 Some(&contribution(&pair[0], None, t0())),
                 &contribution(&pair[1], None, t0()),
             );
-            change.actions.iter().map(|(_, t)| t.counts.reminded).sum::<i64>()
+            change
+                .actions
+                .iter()
+                .map(|(_, t)| t.counts.reminded)
+                .sum::<i64>()
         })
         .collect();
     assert_eq!(reminders, [1, 0]);

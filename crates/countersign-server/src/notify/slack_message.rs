@@ -157,10 +157,12 @@ fn regression_message(data: &Value) -> Value {
         escape(&text(&revert["to"]), 50),
     )}}));
     if let Some(url) = data["url"].as_str() {
-        blocks.push(json!({"type": "actions", "block_id": "countersign", "elements": [
-            {"type": "button", "action_id": OPEN,
-             "text": {"type": "plain_text", "text": "Open in Countersign"}, "url": url}
-        ]}));
+        blocks.push(
+            json!({"type": "actions", "block_id": "countersign", "elements": [
+                {"type": "button", "action_id": OPEN,
+                 "text": {"type": "plain_text", "text": "Open in Countersign"}, "url": url}
+            ]}),
+        );
     }
     json!({"text": text(&data["text"]), "blocks": blocks})
 }

@@ -594,7 +594,12 @@ mod seams {
         let reminded = |stats: &Value| stats["overall"]["sla"]["reminded"].clone();
         let stats_now = async || {
             ok(server
-                .send("GET", server.url(&["v1", "stats"], &[]), &server.admin, None)
+                .send(
+                    "GET",
+                    server.url(&["v1", "stats"], &[]),
+                    &server.admin,
+                    None,
+                )
                 .await)
         };
         let id = id_of(&server.submit(large_refund()).await);
@@ -709,7 +714,10 @@ mod seams {
         assert_eq!(data["evidence"]["flagged"], json!(8));
         assert_eq!(data["url"], "https://countersign.example.com/");
         let text = data["evidence_text"].as_str().unwrap();
-        assert!(text.starts_with("8 of 20 reviewed actions flagged (40%"), "{text}");
+        assert!(
+            text.starts_with("8 of 20 reviewed actions flagged (40%"),
+            "{text}"
+        );
         assert_eq!(
             data["text"],
             "Graduated rule “small refunds” regressed for refund.create: post-hoc reviewers flagged too many of its actions; the revert (logged → approve) is ready"

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::{glob, new_action, object, policy, reviewer, t0, verdict};
 use crate::{
-    DeliveryQuery, EventKind, NO_ACTION, NewAction, NewGrant, NewRegression, NewReview,
-    PolicyLoad, ReviewVerdict, Store, kind,
+    DeliveryQuery, EventKind, NO_ACTION, NewAction, NewGrant, NewRegression, NewReview, PolicyLoad,
+    ReviewVerdict, Store, kind,
 };
 
 /// Far enough after the rest of the story that a window from here sees only this part.
@@ -288,7 +288,10 @@ pub(super) async fn history(store: &dyn Store) {
         .unwrap();
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].kind, kind::GRADUATION_REGRESSED);
-    assert_eq!(signal.take_lanes().into_iter().collect::<Vec<_>>(), ["hook"]);
+    assert_eq!(
+        signal.take_lanes().into_iter().collect::<Vec<_>>(),
+        ["hook"]
+    );
     assert!(
         store
             .sync_regressions(vec![regression("h2")], at)
@@ -299,7 +302,10 @@ pub(super) async fn history(store: &dyn Store) {
     let told = regression_deliveries().await;
     assert_eq!(told.len(), 1, "one event, one delivery: {told:?}");
     assert!(told[0].0.starts_with("msg_graduation_"), "{told:?}");
-    assert_eq!((told[0].1.as_str(), told[0].2.as_str()), (NO_ACTION, "hook"));
+    assert_eq!(
+        (told[0].1.as_str(), told[0].2.as_str()),
+        (NO_ACTION, "hook")
+    );
     let active = store.active_regressions().await.unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].audit_seq, fired[0].seq);

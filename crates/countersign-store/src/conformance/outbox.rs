@@ -53,7 +53,8 @@ impl EventRouter for Router {
 
     fn route_regression(&self, event: &RegressionEvent<'_>) -> Option<Routed> {
         Some(Routed {
-            body: json!({"type": "graduation_regressed", "rule": event.regression.rule}).to_string(),
+            body: json!({"type": "graduation_regressed", "rule": event.regression.rule})
+                .to_string(),
             destinations: vec![Destination {
                 target: "hook".into(),
                 lane: "hook".into(),

@@ -31,7 +31,11 @@ fn after(from: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
 /// The story's policy with `from` replaced by `to` in its text.
 fn policy_with(from: &str, to: &str) -> countersign_core::Policy {
     let text = super::STORY_POLICY.replacen(from, to, 1);
-    assert_ne!(text, super::STORY_POLICY, "{from:?} is in the story's policy");
+    assert_ne!(
+        text,
+        super::STORY_POLICY,
+        "{from:?} is in the story's policy"
+    );
     countersign_core::Policy::parse(&text).unwrap()
 }
 

@@ -13,8 +13,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::chain;
-use super::outbox_ops::Emitter;
 use super::ops::transaction;
+use super::outbox_ops::Emitter;
 use super::pool::Conn;
 use super::rows::{AUDIT_COLUMNS, audit_from_row};
 use super::verify::Cursor;

@@ -107,7 +107,13 @@ impl Emitter {
         conn.prepare_cached(
             "INSERT INTO events (id, action_id, kind, at, body) VALUES (?, ?, ?, ?, ?)",
         )?
-        .execute(params![id, action_id, kind.as_str(), millis(at), routed.body])?;
+        .execute(params![
+            id,
+            action_id,
+            kind.as_str(),
+            millis(at),
+            routed.body
+        ])?;
         let event_seq = conn.last_insert_rowid();
         let mut insert = conn.prepare_cached(
             "INSERT INTO deliveries (event, target, lane, url, status, attempts, \
