@@ -131,6 +131,7 @@ mod tests {
             escalated: false,
             escalated_at: None,
             reminders: vec![],
+            reminded: 0,
             decided_at: None,
             review: ReviewState::NotSampled,
             outcome: None,

@@ -521,7 +521,7 @@ callback_secret_env = "CALLBACK_SECRET"
 kind = "webhook"
 url = "http://127.0.0.1:9000/hook"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-events = ["pending", "reminder", "escalated", "expired", "decided"]
+events = ["pending", "reminder", "escalated", "expired", "decided", "graduation_regressed"]
 actions = ["refund.*"]
 groups = ["Finance"]
 timeout = "500ms"
@@ -557,9 +557,12 @@ signing_secret_env = "SLACK_SIGNING_SECRET"
                 "line 2, column 8: `kind` of [[notify]] #1 (line 1): expected one of \"webhook\", \"slack\", \"email\", found \"pager\"",
             ]),
             ("[[notify]]\nkind = \"webhook\"\nurl = \"ftp://x\"\nsecret = \"nope\"\nevents = [\"pending\", \"cancelled\"]\n", &[
-                "line 5, column 22: `events` of [[notify]] #1 (line 1): expected \"pending\", \"reminder\", \"escalated\", \"expired\" or \"decided\", found \"cancelled\"",
+                "line 5, column 22: `events` of [[notify]] #1 (line 1): expected \"pending\", \"reminder\", \"escalated\", \"expired\", \"decided\" or \"graduation_regressed\", found \"cancelled\"",
                 "line 4, column 10: `secret` of [[notify]] #1 (line 1): expected a Standard Webhooks secret starting with \"whsec_\"",
                 "line 3, column 7: `url` of [[notify]] #1 (line 1): expected an http:// or https:// URL, found \"ftp://x\"",
+            ]),
+            ("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nevents = [\"decided\", \"graduation_regresed\"]\n", &[
+                "line 4, column 22: `events` of [[notify]] #1 (line 1): expected \"pending\", \"reminder\", \"escalated\", \"expired\", \"decided\" or \"graduation_regressed\", found \"graduation_regresed\"",
             ]),
             ("[[notify]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/x\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\ngroups = [\"\"]\n", &[
                 "`groups` of [[notify]] #1 (line 1)",

@@ -4,12 +4,13 @@
 //! its evidence and the revert ready to apply (the `logged` → `approve` diff). It looks
 //! every `check_interval`, and soon after each post-hoc review.
 //!
-//! **The notification hook.** Whatever tells people (webhooks, Slack, e-mail) subscribes
-//! with [`AppState::subscribe_graduation`]: each regression is sent once, after the
-//! commit of its audit entry. "Once" holds across restarts and across several servers on
-//! one database, because the store decides it inside the write transaction
-//! (`Store::sync_regressions`); the event carries the entry's sequence number, which a
-//! notifier can use as a delivery key.
+//! **Telling people.** The `graduation_regressed` notification (webhooks, Slack, e-mail)
+//! is written to the durable outbox by `Store::sync_regressions` inside the transaction
+//! that records the regression (the router's `route_regression` picks the targets), so it
+//! is sent once across restarts and across several servers on one database. In-process
+//! listeners may also subscribe with [`AppState::subscribe_graduation`]: each regression
+//! is published once per process, after the commit of its audit entry; the event carries
+//! the entry's sequence number.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use countersign_core::stats::{
     Fatigue, Figures, Group, Percentiles, Report, Signal, SignalKind, StatsSettings,
 };
+use countersign_store::ActiveRegression;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,6 +25,10 @@ pub struct StatsView {
     pub groups: Vec<GroupView>,
     /// Per action name: a high rejection or modification rate.
     pub signals: Vec<SignalView>,
+    /// Graduated rules whose post-hoc flag rate crossed the target and that are still in
+    /// force as they were (whatever the window: a regression is a warning about now).
+    #[serde(default)]
+    pub regressions: Vec<RegressionView>,
     /// The thresholds in force (`[stats]` in the server's config).
     pub thresholds: ThresholdsView,
 }
@@ -137,6 +142,49 @@ pub struct SignalView {
     /// The actions that reached a human-gated end: what the rate is a share of.
     pub human_gated: i64,
     pub message: String,
+}
+
+/// A graduated rule that regressed: reviewers were told (`graduation_regressed`), and the
+/// revert is ready (`countersign policy suggest`).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RegressionView {
+    pub rule: String,
+    pub action: String,
+    /// When reviewers were told.
+    pub since: DateTime<Utc>,
+    /// Post-hoc reviews in the evidence window, and how many flagged the action.
+    pub reviewed: i64,
+    pub flagged: i64,
+    pub flag_rate: Option<f64>,
+    pub message: String,
+}
+
+impl From<&ActiveRegression> for RegressionView {
+    fn from(r: &ActiveRegression) -> Self {
+        let summary = r.body["summary"].as_str().unwrap_or_default();
+        RegressionView {
+            rule: r.rule.clone(),
+            action: r.action.clone(),
+            since: r.fired_at,
+            reviewed: r.body["reviewed"].as_i64().unwrap_or(0),
+            flagged: r.body["flagged"].as_i64().unwrap_or(0),
+            flag_rate: r.body["flag_rate"].as_f64(),
+            message: regression_message(&r.rule, &r.action, summary),
+        }
+    }
+}
+
+/// The warning's words, for the API, the CLI and the dashboard alike.
+pub fn regression_message(rule: &str, action: &str, summary: &str) -> String {
+    let summary = summary.trim_end_matches('.');
+    let summary = if summary.is_empty() {
+        String::new()
+    } else {
+        format!(": {summary}")
+    };
+    format!(
+        "graduated rule “{rule}” regressed for {action}{summary}; the revert (logged → approve) is ready: `countersign policy suggest` shows it"
+    )
 }
 
 /// The seed's two per-action signals.
@@ -275,6 +323,7 @@ impl StatsView {
         until: Option<DateTime<Utc>>,
         group_by: GroupByView,
         settings: &StatsSettings,
+        regressions: &[ActiveRegression],
     ) -> StatsView {
         StatsView {
             since,
@@ -287,6 +336,7 @@ impl StatsView {
                 .map(|g| GroupView::new(g, settings))
                 .collect(),
             signals: report.signals.iter().map(SignalView::from).collect(),
+            regressions: regressions.iter().map(RegressionView::from).collect(),
             thresholds: settings.into(),
         }
     }

@@ -58,7 +58,8 @@ pub use history::{ActiveRegression, HistoryVisitor, NewRegression, PolicyLoad};
 pub use new_token::NewTokenError;
 pub use outbox::{
     Attempt, Delivery, DeliveryQuery, DeliveryStatus, Destination, Event, EventKind, EventRouter,
-    Notifications, OutboxSignal, Person, Routed, SlackLink, Tried, outbox_kind,
+    NO_ACTION, Notifications, OutboxSignal, Person, RegressionEvent, Routed, SlackLink, Tried,
+    outbox_kind,
 };
 pub use people::{NewSession, NewUser, Session, SignedIn, StartedSession, User, people_kind};
 pub use postgres::{PostgresOptions, PostgresStore, is_postgres_url};

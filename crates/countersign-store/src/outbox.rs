@@ -33,11 +33,33 @@ pub struct Event<'a> {
     pub callback_url: Option<&'a str>,
 }
 
+/// A graduated rule regressed (`graduation_regressed`), as the router sees it: an event
+/// about a rule and an action name rather than one action, written in the transaction that
+/// records the regression (`Store::sync_regressions`), so it is sent once whatever the
+/// restarts and however many instances share the database.
+#[derive(Clone, Copy, Debug)]
+pub struct RegressionEvent<'a> {
+    /// Stable: `msg_graduation_` and the alert's row id.
+    pub id: &'a str,
+    pub regression: &'a crate::NewRegression,
+    pub at: DateTime<Utc>,
+}
+
 /// Decides where an event goes and renders its payload. Called by the store's writer inside
 /// the write transaction of the change: it must be quick and do no IO.
 pub trait EventRouter: Send + Sync + 'static {
     fn route(&self, event: &Event<'_>) -> Option<Routed>;
+
+    /// Where a regression's event goes, and what it says; nowhere unless the router says.
+    fn route_regression(&self, event: &RegressionEvent<'_>) -> Option<Routed> {
+        let _ = event;
+        None
+    }
 }
+
+/// The `action_id` of an event's row (and its deliveries) for events about no one action:
+/// `graduation_regressed`.
+pub const NO_ACTION: &str = "";
 
 /// What the router made of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +98,7 @@ pub struct Delivery {
     /// The stable message id (`webhook-id`).
     pub event_id: String,
     pub event_kind: EventKind,
+    /// The action the event is about; [`NO_ACTION`] (empty) for a `graduation_regressed`.
     pub action_id: String,
     pub target: String,
     pub lane: String,

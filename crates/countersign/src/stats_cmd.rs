@@ -192,8 +192,9 @@ pub fn print(view: &StatsView, by: By, out: &mut impl std::io::Write) -> std::io
         let o = &view.overall;
         writeln!(
             out,
-            "review latency p99 {}; SLA: {} escalated, {} expired, {} auto-approved; post-hoc: {} reviewed, {} flagged; {} allowed by grants",
+            "review latency p99 {}; SLA: {} reminded, {} escalated, {} expired, {} auto-approved; post-hoc: {} reviewed, {} flagged; {} allowed by grants",
             duration(o.review_latency_seconds.p99),
+            o.sla.reminded,
             o.sla.escalated,
             o.sla.expired,
             o.sla.auto_approved,
@@ -204,6 +205,9 @@ pub fn print(view: &StatsView, by: By, out: &mut impl std::io::Write) -> std::io
     }
     for signal in &view.signals {
         writeln!(out, "signal: {}", signal.message)?;
+    }
+    for regression in &view.regressions {
+        writeln!(out, "warning: {}", regression.message)?;
     }
     Ok(())
 }

@@ -48,13 +48,15 @@ pub struct ActionState {
     pub remind_at: Option<Value>,
     pub reminders: Option<Value>,
     pub escalated_at: Option<Value>,
+    /// How many reminders were sent: the log's `reminded` entries.
+    pub reminded: Option<Value>,
     /// The grant that let the action run without asking.
     pub grant: Option<Value>,
 }
 
 impl ActionState {
     /// Every field with its name, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, &Option<Value>); 33] {
+    pub fn fields(&self) -> [(&'static str, &Option<Value>); 34] {
         [
             ("action", &self.action),
             ("agent", &self.agent),
@@ -88,6 +90,7 @@ impl ActionState {
             ("remind_at", &self.remind_at),
             ("reminders", &self.reminders),
             ("escalated_at", &self.escalated_at),
+            ("reminded", &self.reminded),
             ("grant", &self.grant),
         ]
     }
@@ -237,6 +240,7 @@ impl Replay {
                     state.remind_at = optional(&body, "remind_at");
                     state.reminders = optional(&body, "reminders");
                     state.escalated_at = Some(Value::Null);
+                    state.reminded = Some(json!(0));
                 }
                 state.grant = optional(&body, "grant");
                 if body.get("review_sampled") == Some(&Value::Bool(true)) {
@@ -300,6 +304,11 @@ impl Replay {
             }
             "reminded" | "reminders_skipped" => {
                 state.reminders = optional(&body, "reminders");
+                if entry.kind == "reminded"
+                    && let Some(Value::Number(sent)) = &state.reminded
+                {
+                    state.reminded = Some(json!(sent.as_u64().unwrap_or(0) + 1));
+                }
             }
             "outcome" => {
                 let mut outcome = Map::new();
@@ -446,6 +455,42 @@ mod tests {
         assert_eq!(state.owner, Some(json!("olivia")));
         // Older bodies without the newer fields leave them uncompared.
         assert_eq!(state.escalate_to, None);
+    }
+
+    #[test]
+    fn counts_the_reminders_sent() {
+        let mut planned = classified("pending");
+        planned.2["reminders"] = json!([2500, 4500]);
+        planned.2["remind_at"] = json!(["50%", "90%"]);
+        let reminded = |reminders: Value| {
+            (
+                "reminded",
+                "system",
+                json!({"status": "pending", "reminders": reminders}),
+            )
+        };
+        let skipped = (
+            "reminders_skipped",
+            "system",
+            json!({"status": "pending", "reminders": []}),
+        );
+        // (entries after the classification, reminders sent)
+        let cases = [
+            (vec![], 0),
+            (vec![reminded(json!([4500]))], 1),
+            (vec![reminded(json!([4500])), reminded(json!([]))], 2),
+            (vec![skipped.clone()], 0),
+            (vec![reminded(json!([4500])), skipped], 1),
+        ];
+        for (after, sent) in cases {
+            let mut entries = vec![submitted(), planned.clone()];
+            entries.extend(after);
+            let state = replay(&entries).unwrap();
+            assert_eq!(state.reminded, Some(json!(sent)), "{entries:?}");
+        }
+        // A log written before the ladder planned reminders says nothing about them.
+        let state = replay(&[submitted(), classified("pending")]).unwrap();
+        assert_eq!(state.reminded, None);
     }
 
     #[test]

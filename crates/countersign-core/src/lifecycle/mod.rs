@@ -131,6 +131,9 @@ pub struct Gate {
     /// The reminders of the current stage not sent (or skipped) yet, ascending; empty once
     /// the action is no longer pending.
     pub reminders: Vec<DateTime<Utc>>,
+    /// How many reminders the SLA ladder sent for this action (skipped ones not counted):
+    /// the approval metrics count an action reminded at least once as `reminded`.
+    pub reminded: u32,
     pub timeout: Option<TimeoutPlan>,
     pub escalated: bool,
     /// When the SLA escalated the action (`None` before, and for actions escalated by
@@ -229,6 +232,7 @@ impl Gate {
                 Some(deadline) => sla::reminder_moments(&settings.remind_at, new.at, deadline),
                 None => Vec::new(),
             },
+            reminded: 0,
             timeout: gated.then(|| TimeoutPlan {
                 on_timeout: settings.on_timeout,
                 escalate_to: settings.escalate_to.clone(),
@@ -254,7 +258,10 @@ impl Gate {
             Transition::Decided(decided) => self.apply_decision(decided),
             Transition::Sla { step, at } => {
                 match step {
-                    SlaStep::Remind { moment, .. } => self.reminders.retain(|m| m > moment),
+                    SlaStep::Remind { moment, .. } => {
+                        self.reminders.retain(|m| m > moment);
+                        self.reminded += 1;
+                    }
                     SlaStep::SkipReminders { skipped } => {
                         self.reminders.retain(|m| !skipped.contains(m));
                     }
@@ -350,6 +357,7 @@ impl Gate {
         gate.decisions.clear();
         gate.escalated = false;
         gate.escalated_at = None;
+        gate.reminded = 0;
         gate.escalated_to.clear();
         gate.outcome = None;
         if gate.review != ReviewState::NotSampled {

@@ -26,6 +26,7 @@ fn gate(tier: Tier, approvers: &[&str], required: u32) -> Gate {
         original_args: None,
         deadline: None,
         reminders: vec![],
+        reminded: 0,
         timeout: None,
         escalated: false,
         escalated_at: None,

@@ -34,6 +34,9 @@ crate::vocabulary! {
         Decided = "decided",
         /// The agent withdrew it (callbacks only).
         Cancelled = "cancelled",
+        /// A graduated rule's post-hoc flag rate crossed its target: reviewers are told with
+        /// the evidence and the revert. About a rule and an action name, not one action.
+        GraduationRegressed = "graduation_regressed",
     }
 }
 
@@ -46,6 +49,7 @@ impl EventKind {
         EventKind::Escalated,
         EventKind::Expired,
         EventKind::Decided,
+        EventKind::GraduationRegressed,
     ];
 
     /// The final-status event the agent's callback gets for an action that just reached
@@ -85,6 +89,15 @@ impl Audience {
             && (self.actions.is_empty()
                 || self.actions.iter().any(|g| g.matches(gate.action.as_str())))
             && (self.groups.is_empty() || gate.deciders().admits(&self.groups, false))
+    }
+
+    /// Whether this audience hears that the graduated rule for `action` regressed. Its
+    /// `actions` globs filter as for an action's events; its `groups` do not, since nobody
+    /// decides a regression: a target subscribed to `graduation_regressed` hears every
+    /// regression of the actions it follows.
+    pub fn hears_regression(&self, action: &str) -> bool {
+        self.events.contains(&EventKind::GraduationRegressed)
+            && (self.actions.is_empty() || self.actions.iter().any(|g| g.matches(action)))
     }
 }
 
@@ -213,6 +226,37 @@ tier = "approve"
         ];
         for (i, (audience, kind, gate, hears)) in cases.iter().enumerate() {
             assert_eq!(audience.hears(*kind, gate), *hears, "case {i}");
+        }
+        // (audience, regressed action, hears): groups do not filter regressions.
+        let regressions: &[(Audience, &str, bool)] = &[
+            (audience(all, &[], &[]), "refund.create", true),
+            (
+                audience(&[Pending, Decided], &[], &[]),
+                "refund.create",
+                false,
+            ),
+            (
+                audience(&[GraduationRegressed], &["refund.*"], &[]),
+                "refund.create",
+                true,
+            ),
+            (
+                audience(&[GraduationRegressed], &["ticket.*"], &[]),
+                "refund.create",
+                false,
+            ),
+            (
+                audience(&[GraduationRegressed], &[], &["sales"]),
+                "refund.create",
+                true,
+            ),
+        ];
+        for (i, (audience, action, hears)) in regressions.iter().enumerate() {
+            assert_eq!(
+                audience.hears_regression(action),
+                *hears,
+                "regression case {i}"
+            );
         }
         let mut admins_only = refund.clone();
         admins_only.approvers = crate::Approvers::AdminsOnly;

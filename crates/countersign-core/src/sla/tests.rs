@@ -134,6 +134,14 @@ fn run(case: &Case) -> Vec<String> {
         steps += 1;
         assert!(steps < 20, "{}: the ladder does not end", case.name);
     }
+    // The gate counts the reminders it was sent, stale ones skipped not included: the
+    // approval metrics' `reminded` reads this count.
+    let sent = log.iter().filter(|line| line.contains(" remind (")).count();
+    assert_eq!(
+        gate.reminded as usize, sent,
+        "{}: reminders counted",
+        case.name
+    );
     log.push(status_detail(&gate, start()));
     log
 }
@@ -339,6 +347,7 @@ fn never_approves_confirm() {
         original_args: None,
         deadline: Some(start()),
         reminders: vec![],
+        reminded: 0,
         timeout: Some(crate::lifecycle::TimeoutPlan {
             on_timeout: OnTimeout::Approve,
             escalate_to: vec![],

@@ -220,9 +220,9 @@ pub fn contribution(gate: &Gate, rule: Option<&str>, created_at: DateTime<Utc>) 
         Status::Cancelled => counts.cancelled = 1,
     }
     counts.escalated = i64::from(gate.escalated);
-    // Reminders are not part of the SLA ladder yet: when they are, an action reminded at
-    // least once counts here.
-    counts.reminded = 0;
+    // An action reminded several times is one reminded action: like `escalated`, the count
+    // says how many actions the ladder had to chase, not how many messages it sent.
+    counts.reminded = i64::from(gate.reminded > 0);
     let flagged =
         matches!(&gate.review, ReviewState::Reviewed(r) if r.verdict == ReviewVerdict::Flag);
     if let ReviewState::Reviewed(_) = &gate.review {

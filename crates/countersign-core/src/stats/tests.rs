@@ -39,6 +39,7 @@ fn gate(action: &str, tier: Tier, status: Status) -> Gate {
         escalated: false,
         escalated_at: None,
         reminders: vec![],
+        reminded: 0,
         decided_at: status.is_final().then(t0),
         review: ReviewState::NotSampled,
         outcome: None,
@@ -79,6 +80,8 @@ fn history() -> Vec<(Option<&'static str>, Gate)> {
     let refund = |status| gate("refund.create", Tier::Approve, status);
     let mut expired = refund(Status::Expired);
     expired.escalated = true;
+    // Reminded twice before it escalated: one reminded action.
+    expired.reminded = 2;
     vec![
         (
             Some("large refunds"),
@@ -170,7 +173,7 @@ fn overall_figures_of_a_hand_computed_history() {
     // auto_approved escalated reminded reviewed flagged
     assert_eq!(
         overall.counts,
-        counts([12, 2, 1, 1, 5, 1, 1, 1, 1, 1, 1, 0, 2, 1])
+        counts([12, 2, 1, 1, 5, 1, 1, 1, 1, 1, 1, 1, 2, 1])
     );
     // Human-gated ends: 5 approved + 1 rejected + 1 expired = 7.
     assert_eq!(overall.approval_rate, Some(5.0 / 7.0));
@@ -292,9 +295,14 @@ fn signals_per_action() {
 
 #[test]
 fn changes_sum_to_the_final_contribution() {
-    // pending -> escalated -> modified by sam (tier raised to confirm) -> approved by rita
+    // pending -> reminded -> reminded again -> escalated -> modified by sam (tier raised to
+    // confirm) -> approved by rita
     let mut steps = Vec::new();
     let mut g = gate("refund.create", Tier::Approve, Status::Pending);
+    steps.push(g.clone());
+    g.reminded = 1;
+    steps.push(g.clone());
+    g.reminded = 2;
     steps.push(g.clone());
     g.escalated = true;
     steps.push(g.clone());
@@ -321,10 +329,26 @@ fn changes_sum_to_the_final_contribution() {
     assert_eq!(sums, expected);
     // The action moved tiers: nothing is left under `approve`.
     assert!(sums.actions.iter().all(|(k, _)| k.tier == Tier::Confirm));
+    // The first reminder counts the action as reminded; the second adds nothing.
+    let reminders: Vec<_> = steps[..3]
+        .windows(2)
+        .map(|pair| {
+            let change = change(
+                Some(&contribution(&pair[0], None, t0())),
+                &contribution(&pair[1], None, t0()),
+            );
+            change
+                .actions
+                .iter()
+                .map(|(_, t)| t.counts.reminded)
+                .sum::<i64>()
+        })
+        .collect();
+    assert_eq!(reminders, [1, 0]);
     // What the last step changed: pending -1, approved +1, modified +1, a latency of 200 s.
     let last = change(
-        Some(&contribution(&steps[2], None, t0())),
-        &contribution(&steps[3], None, t0()),
+        Some(&contribution(&steps[4], None, t0())),
+        &contribution(&steps[5], None, t0()),
     );
     let (_, tally) = &last.actions[0];
     assert_eq!(

@@ -456,6 +456,19 @@ pub(crate) fn http_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The events a target may name, quoted: `"pending", ... or "graduation_regressed"`.
+fn subscribable() -> String {
+    let quoted: Vec<String> = EventKind::SUBSCRIBABLE
+        .iter()
+        .map(|kind| format!("{:?}", kind.as_str()))
+        .collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 fn audience(problems: &mut Problems<'_>, place: &str, file: &TargetFile) -> Option<Audience> {
     let mut ok = true;
     let events = match &file.events {
@@ -470,7 +483,8 @@ fn audience(problems: &mut Problems<'_>, place: &str, file: &TargetFile) -> Opti
                         problems.at(
                             event.span(),
                             format!(
-                                "`events` of {place}: expected \"pending\", \"reminder\", \"escalated\", \"expired\" or \"decided\", found {:?}",
+                                "`events` of {place}: expected {}, found {:?}",
+                                subscribable(),
                                 event.get_ref()
                             ),
                         );

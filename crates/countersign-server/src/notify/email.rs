@@ -97,6 +97,9 @@ fn html_escape(text: &str) -> String {
 /// Subject, plain text and HTML of an event payload.
 pub fn render(payload: &Value, now: DateTime<Utc>) -> (String, String, String) {
     let data = &payload["data"];
+    if data["event"] == "graduation_regressed" {
+        return render_regression(data);
+    }
     let action = &data["action"];
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     let headline: String = text(&data["text"]).chars().take(200).collect();
@@ -157,6 +160,60 @@ pub fn render(payload: &Value, now: DateTime<Utc>) -> (String, String, String) {
         ));
         html.push_str(&format!(
             "<p><a href=\"{}\">{verb} in Countersign</a> (you sign in there; the link decides nothing by itself)</p>",
+            html_escape(url)
+        ));
+    }
+    html.push_str("</body></html>");
+    (subject, plain, html)
+}
+
+/// A graduated rule regressed: the evidence, and the revert's diff ready to apply.
+fn render_regression(data: &Value) -> (String, String, String) {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let headline: String = text(&data["text"]).chars().take(200).collect();
+    let subject = format!("[Countersign] {}", headline.replace(['\r', '\n'], " "));
+    let revert = &data["revert"];
+    let rows = [
+        ("Rule", text(&data["rule"])),
+        ("Action", text(&data["action"])),
+        ("Evidence", text(&data["evidence_text"])),
+        ("Why", text(&data["summary"])),
+        (
+            "Revert",
+            format!("{} → {}", text(&revert["from"]), text(&revert["to"])),
+        ),
+    ];
+    let diff = match revert["diff"].as_str() {
+        Some(diff) => diff.to_owned(),
+        None => format!(
+            "the revert could not be drafted: {}",
+            revert["error"].as_str().unwrap_or("unknown")
+        ),
+    };
+    let mut plain = format!("{headline}\n\n");
+    let mut html = format!(
+        "<!doctype html><html><body><p><strong>{}</strong></p><table>",
+        html_escape(&headline)
+    );
+    for (key, value) in &rows {
+        plain.push_str(&format!("{key}: {value}\n"));
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            html_escape(key),
+            html_escape(value)
+        ));
+    }
+    plain.push_str(&format!(
+        "\nThe revert, ready to apply (`countersign policy suggest` writes it):\n\n{diff}\n"
+    ));
+    html.push_str(&format!(
+        "</table><p>The revert, ready to apply (<code>countersign policy suggest</code> writes it):</p><pre>{}</pre>",
+        html_escape(&diff)
+    ));
+    if let Some(url) = data["url"].as_str() {
+        plain.push_str(&format!("\nOpen Countersign (you sign in there): {url}\n"));
+        html.push_str(&format!(
+            "<p><a href=\"{}\">Open Countersign</a> (you sign in there)</p>",
             html_escape(url)
         ));
     }

@@ -43,6 +43,9 @@ fn field(title: &str, value: &str) -> Value {
 /// The message for an event payload.
 pub fn message(payload: &Value, now: DateTime<Utc>) -> Value {
     let data = &payload["data"];
+    if data["event"] == "graduation_regressed" {
+        return regression_message(data);
+    }
     let action = &data["action"];
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     let event = text(&data["event"]);
@@ -120,6 +123,46 @@ pub fn message(payload: &Value, now: DateTime<Utc>) -> Value {
     }
     if !buttons.is_empty() {
         blocks.push(json!({"type": "actions", "block_id": "countersign", "elements": buttons}));
+    }
+    json!({"text": text(&data["text"]), "blocks": blocks})
+}
+
+/// A graduated rule regressed: the evidence and the revert's diff; no buttons but the link
+/// (nobody decides a regression here: an operator deploys the reverted policy).
+fn regression_message(data: &Value) -> Value {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let headline = escape(&text(&data["text"]), 500);
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(":warning: *{headline}*")}}),
+        json!({"type": "section", "fields": [
+            field("Rule", &escape(&text(&data["rule"]), 200)),
+            field("Action", &format!("`{}`", escape(&text(&data["action"]), 200))),
+        ]}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
+            "*Evidence*\n{}\n{}", escape(&text(&data["evidence_text"]), 500),
+            escape(&text(&data["summary"]), 500)
+        )}}),
+    ];
+    let revert = &data["revert"];
+    let diff = match revert["diff"].as_str() {
+        Some(diff) => format!("```{}```", escape(diff, 2500)),
+        None => format!(
+            "the revert could not be drafted: {}",
+            escape(revert["error"].as_str().unwrap_or("unknown"), 300)
+        ),
+    };
+    blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
+        "*The revert ({} → {}), ready to apply* (`countersign policy suggest` writes it)\n{diff}",
+        escape(&text(&revert["from"]), 50),
+        escape(&text(&revert["to"]), 50),
+    )}}));
+    if let Some(url) = data["url"].as_str() {
+        blocks.push(
+            json!({"type": "actions", "block_id": "countersign", "elements": [
+                {"type": "button", "action_id": OPEN,
+                 "text": {"type": "plain_text", "text": "Open in Countersign"}, "url": url}
+            ]}),
+        );
     }
     json!({"text": text(&data["text"]), "blocks": blocks})
 }

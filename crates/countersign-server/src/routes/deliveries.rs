@@ -28,8 +28,10 @@ pub struct DeliveryView {
     pub id: String,
     /// The message id receivers de-duplicate on (`webhook-id`).
     pub event_id: String,
-    /// `pending`, `reminder`, `escalated`, `expired`, `decided` or `cancelled`.
+    /// `pending`, `reminder`, `escalated`, `expired`, `decided`, `cancelled` or
+    /// `graduation_regressed`.
     pub event: String,
+    /// The action the event is about; empty for `graduation_regressed` (about a rule).
     pub action_id: String,
     /// The `[[notify]]` target's name, or `callback`.
     pub target: String,

@@ -77,6 +77,7 @@ pub async fn show(
     let settings = state.stats_config().settings;
     let data = state.store().stats(window, state.clock().now()).await?;
     let mut report = stats::report(&data, group_by.into(), &settings);
+    let regressions = state.store().active_regressions().await?;
     if GroupBy::from(group_by) == GroupBy::Reviewer && caller.token.role != Role::Admin {
         report.groups.retain(|g| {
             g.key
@@ -90,6 +91,7 @@ pub async fn show(
         window.until(),
         group_by,
         &settings,
+        &regressions,
     )))
 }
 

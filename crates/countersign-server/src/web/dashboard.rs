@@ -70,6 +70,8 @@ struct DashboardPage {
     since: String,
     headlines: Vec<Headline>,
     warnings: Vec<String>,
+    /// Graduated rules that regressed, as `GET /v1/stats` words them.
+    regressions: Vec<String>,
     signals: Vec<String>,
     charts_html: String,
     rule_columns: Vec<&'static str>,
@@ -139,6 +141,7 @@ pub async fn page(
         )
         .await?;
     let by_rule = stats::report(&data, GroupBy::Rule, &settings);
+    let regressions = store.active_regressions().await?;
     let mut by_reviewer = stats::report(&data, GroupBy::Reviewer, &settings);
     let others_hidden = !person.user.admin;
     if others_hidden {
@@ -164,6 +167,10 @@ pub async fn page(
             .groups
             .iter()
             .filter_map(|g| g.fatigue.as_ref()?.rubber_stamp.clone())
+            .collect(),
+        regressions: regressions
+            .iter()
+            .map(|r| crate::stats_views::RegressionView::from(r).message)
             .collect(),
         signals: by_rule.signals.iter().map(|s| s.message.clone()).collect(),
         charts_html: charts(&labels, &tallies, &figures)?,

@@ -557,3 +557,202 @@ async fn a_server_without_callback_allow_takes_no_callback_url() {
         "{body}"
     );
 }
+
+/// Seams between notifications and the other features: the approval metrics count the
+/// reminders the ladder sent, and a graduated rule's regression is an event targets hear.
+mod seams {
+    use countersign_core::name::Name;
+    use countersign_core::{ActionName, AgentName, ProposedAction, Tier};
+    use countersign_store::{Actor, NewAction, NewReview, ReviewVerdict};
+
+    use super::super::fixture::ok;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reminder_sent_on_the_virtual_clock_counts_as_reminded_in_stats() {
+        let leads = Receiver::start(Behaviour::Ok).await;
+        let toml = webhook(
+            "leads",
+            &format!("{}/hook", leads.base),
+            "events = [\"reminder\"]",
+        );
+        let policy = POLICY.replace(
+            "escalation_sla = \"1h\"",
+            "escalation_sla = \"1h\"\nremind_at = [\"50%\"]",
+        );
+        let start: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let server = spawn_with(Options {
+            clock: clock.clone(),
+            policy: Some(Arc::new(PolicySource::fixed(
+                Policy::parse(&policy).unwrap(),
+            ))),
+            notify: Some(notifications(&toml)),
+            ..Options::default()
+        })
+        .await;
+        let reminded = |stats: &Value| stats["overall"]["sla"]["reminded"].clone();
+        let stats_now = async || {
+            ok(server
+                .send(
+                    "GET",
+                    server.url(&["v1", "stats"], &[]),
+                    &server.admin,
+                    None,
+                )
+                .await)
+        };
+        let id = id_of(&server.submit(large_refund()).await);
+        assert_eq!(reminded(&stats_now().await), json!(0));
+        clock.advance(TimeDelta::seconds(7 * 60 + 31));
+        server.state.nudge_sla();
+        // The reminder's delivery was written in the transaction that sent it, which also
+        // counted it: once the receiver has it, the figures do too.
+        leads.until_kind("action.reminder", 1).await;
+        let stats = stats_now().await;
+        assert_eq!(reminded(&stats), json!(1), "{stats}");
+        let by_action = ok(server
+            .send(
+                "GET",
+                server.url(&["v1", "stats"], &[("group_by", "action")]),
+                &server.lead,
+                None,
+            )
+            .await);
+        let refunds = by_action["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == "refund.create")
+            .unwrap();
+        assert_eq!(refunds["sla"]["reminded"], json!(1), "{by_action}");
+        let action = ok(server.get(&format!("/v1/actions/{id}"), &server.lead).await);
+        assert_eq!(action["status"], "pending");
+        let verify = ok(server.get("/v1/audit/verify", &server.admin).await);
+        assert_eq!(verify["ok"], json!(true), "{verify}");
+    }
+
+    fn lead() -> Actor {
+        Actor {
+            name: Name::parse("lena").unwrap(),
+            groups: vec![Name::parse("support-leads").unwrap()],
+            token_id: None,
+            admin: false,
+        }
+    }
+
+    /// 20 small refunds (`logged`, every one sampled), 8 of them flagged.
+    async fn flagged_history(server: &Server) {
+        let store = server.store.as_ref();
+        for i in 0..20 {
+            let mut proposal = ProposedAction::new(
+                ActionName::parse("refund.create").unwrap(),
+                AgentName::parse("support-bot").unwrap(),
+            );
+            proposal.args = json!({"amount": 10}).as_object().unwrap().clone();
+            let new = NewAction::classify(&Policy::parse(POLICY).unwrap(), proposal, Utc::now());
+            assert_eq!(new.tier, Tier::Logged);
+            let id = store.submit(new).await.unwrap().record.id;
+            let verdict = if i < 8 {
+                ReviewVerdict::Flag
+            } else {
+                ReviewVerdict::Ok
+            };
+            let review = NewReview {
+                verdict,
+                note: Some("x".into()),
+            };
+            store.review(id, lead(), review, Utc::now()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_regression_reaches_a_webhook_once_with_its_evidence_and_revert() {
+        let hook = Receiver::start(Behaviour::Ok).await;
+        let other = Receiver::start(Behaviour::Ok).await;
+        let toml = format!(
+            "public_url = \"https://countersign.example.com\"\n{}{}",
+            webhook(
+                "leads",
+                &format!("{}/hook", hook.base),
+                "events = [\"graduation_regressed\"]\nactions = [\"refund.*\"]"
+            ),
+            // Follows other actions only: does not hear this regression.
+            webhook(
+                "tickets",
+                &format!("{}/hook", other.base),
+                "events = [\"graduation_regressed\"]\nactions = [\"ticket.*\"]"
+            ),
+        );
+        let server = spawn_with(Options {
+            notify: Some(notifications(&toml)),
+            ..Options::default()
+        })
+        .await;
+        flagged_history(&server).await;
+        let fired = countersign_server::graduation_watch::check(&server.state)
+            .await
+            .unwrap();
+        assert_eq!(fired.len(), 1);
+        // Checked again (a restart, another instance): not told again.
+        let again = countersign_server::graduation_watch::check(&server.state)
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+
+        let got = hook.until_kind("graduation.regressed", 1).await;
+        let event = verified(&got[0], SECRET);
+        assert!(
+            got[0].header("webhook-id").starts_with("msg_graduation_"),
+            "{got:?}"
+        );
+        let data = &event["data"];
+        assert_eq!(data["event"], "graduation_regressed");
+        assert_eq!(data["rule"], "small refunds");
+        assert_eq!(data["action"], "refund.create");
+        assert_eq!(data["evidence"]["reviewed"], json!(20));
+        assert_eq!(data["evidence"]["flagged"], json!(8));
+        assert_eq!(data["url"], "https://countersign.example.com/");
+        let text = data["evidence_text"].as_str().unwrap();
+        assert!(
+            text.starts_with("8 of 20 reviewed actions flagged (40%"),
+            "{text}"
+        );
+        assert_eq!(
+            data["text"],
+            "Graduated rule “small refunds” regressed for refund.create: post-hoc reviewers flagged too many of its actions; the revert (logged → approve) is ready"
+        );
+        let diff = data["revert"]["diff"].as_str().unwrap();
+        assert!(
+            diff.contains("-tier = \"logged\"") && diff.contains("+tier = \"approve\""),
+            "{diff}"
+        );
+
+        // Exactly one delivery of it exists, to `leads`, and it was delivered.
+        let deliveries = ok(server.get("/v1/deliveries?limit=1000", &server.admin).await);
+        let regressions: Vec<&Value> = deliveries["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["event"] == "graduation_regressed")
+            .collect();
+        assert_eq!(regressions.len(), 1, "{deliveries}");
+        assert_eq!(regressions[0]["target"], "leads");
+        assert_eq!(regressions[0]["action_id"], "");
+        assert_eq!(hook.got().len(), 1, "one message");
+        assert!(other.got().is_empty());
+
+        // The warning in the figures, next to the per-action signals.
+        let stats = ok(server.get("/v1/stats", &server.lead).await);
+        let warnings = stats["regressions"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{stats}");
+        assert_eq!(warnings[0]["rule"], "small refunds");
+        assert_eq!(warnings[0]["flagged"], json!(8));
+        let message = warnings[0]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("graduated rule “small refunds” regressed for refund.create")
+                && message.ends_with("`countersign policy suggest` shows it"),
+            "{message}"
+        );
+    }
+}

@@ -8,6 +8,8 @@
 ALTER TABLE actions ADD COLUMN reminders TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE actions ADD COLUMN escalated_at BIGINT;
 ALTER TABLE actions ADD COLUMN next_step_at BIGINT;
+-- How many reminders the ladder sent (the approval metrics' `reminded`).
+ALTER TABLE actions ADD COLUMN reminded BIGINT NOT NULL DEFAULT 0;
 UPDATE actions SET next_step_at = deadline WHERE status = 'pending';
 CREATE INDEX actions_next_step ON actions (next_step_at, id) WHERE status = 'pending';
 

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::{glob, new_action, object, policy, reviewer, t0, verdict};
 use crate::{
-    NewAction, NewGrant, NewRegression, NewReview, PolicyLoad, ReviewVerdict, Store, kind,
+    DeliveryQuery, EventKind, NO_ACTION, NewAction, NewGrant, NewRegression, NewReview, PolicyLoad,
+    ReviewVerdict, Store, kind,
 };
 
 /// Far enough after the rest of the story that a window from here sees only this part.
@@ -263,18 +264,47 @@ pub(super) async fn history(store: &dyn Store) {
         policy_hash: hash.into(),
         body: json!({"flagged": 1}),
     };
+    // The outbox chapter's router is still installed: a regression is an event too, written
+    // in the transaction that records it, so it goes out exactly when it is told.
+    let regression_deliveries = async || {
+        let page = store
+            .deliveries(DeliveryQuery {
+                limit: 1000,
+                ..DeliveryQuery::default()
+            })
+            .await
+            .unwrap();
+        page.items
+            .into_iter()
+            .filter(|d| d.event_kind == EventKind::GraduationRegressed)
+            .map(|d| (d.event_id, d.action_id, d.target))
+            .collect::<Vec<_>>()
+    };
+    let signal = store.outbox_signal();
+    signal.take_lanes();
     let fired = store
         .sync_regressions(vec![regression("h2")], at)
         .await
         .unwrap();
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].kind, kind::GRADUATION_REGRESSED);
+    assert_eq!(
+        signal.take_lanes().into_iter().collect::<Vec<_>>(),
+        ["hook"]
+    );
     assert!(
         store
             .sync_regressions(vec![regression("h2")], at)
             .await
             .unwrap()
             .is_empty()
+    );
+    let told = regression_deliveries().await;
+    assert_eq!(told.len(), 1, "one event, one delivery: {told:?}");
+    assert!(told[0].0.starts_with("msg_graduation_"), "{told:?}");
+    assert_eq!(
+        (told[0].1.as_str(), told[0].2.as_str()),
+        (NO_ACTION, "hook")
     );
     let active = store.active_regressions().await.unwrap();
     assert_eq!(active.len(), 1);
@@ -306,6 +336,10 @@ pub(super) async fn history(store: &dyn Store) {
     );
     assert_eq!(store.active_regressions().await.unwrap().len(), 1);
     store.sync_regressions(Vec::new(), at).await.unwrap();
+    // Told three times (h2, h2 again after it cleared, h3): three events, three ids.
+    let told = regression_deliveries().await;
+    let ids: std::collections::BTreeSet<_> = told.iter().map(|t| t.0.clone()).collect();
+    assert_eq!((told.len(), ids.len()), (3, 3), "{told:?}");
 
     let report = store.verify_audit().await.unwrap();
     assert!(report.ok(), "{report:?}");

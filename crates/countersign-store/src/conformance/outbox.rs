@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::{new_action, reviewer, t0, verdict};
 use crate::{
     Actor, Attempt, CLI_ACTOR, DeliveryQuery, DeliveryStatus, Destination, Event, EventKind,
-    EventRouter, NewToken, Role, Routed, Store, StoreError, Tried, kind, outbox_kind,
+    EventRouter, NewToken, RegressionEvent, Role, Routed, Store, StoreError, Tried, kind,
+    outbox_kind,
 };
 
 const POLICY: &str = r#"
@@ -47,6 +48,18 @@ impl EventRouter for Router {
         Some(Routed {
             body: json!({"type": event.kind.as_str(), "action": event.record.id, "status": event.record.gate.status.as_str()}).to_string(),
             destinations,
+        })
+    }
+
+    fn route_regression(&self, event: &RegressionEvent<'_>) -> Option<Routed> {
+        Some(Routed {
+            body: json!({"type": "graduation_regressed", "rule": event.regression.rule})
+                .to_string(),
+            destinations: vec![Destination {
+                target: "hook".into(),
+                lane: "hook".into(),
+                url: None,
+            }],
         })
     }
 }

@@ -28,6 +28,17 @@ fn after(from: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
     from + TimeDelta::seconds(seconds)
 }
 
+/// The story's policy with `from` replaced by `to` in its text.
+fn policy_with(from: &str, to: &str) -> countersign_core::Policy {
+    let text = super::STORY_POLICY.replacen(from, to, 1);
+    assert_ne!(
+        text,
+        super::STORY_POLICY,
+        "{from:?} is in the story's policy"
+    );
+    countersign_core::Policy::parse(&text).unwrap()
+}
+
 async fn submit(store: &dyn Store, action: &str, amount: i64, when: DateTime<Utc>) -> String {
     store
         .submit(new_action(
@@ -106,15 +117,34 @@ pub(super) async fn statistics(store: &dyn Store) {
     let rejected = submit(store, "refund.create", 2500, at(40)).await;
     let reject = with_reason(Verdict::Reject, "refunded by the bank already");
     decide(store, &rejected, "sam", reject, after(at(40), 600)).await;
-    // 15 minutes to decide, then escalated to finance for an hour, then expired.
-    let expired = submit(store, "refund.create", 2500, at(50)).await;
-    assert!(
-        store
-            .apply_sla(expired.clone(), at(65))
+    // 15 minutes to decide with a reminder half-way, then escalated to finance for an hour
+    // with another reminder half-way, then expired: reminded twice, one reminded action.
+    let reminding = policy_with(
+        "escalation_sla = \"1h\"",
+        "escalation_sla = \"1h\"\nremind_at = [\"50%\"]",
+    );
+    let expired = store
+        .submit(new_action(
+            &reminding,
+            "stats-bot",
+            "refund.create",
+            json!({"amount": 2500}),
+            at(50),
+        ))
+        .await
+        .unwrap()
+        .record
+        .id;
+    for (minute, reminded) in [(58, 1), (65, 1), (96, 2)] {
+        let record = store
+            .apply_sla(expired.clone(), at(minute))
             .await
             .unwrap()
-            .is_some()
-    );
+            .unwrap();
+        assert_eq!(record.gate.reminded, reminded, "at minute {minute}");
+        let stored = store.action(&expired).await.unwrap().unwrap();
+        assert_eq!(stored.gate.reminded, reminded, "stored at minute {minute}");
+    }
     let expiry = store
         .apply_sla(expired.clone(), at(125))
         .await
@@ -168,7 +198,7 @@ pub(super) async fn statistics(store: &dyn Store) {
     let overall = &report.overall;
     assert_eq!(
         overall.counts,
-        counts([11, 2, 1, 1, 4, 1, 1, 1, 1, 0, 1, 0, 2, 1])
+        counts([11, 2, 1, 1, 4, 1, 1, 1, 1, 0, 1, 1, 2, 1])
     );
     // 4 approved + 1 rejected + 1 expired reached a human-gated end.
     assert_eq!(overall.approval_rate, Some(4.0 / 6.0));

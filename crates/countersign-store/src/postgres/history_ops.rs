@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use super::chain;
 use super::ops::transaction;
+use super::outbox_ops::Emitter;
 use super::pool::Conn;
 use super::rows::{AUDIT_COLUMNS, audit_from_row};
 use super::verify::Cursor;
@@ -313,6 +314,7 @@ async fn insert_entry(conn: &mut Conn, at: i64, draft: &Draft<'_>) -> Result<i64
 /// Answers the new entries' ids in the log table.
 pub(crate) async fn sync_regressions(
     conn: &mut Conn,
+    out: &Emitter,
     holding: Vec<NewRegression>,
     at: DateTime<Utc>,
 ) -> Result<Vec<i64>, StoreError> {
@@ -352,9 +354,10 @@ pub(crate) async fn sync_regressions(
                 body,
             };
             let id = insert_entry(conn, at, &draft).await?;
-            conn.execute(
+            let alert = conn
+                .query_one(
                 "INSERT INTO graduation_alerts (rule, action, policy_hash, fired_at, audit_id, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 &[
                     &regression.rule,
                     &regression.action,
@@ -365,6 +368,10 @@ pub(crate) async fn sync_regressions(
                 ],
             )
             .await?;
+            // The notification rides the transaction that records the regression: told
+            // once, across restarts and instances (the advisory lock above).
+            out.emit_regression(conn, &regression, get(&alert, 0)?, from_millis(at)?)
+                .await?;
             fired.push(id);
         }
         Ok(fired)

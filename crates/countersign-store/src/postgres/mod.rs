@@ -1015,9 +1015,12 @@ impl Store for PostgresStore {
         write(
             self,
             move |inner| async move {
-                let mut conn = inner.pool.get().await?;
-                let ids = history_ops::sync_regressions(&mut conn, holding, at).await?;
-                history_ops::entries_by_id(&mut conn, &ids).await
+                inner
+                    .emitting(async |conn, out| {
+                        let ids = history_ops::sync_regressions(conn, out, holding, at).await?;
+                        history_ops::entries_by_id(conn, &ids).await
+                    })
+                    .await
             },
             none,
         )

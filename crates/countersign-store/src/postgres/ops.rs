@@ -120,7 +120,7 @@ async fn update_action(conn: &mut Conn, record: &ActionRecord) -> Result<(), Sto
          approvers = $5, escalated_to = $6, escalated = $7, approvals_required = $8, \
          decisions = $9, deadline = $10, timeout_plan = $11, review_state = $12, review = $13, \
          outcome = $14, decided_at = $15, version = $16, reminders = $17, escalated_at = $18, \
-         next_step_at = $19, changed_at = now() WHERE id = $20",
+         next_step_at = $19, reminded = $20, changed_at = now() WHERE id = $21",
         &[
             &gate.tier.as_str(),
             &gate.status.as_str(),
@@ -141,6 +141,7 @@ async fn update_action(conn: &mut Conn, record: &ActionRecord) -> Result<(), Sto
             &to_json(&rows::moments(&gate.reminders)),
             &gate.escalated_at.map(millis),
             &gate.next_step_at().map(millis),
+            &i64::from(gate.reminded),
             &record.id,
         ],
     )

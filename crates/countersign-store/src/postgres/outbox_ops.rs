@@ -27,8 +27,8 @@ use crate::audit_log::SYSTEM_ACTOR;
 use crate::entries::{self, Draft};
 use crate::error::StoreError;
 use crate::outbox::{
-    Attempt, Delivery, DeliveryQuery, DeliveryStatus, Event, EventRouter, OutboxSignal, Person,
-    SlackLink, Tried, outbox_kind,
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, Event, EventRouter, NO_ACTION, OutboxSignal,
+    Person, RegressionEvent, Routed, SlackLink, Tried, outbox_kind,
 };
 use crate::record::{ActionRecord, Actor, Page, page_limit};
 use crate::sqlite::rows::{self, from_millis, millis};
@@ -100,6 +100,44 @@ impl Emitter {
         let Some(routed) = router.route(&event) else {
             return Ok(());
         };
+        self.write(conn, &id, &record.id, kind, at, routed).await
+    }
+
+    /// Writes the event that the graduated rule of `regression` regressed, and its
+    /// deliveries, if the router sends it anywhere, in the caller's transaction. `alert` is
+    /// the alert's row id: the message id is made of it.
+    pub async fn emit_regression(
+        &self,
+        conn: &mut Conn,
+        regression: &crate::NewRegression,
+        alert: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(router) = &self.router else {
+            return Ok(());
+        };
+        let id = format!("msg_graduation_{alert}");
+        let event = RegressionEvent {
+            id: &id,
+            regression,
+            at,
+        };
+        let Some(routed) = router.route_regression(&event) else {
+            return Ok(());
+        };
+        let kind = EventKind::GraduationRegressed;
+        self.write(conn, &id, NO_ACTION, kind, at, routed).await
+    }
+
+    async fn write(
+        &self,
+        conn: &mut Conn,
+        id: &str,
+        action_id: &str,
+        kind: EventKind,
+        at: DateTime<Utc>,
+        routed: Routed,
+    ) -> Result<(), StoreError> {
         if routed.destinations.is_empty() {
             return Ok(());
         }
@@ -128,7 +166,7 @@ impl Emitter {
              AS d(target, lane, url, n) ORDER BY d.n",
             &[
                 &id,
-                &record.id,
+                &action_id,
                 &kind.as_str(),
                 &millis(at),
                 &routed.body,

@@ -57,6 +57,7 @@ pub(crate) fn action_from_row(row: &Row) -> Result<ActionRecord, StoreError> {
         reminders: moments_from(&text(31)?)?,
         timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
         escalated_at: opt_time(get::<Option<i64>>(row, 32)?)?,
+        reminded: u32::try_from(get::<i64>(row, 34)?).map_err(|_| corrupt("reminded"))?,
         review: review_from(review_state.as_deref(), review.as_deref())?,
         outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
         decided_at: opt_time(get::<Option<i64>>(row, 28)?)?,

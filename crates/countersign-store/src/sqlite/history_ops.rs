@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
 use super::chain::{self, Head};
+use super::outbox_ops::Emitter;
 use super::rows::{from_millis, millis};
 use crate::audit_log::{AuditEntry, kind};
 use crate::entries;
@@ -216,6 +217,7 @@ pub(crate) fn record_policy_load(
 pub(crate) fn sync_regressions(
     conn: &Conn,
     head: &mut Head,
+    out: &Emitter,
     holding: Vec<NewRegression>,
     at: DateTime<Utc>,
 ) -> Result<Vec<AuditEntry>, StoreError> {
@@ -269,6 +271,8 @@ pub(crate) fn sync_regressions(
             entry.seq as i64,
             body
         ])?;
+        // The notification rides the transaction that records the regression: told once.
+        out.emit_regression(conn, &regression, conn.last_insert_rowid(), at)?;
         fired.push(entry);
     }
     Ok(fired)

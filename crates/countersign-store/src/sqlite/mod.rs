@@ -963,8 +963,9 @@ impl Store for SqliteStore {
         holding: Vec<NewRegression>,
         at: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>> {
+        let out = self.emitter();
         Box::pin(self.write(
-            move |conn, head| history_ops::sync_regressions(conn, head, holding, at),
+            move |conn, head| history_ops::sync_regressions(conn, head, &out, holding, at),
             no_action,
         ))
     }

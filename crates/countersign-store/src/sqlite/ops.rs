@@ -40,7 +40,8 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
         "UPDATE actions SET tier = ?, status = ?, args = ?, original_args = ?, approvers = ?, \
          escalated_to = ?, escalated = ?, approvals_required = ?, decisions = ?, deadline = ?, \
          timeout_plan = ?, review_state = ?, review = ?, outcome = ?, decided_at = ?, \
-         version = ?, reminders = ?, escalated_at = ?, next_step_at = ? WHERE id = ?",
+         version = ?, reminders = ?, escalated_at = ?, next_step_at = ?, reminded = ? \
+         WHERE id = ?",
     )?
     .execute(params![
         gate.tier.as_str(),
@@ -65,6 +66,7 @@ fn update_action(conn: &Conn, record: &ActionRecord) -> Result<(), StoreError> {
         to_json(&rows::moments(&gate.reminders)),
         gate.escalated_at.map(millis),
         gate.next_step_at().map(millis),
+        i64::from(gate.reminded),
         &record.id,
     ])?;
     Ok(())
@@ -173,7 +175,7 @@ pub(crate) fn submit(
     let sql = format!(
         "INSERT INTO actions ({ACTION_COLUMNS}) VALUES \
          (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         ?, ?, ?, ?)"
+         ?, ?, ?, ?, ?)"
     );
     conn.prepare_cached(&sql)?.execute(params![
         &record.id,
@@ -210,6 +212,7 @@ pub(crate) fn submit(
         to_json(&rows::moments(&gate.reminders)),
         gate.escalated_at.map(millis),
         gate.next_step_at().map(millis),
+        i64::from(gate.reminded),
     ])?;
     if let Some(idempotency) = &idempotency {
         conn.prepare_cached(

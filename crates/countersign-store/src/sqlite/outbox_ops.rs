@@ -16,8 +16,8 @@ use crate::audit_log::SYSTEM_ACTOR;
 use crate::entries;
 use crate::error::StoreError;
 use crate::outbox::{
-    Attempt, Delivery, DeliveryQuery, DeliveryStatus, Event, EventRouter, OutboxSignal, Person,
-    SlackLink, Tried, outbox_kind,
+    Attempt, Delivery, DeliveryQuery, DeliveryStatus, Event, EventRouter, NO_ACTION, OutboxSignal,
+    Person, RegressionEvent, Routed, SlackLink, Tried, outbox_kind,
 };
 use crate::record::{ActionRecord, Actor, Page, page_limit};
 use crate::token::Role;
@@ -63,6 +63,44 @@ impl Emitter {
         let Some(routed) = router.route(&event) else {
             return Ok(());
         };
+        self.write(conn, &id, &record.id, kind, at, routed)
+    }
+
+    /// Writes the event that the graduated rule of `regression` regressed, and its
+    /// deliveries, if the router sends it anywhere. `alert` is the alert's row id: the
+    /// message id is made of it.
+    pub fn emit_regression(
+        &self,
+        conn: &Conn,
+        regression: &crate::NewRegression,
+        alert: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(router) = &self.router else {
+            return Ok(());
+        };
+        let id = format!("msg_graduation_{alert}");
+        let event = RegressionEvent {
+            id: &id,
+            regression,
+            at,
+        };
+        let Some(routed) = router.route_regression(&event) else {
+            return Ok(());
+        };
+        let kind = EventKind::GraduationRegressed;
+        self.write(conn, &id, NO_ACTION, kind, at, routed)
+    }
+
+    fn write(
+        &self,
+        conn: &Conn,
+        id: &str,
+        action_id: &str,
+        kind: EventKind,
+        at: DateTime<Utc>,
+        routed: Routed,
+    ) -> Result<(), StoreError> {
         if routed.destinations.is_empty() {
             return Ok(());
         }
@@ -71,7 +109,7 @@ impl Emitter {
         )?
         .execute(params![
             id,
-            &record.id,
+            action_id,
             kind.as_str(),
             millis(at),
             routed.body

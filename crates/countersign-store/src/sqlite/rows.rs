@@ -26,7 +26,7 @@ pub(crate) const ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier,
      original_args, reasoning, context, confidence, hints, idempotency_key, approvers, \
      escalated_to, escalated, approvals_required, decisions, deadline, timeout_plan, \
      policy_hash, review_sample, review_state, review, outcome, created_at, decided_at, version, \
-     grant_id, reminders, escalated_at, next_step_at";
+     grant_id, reminders, escalated_at, next_step_at, reminded";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -293,6 +293,7 @@ pub(crate) fn action_from_row(row: &Row<'_>) -> Result<ActionRecord, StoreError>
         reminders: moments_from(&text(31)?)?,
         timeout: timeout.map(|t| timeout_from(&t)).transpose()?,
         escalated_at: opt_time(row.get::<_, Option<i64>>(32)?)?,
+        reminded: u32::try_from(row.get::<_, i64>(34)?).map_err(|_| corrupt("reminded"))?,
         review: review_from(review_state.as_deref(), review.as_deref())?,
         outcome: outcome.map(|t| outcome_from(&t)).transpose()?,
         decided_at: opt_time(row.get::<_, Option<i64>>(28)?)?,

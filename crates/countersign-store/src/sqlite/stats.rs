@@ -348,13 +348,15 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Histogram, StoreError> {
 // ---- reading -----------------------------------------------------------------------------
 
 /// The columns of `actions` in [`rows::ACTION_COLUMNS`] order, without the arguments,
-/// reasoning, context and outcome, which statistics never read: a light copy of the record
-/// for windows' ends.
+/// reasoning, context, outcome and pending reminders, which statistics never read: a light
+/// copy of the record for windows' ends. It names as many columns as [`rows::ACTION_COLUMNS`]
+/// (the reader reads them by position): the SLA ladder's `escalated_at` and `reminded` are
+/// figures' inputs.
 pub(crate) const LIGHT_ACTION_COLUMNS: &str = "id, action, agent, owner, status, tier, rule, reason, '{}', \
      CASE WHEN original_args IS NULL THEN NULL ELSE '{}' END, NULL, '{}', confidence, hints, \
      idempotency_key, approvers, escalated_to, escalated, approvals_required, decisions, \
      deadline, timeout_plan, policy_hash, review_sample, review_state, review, NULL, \
-     created_at, decided_at, version, grant_id, reminders, escalated_at, next_step_at";
+     created_at, decided_at, version, grant_id, '[]', escalated_at, NULL, reminded";
 
 /// Sums read from rows, keyed by the rows' own text until the end.
 #[derive(Default)]

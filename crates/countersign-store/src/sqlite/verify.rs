@@ -373,6 +373,7 @@ pub(crate) fn stored_state(record: &ActionRecord) -> ActionState {
         }))),
         reminders: Some(json!(rows::moments(&gate.reminders))),
         escalated_at: Some(json!(gate.escalated_at.map(millis))),
+        reminded: Some(json!(gate.reminded)),
         grant: Some(json!(record.grant)),
     }
 }

@@ -68,16 +68,16 @@ async fn statistics_survive_a_restart_and_are_summed_for_older_databases() {
     store.close().await;
     drop(store);
 
-    // A database from before the sums were kept (schema 6, so also before graduation's
-    // version 8): the migration sums what it holds.
+    // A database from before the sums were kept (version 6, the outbox; neither the sums
+    // of 7 nor graduation's tables of 8): the migration sums what it holds.
     tamper(
         &db.path(),
         &[
             "DROP TABLE action_stats",
             "DROP TABLE reviewer_stats",
-            "DROP INDEX actions_history",
-            "DROP TABLE policy_loads",
             "DROP TABLE graduation_alerts",
+            "DROP TABLE policy_loads",
+            "DROP INDEX actions_history",
             "PRAGMA user_version = 6",
         ],
     )
@@ -109,14 +109,14 @@ async fn statistics_survive_a_restart_and_are_summed_for_older_databases_on_post
     store.close().await;
     drop(store);
 
-    // A database from before the sums were kept (schema 3, so also before graduation's
-    // version 5): the migration sums what it holds.
+    // A database from before the sums were kept (version 3, the outbox; neither the sums
+    // of 4 nor graduation's tables and column of 5): the migration sums what it holds.
     db.client()
         .await
         .batch_execute(
             "DROP TABLE action_stats; DROP TABLE reviewer_stats; \
+             DROP TABLE graduation_alerts; DROP TABLE policy_loads; \
              DROP INDEX actions_history; ALTER TABLE actions DROP COLUMN modified; \
-             DROP TABLE policy_loads; DROP TABLE graduation_alerts; \
              DELETE FROM countersign_schema WHERE version >= 4",
         )
         .await
