@@ -37,6 +37,10 @@ pub struct SubmitArgs {
     /// Makes retries safe: the same key and body give the same action.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Where the server POSTs the final status (signed); must match the server's
+    /// `callback_allow`.
+    #[arg(long, value_name = "URL")]
+    callback_url: Option<String>,
     /// Wait up to this many seconds for a decision. Exit 0: may run; 2: may not; 3: still
     /// pending.
     #[arg(long, value_name = "SECONDS")]
@@ -65,7 +69,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         confidence: args.confidence,
         hints: None,
         idempotency_key: args.idempotency_key,
-        callback_url: None,
+        callback_url: args.callback_url,
     };
     let client = Client::new(&args.server)?;
     block_on(async {

@@ -243,6 +243,24 @@ fn approval_story_with_exit_codes() {
     assert_eq!(read.status.code(), Some(0), "{}", stderr(&read));
     assert_eq!(json(&read)["status"], "allowed");
 
+    // A callback is refused at submission unless the config allows its URL (none here).
+    let callback = server.run(
+        &agent,
+        &[
+            "submit",
+            "--action",
+            "refund.create",
+            "--callback-url",
+            "http://169.254.169.254/latest",
+        ],
+    );
+    assert_eq!(callback.status.code(), Some(1), "{}", stderr(&callback));
+    assert!(
+        stderr(&callback).contains("callback"),
+        "{}",
+        stderr(&callback)
+    );
+
     // A waiting submit returns when a reviewer approves it from another terminal.
     let waiting = server.spawn(
         &agent,
