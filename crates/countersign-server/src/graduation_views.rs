@@ -283,7 +283,7 @@ impl ProposalView {
 
 /// The bars evidence must clear.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-pub struct ThresholdsView {
+pub struct GraduationThresholdsView {
     /// Relax when the error rate's 95% upper bound is under this; tighten when the flag
     /// rate's 95% lower bound is over it.
     pub target: f64,
@@ -293,9 +293,9 @@ pub struct ThresholdsView {
     pub window_days: u32,
 }
 
-impl From<&Thresholds> for ThresholdsView {
-    fn from(t: &Thresholds) -> ThresholdsView {
-        ThresholdsView {
+impl From<&Thresholds> for GraduationThresholdsView {
+    fn from(t: &Thresholds) -> GraduationThresholdsView {
+        GraduationThresholdsView {
             target: t.target,
             min_decisions: t.min_decisions,
             min_reviews: t.min_reviews,
@@ -338,7 +338,7 @@ pub struct GraduationView {
     pub policy_hash: String,
     /// The window's start.
     pub since: DateTime<Utc>,
-    pub thresholds: ThresholdsView,
+    pub thresholds: GraduationThresholdsView,
     pub evidence: Vec<EvidenceView>,
     pub proposals: Vec<ProposalView>,
     /// Whether every proposal's replay ran to the end within the time limit.

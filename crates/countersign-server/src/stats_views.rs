@@ -28,7 +28,7 @@ pub struct StatsView {
     /// Graduated rules whose post-hoc flag rate crossed the target and that are still in
     /// force as they were (whatever the window: a regression is a warning about now).
     #[serde(default)]
-    pub regressions: Vec<RegressionView>,
+    pub regressions: Vec<RegressionWarningView>,
     /// The thresholds in force (`[stats]` in the server's config).
     pub thresholds: ThresholdsView,
 }
@@ -147,7 +147,7 @@ pub struct SignalView {
 /// A graduated rule that regressed: reviewers were told (`graduation_regressed`), and the
 /// revert is ready (`countersign policy suggest`).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct RegressionView {
+pub struct RegressionWarningView {
     pub rule: String,
     pub action: String,
     /// When reviewers were told.
@@ -159,10 +159,10 @@ pub struct RegressionView {
     pub message: String,
 }
 
-impl From<&ActiveRegression> for RegressionView {
+impl From<&ActiveRegression> for RegressionWarningView {
     fn from(r: &ActiveRegression) -> Self {
         let summary = r.body["summary"].as_str().unwrap_or_default();
-        RegressionView {
+        RegressionWarningView {
             rule: r.rule.clone(),
             action: r.action.clone(),
             since: r.fired_at,
@@ -336,7 +336,10 @@ impl StatsView {
                 .map(|g| GroupView::new(g, settings))
                 .collect(),
             signals: report.signals.iter().map(SignalView::from).collect(),
-            regressions: regressions.iter().map(RegressionView::from).collect(),
+            regressions: regressions
+                .iter()
+                .map(RegressionWarningView::from)
+                .collect(),
             thresholds: settings.into(),
         }
     }

@@ -113,10 +113,10 @@ pub async fn list(
     ApiQuery(query): ApiQuery<DeliveryListQuery>,
 ) -> Result<Json<DeliveryPage>, AppError> {
     caller.require_admin("listing deliveries")?;
-    if query.limit == Some(0) {
+    if let Some(limit) = query.limit.filter(|l| !(1..=1000).contains(l)) {
         return Err(AppError::bad_request(
             "invalid_query",
-            "limit must be from 1 to 1000, found 0",
+            format!("limit must be from 1 to 1000, found {limit}"),
         ));
     }
     let page = state

@@ -170,7 +170,7 @@ pub async fn page(
             .collect(),
         regressions: regressions
             .iter()
-            .map(|r| crate::stats_views::RegressionView::from(r).message)
+            .map(|r| crate::stats_views::RegressionWarningView::from(r).message)
             .collect(),
         signals: by_rule.signals.iter().map(|s| s.message.clone()).collect(),
         charts_html: charts(&labels, &tallies, &figures)?,

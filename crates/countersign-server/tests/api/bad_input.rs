@@ -150,6 +150,8 @@ async fn bad_input_gets_a_precise_4xx_at_every_endpoint() {
         (post("/v1/policy/classify", lead, r#"{"actions":[]}"#), 403, "wrong_role"),
         (post("/v1/policy/classify", agent, r#"{"actions":[{"action":"a.b","hints":[true]}]}"#), 422, "invalid_body"),
         (post("/v1/grants", lead, "{"), 400, "malformed_json"),
+        (get("/v1/deliveries?limit=1001", admin), 400, "invalid_query"),
+        (get("/v1/deliveries?limit=0", admin), 400, "invalid_query"),
         (post("/v1/grants", lead, format!(r#"{{"agent":"support-bot","actions":"{}","duration":"1h"}}"#, "a".repeat(201))), 422, "invalid_actions"),
         (post("/v1/grants", lead, r#"{"agent":"support-bot","actions":"x","duration":"1h","extra":1}"#), 422, "invalid_body"),
         (post("/v1/grants", lead, r#"{"agent":"support-bot","actions":"x","duration":"1h","max_uses":-1}"#), 422, "invalid_body"),
