@@ -354,7 +354,7 @@ pub(crate) const LIGHT_ACTION_COLUMNS: &str = "id, action, agent, owner, status,
      CASE WHEN original_args IS NULL THEN NULL ELSE '{}' END, NULL, '{}', confidence, hints, \
      idempotency_key, approvers, escalated_to, escalated, approvals_required, decisions, \
      deadline, timeout_plan, policy_hash, review_sample, review_state, review, NULL, \
-     created_at, decided_at, version, grant_id";
+     created_at, decided_at, version, grant_id, reminders, escalated_at, next_step_at";
 
 /// Sums read from rows, keyed by the rows' own text until the end.
 #[derive(Default)]
@@ -686,6 +686,23 @@ mod tests {
         assert!(decode(&[]).unwrap().is_empty());
         assert!(decode(&[1]).is_err());
         assert!(decode(&[1, 0, 0x80]).is_err());
+    }
+
+    /// The light copy reads every column `action_from_row` reads (the SLA ladder's three
+    /// were missing: every window not aligned on hours, and the backfill of a database
+    /// migrated with actions in it, failed with "Invalid column index: 31").
+    #[test]
+    fn the_light_columns_are_the_action_columns() {
+        let conn = migrated();
+        let count = |columns: &str| {
+            conn.prepare(&format!("SELECT {columns} FROM actions"))
+                .unwrap()
+                .column_count()
+        };
+        assert_eq!(
+            count(LIGHT_ACTION_COLUMNS),
+            count(super::super::rows::ACTION_COLUMNS)
+        );
     }
 
     fn migrated() -> Connection {
