@@ -690,6 +690,23 @@ mod tests {
         assert!(decode(&[1, 0, 0x80]).is_err());
     }
 
+    /// The light copy reads every column `action_from_row` reads (the SLA ladder's three
+    /// were missing: every window not aligned on hours, and the backfill of a database
+    /// migrated with actions in it, failed with "Invalid column index: 31").
+    #[test]
+    fn the_light_columns_are_the_action_columns() {
+        let conn = migrated();
+        let count = |columns: &str| {
+            conn.prepare(&format!("SELECT {columns} FROM actions"))
+                .unwrap()
+                .column_count()
+        };
+        assert_eq!(
+            count(LIGHT_ACTION_COLUMNS),
+            count(super::super::rows::ACTION_COLUMNS)
+        );
+    }
+
     fn migrated() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrations::migrate(&mut conn).unwrap();
