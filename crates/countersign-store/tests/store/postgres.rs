@@ -90,12 +90,15 @@ impl PgDb {
         })
     }
 
+    /// An instance on the test database. Waits for a pooled connection up to 60 s rather
+    /// than the default 5 s: the tests check what happens, not how fast, and CI runs them
+    /// beside other suites on two cores (64 concurrent tasks once waited over 5 s there).
     pub async fn open(&self) -> Arc<PostgresStore> {
-        Arc::new(
-            PostgresStore::open(&self.url, PostgresOptions::default())
-                .await
-                .unwrap(),
-        )
+        let options = PostgresOptions {
+            acquire_timeout: Duration::from_secs(60),
+            ..PostgresOptions::default()
+        };
+        Arc::new(PostgresStore::open(&self.url, options).await.unwrap())
     }
 
     /// A client on the test database itself, for what an operator (or an attacker) does.
