@@ -87,7 +87,10 @@ pub async fn check(state: &AppState) -> Result<Vec<GraduationRegressed>, StoreEr
             })
         })
         .collect();
-    let fired = state.store().sync_regressions(holding, now).await?;
+    let fired = state
+        .store()
+        .sync_regressions(policy.hash().to_owned(), holding, now)
+        .await?;
     let events: Vec<GraduationRegressed> = fired.iter().map(event).collect();
     for event in &events {
         tracing::warn!(rule = %event.rule, action = %event.action, seq = event.audit_seq,

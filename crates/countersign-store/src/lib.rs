@@ -404,9 +404,14 @@ pub trait Store: Notifications + Send + Sync + 'static {
     /// Brings the regressions reviewers were told of in line with those that hold now, in
     /// one transaction: each new one gets a `graduation_regressed` audit entry (returned),
     /// each one told of before is left alone (told once), and each that no longer holds is
-    /// cleared (so that it is told again if it comes back).
+    /// cleared (so that it is told again if it comes back). `policy_hash` is the policy
+    /// the caller judged by: when the policy most recently put in force (the last
+    /// `policy_loaded`) is another, the caller is an instance left behind by a rolling
+    /// deploy and nothing changes — so instances running two policies never clear and
+    /// re-announce each other's alerts.
     fn sync_regressions(
         &self,
+        policy_hash: String,
         holding: Vec<NewRegression>,
         at: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>>;

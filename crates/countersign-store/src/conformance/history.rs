@@ -283,7 +283,7 @@ pub(super) async fn history(store: &dyn Store) {
     let signal = store.outbox_signal();
     signal.take_lanes();
     let fired = store
-        .sync_regressions(vec![regression("h2")], at)
+        .sync_regressions("h2".into(), vec![regression("h2")], at)
         .await
         .unwrap();
     assert_eq!(fired.len(), 1);
@@ -294,7 +294,7 @@ pub(super) async fn history(store: &dyn Store) {
     );
     assert!(
         store
-            .sync_regressions(vec![regression("h2")], at)
+            .sync_regressions("h2".into(), vec![regression("h2")], at)
             .await
             .unwrap()
             .is_empty()
@@ -311,7 +311,7 @@ pub(super) async fn history(store: &dyn Store) {
     assert_eq!(active[0].audit_seq, fired[0].seq);
     assert!(
         store
-            .sync_regressions(Vec::new(), at)
+            .sync_regressions("h2".into(), Vec::new(), at)
             .await
             .unwrap()
             .is_empty()
@@ -319,23 +319,50 @@ pub(super) async fn history(store: &dyn Store) {
     assert!(store.active_regressions().await.unwrap().is_empty());
     assert_eq!(
         store
-            .sync_regressions(vec![regression("h2")], at)
+            .sync_regressions("h2".into(), vec![regression("h2")], at)
             .await
             .unwrap()
             .len(),
         1
     );
     // Another policy in force: the old alert clears, the new one is told.
+    store
+        .record_policy_load(load("h3", "sighup"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         store
-            .sync_regressions(vec![regression("h3")], at)
+            .sync_regressions("h3".into(), vec![regression("h3")], at)
             .await
             .unwrap()
             .len(),
         1
     );
     assert_eq!(store.active_regressions().await.unwrap().len(), 1);
-    store.sync_regressions(Vec::new(), at).await.unwrap();
+    // An instance still on h2 during a rolling deploy neither clears h3's alert nor tells
+    // its own again.
+    for holding in [vec![], vec![regression("h2")]] {
+        assert!(
+            store
+                .sync_regressions("h2".into(), holding, at)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let active = store.active_regressions().await.unwrap();
+        assert_eq!(
+            active
+                .iter()
+                .map(|a| a.policy_hash.as_str())
+                .collect::<Vec<_>>(),
+            ["h3"]
+        );
+    }
+    store
+        .sync_regressions("h3".into(), Vec::new(), at)
+        .await
+        .unwrap();
     // Told three times (h2, h2 again after it cleared, h3): three events, three ids.
     let told = regression_deliveries().await;
     let ids: std::collections::BTreeSet<_> = told.iter().map(|t| t.0.clone()).collect();

@@ -315,6 +315,7 @@ async fn insert_entry(conn: &mut Conn, at: i64, draft: &Draft<'_>) -> Result<i64
 pub(crate) async fn sync_regressions(
     conn: &mut Conn,
     out: &Emitter,
+    policy_hash: &str,
     holding: Vec<NewRegression>,
     at: DateTime<Utc>,
 ) -> Result<Vec<i64>, StoreError> {
@@ -322,6 +323,18 @@ pub(crate) async fn sync_regressions(
     transaction!(conn, async {
         conn.execute("SELECT pg_advisory_xact_lock($1)", &[&GRADUATION_LOCK])
             .await?;
+        // An instance left behind by a rolling deploy changes nothing (Store docs).
+        let latest: Option<String> = conn
+            .query_opt(
+                "SELECT hash FROM policy_loads ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await?
+            .map(|row| get(&row, 0))
+            .transpose()?;
+        if latest.is_some_and(|latest| latest != policy_hash) {
+            return Ok(Vec::new());
+        }
         let live: Vec<(String, String, String)> = conn
             .query(
                 "SELECT rule, action, policy_hash FROM graduation_alerts WHERE cleared_at IS NULL",

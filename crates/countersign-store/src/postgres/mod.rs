@@ -1009,6 +1009,7 @@ impl Store for PostgresStore {
 
     fn sync_regressions(
         &self,
+        policy_hash: String,
         holding: Vec<NewRegression>,
         at: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>> {
@@ -1017,7 +1018,9 @@ impl Store for PostgresStore {
             move |inner| async move {
                 inner
                     .emitting(async |conn, out| {
-                        let ids = history_ops::sync_regressions(conn, out, holding, at).await?;
+                        let ids =
+                            history_ops::sync_regressions(conn, out, &policy_hash, holding, at)
+                                .await?;
                         history_ops::entries_by_id(conn, &ids).await
                     })
                     .await

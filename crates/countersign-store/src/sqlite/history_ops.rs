@@ -179,15 +179,20 @@ pub(crate) fn evidence_below(
         .unwrap_or_else(|| Evidence::new(key.clone())))
 }
 
+/// The hash of the policy most recently put in force, if any was recorded.
+fn latest_load(conn: &Conn) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT hash FROM policy_loads ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?)
+}
+
 pub(crate) fn record_policy_load(
     conn: &Conn,
     head: &mut Head,
     load: PolicyLoad,
 ) -> Result<Option<AuditEntry>, StoreError> {
-    let previous: Option<String> = conn
-        .prepare_cached("SELECT hash FROM policy_loads ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |row| row.get(0))
-        .optional()?;
+    let previous = latest_load(conn)?;
     if previous.as_deref() == Some(load.hash.as_str()) {
         return Ok(None);
     }
@@ -218,9 +223,13 @@ pub(crate) fn sync_regressions(
     conn: &Conn,
     head: &mut Head,
     out: &Emitter,
+    policy_hash: &str,
     holding: Vec<NewRegression>,
     at: DateTime<Utc>,
 ) -> Result<Vec<AuditEntry>, StoreError> {
+    if latest_load(conn)?.is_some_and(|latest| latest != policy_hash) {
+        return Ok(Vec::new());
+    }
     let live = active(conn)?;
     let holds = |a: &ActiveRegression| {
         holding

@@ -960,12 +960,15 @@ impl Store for SqliteStore {
 
     fn sync_regressions(
         &self,
+        policy_hash: String,
         holding: Vec<NewRegression>,
         at: DateTime<Utc>,
     ) -> BoxFuture<'_, StoreResult<Vec<AuditEntry>>> {
         let out = self.emitter();
         Box::pin(self.write(
-            move |conn, head| history_ops::sync_regressions(conn, head, &out, holding, at),
+            move |conn, head| {
+                history_ops::sync_regressions(conn, head, &out, &policy_hash, holding, at)
+            },
             no_action,
         ))
     }

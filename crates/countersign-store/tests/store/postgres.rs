@@ -218,7 +218,7 @@ async fn a_policy_load_and_a_regression_seen_by_two_instances_at_once_are_told_o
         }));
         syncs.push(tokio::spawn(async move {
             store
-                .sync_regressions(vec![regression], t0())
+                .sync_regressions("h1".into(), vec![regression], t0())
                 .await
                 .unwrap()
         }));
