@@ -26,7 +26,8 @@ use crate::approvers::Approvers;
 use crate::duration::ReviewDuration;
 use crate::name::Name;
 use crate::policy::{OnTimeout, ReviewSettings};
-use crate::sla::{self, RemindAt, SlaStep};
+use crate::sla::remind::{self, RemindAt};
+use crate::sla::step::SlaStep;
 use crate::tier::{Status, Tier};
 
 crate::vocabulary! {
@@ -229,7 +230,7 @@ impl Gate {
             original_args: None,
             deadline,
             reminders: match deadline {
-                Some(deadline) => sla::reminder_moments(&settings.remind_at, new.at, deadline),
+                Some(deadline) => remind::moments(&settings.remind_at, new.at, deadline),
                 None => Vec::new(),
             },
             reminded: 0,

@@ -3,7 +3,7 @@
 //! their actions first.
 
 use super::diagnostic::Reporter;
-use super::parse::{DefaultSpans, RuleSpans};
+use super::parse::spans::{DefaultSpans, RuleSpans};
 use super::{Defaults, OnTimeout, Rule};
 use crate::tier::Tier;
 

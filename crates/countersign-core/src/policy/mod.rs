@@ -33,7 +33,7 @@ pub(crate) use settings::strictest_timeout;
 use crate::duration::ReviewDuration;
 use crate::glob::Glob;
 use crate::name::Name;
-use crate::sla::RemindAt;
+use crate::sla::remind::RemindAt;
 use crate::tier::Tier;
 
 crate::vocabulary! {

@@ -22,7 +22,7 @@ use crate::approvers::Approvers;
 use crate::duration::ReviewDuration;
 use crate::name::Name;
 use crate::policy::Classification;
-use crate::sla::RemindAt;
+use crate::sla::remind::RemindAt;
 use crate::tier::Tier;
 
 /// What a classification means for review: who may decide, how many, and by when.

@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 use crate::duration::ReviewDuration;
 use crate::policy::diagnostic::{Reporter, did_you_mean};
 use crate::policy::{OnTimeout, Severity};
-use crate::sla::RemindAt;
+use crate::sla::remind::RemindAt;
 use crate::tier::Tier;
 
 /// Typed access to the keys of one table, reporting wrong types.

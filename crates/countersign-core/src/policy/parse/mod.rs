@@ -14,10 +14,12 @@ use toml::de::{DeTable, DeValue};
 mod condition;
 mod fields;
 mod rule;
+pub(super) mod spans;
 
 use super::diagnostic::{Reporter, did_you_mean};
 use super::{Checked, Defaults, Policy, lint};
 use rule::{parse_defaults, parse_rule};
+pub(super) use spans::{DefaultSpans, RuleSpans};
 
 const TOP_KEYS: &[&str] = &["version", "defaults", "rules"];
 const DEFAULT_KEYS: &[&str] = &[
@@ -50,30 +52,6 @@ const RULE_KEYS: &[&str] = &[
     "review_sample",
     "remind_at",
 ];
-
-/// Where the parts of a rule are written, for the cross-rule checks.
-pub(super) struct RuleSpans {
-    pub header: Range<usize>,
-    pub name: Range<usize>,
-    pub tier: Range<usize>,
-    pub actions: Vec<Range<usize>>,
-    pub on_timeout: Option<Range<usize>>,
-    /// The rule had errors of its own: it is linted against the others (names, timeouts)
-    /// but never trusted to shadow them.
-    pub broken: bool,
-    /// Its tier was missing or invalid (a placeholder stands in).
-    pub tier_unknown: bool,
-}
-
-/// The same for `[defaults]`.
-#[derive(Default)]
-pub(super) struct DefaultSpans {
-    pub table: Range<usize>,
-    pub tier: Option<Range<usize>>,
-    pub on_timeout: Option<Range<usize>>,
-    /// Whether `[defaults]` sets `on_timeout` itself.
-    pub on_timeout_set: bool,
-}
 
 pub(super) fn parse(source: &str) -> Checked {
     let mut report = Reporter::new(source);
